@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "lq",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "lq", targets: ["lq"]),
+        .library(name: "QubesStore", targets: ["QubesStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+    ],
+    targets: [
+        .target(
+            name: "QubesStore",
+            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]
+        ),
+        .executableTarget(
+            name: "lq",
+            dependencies: [
+                "QubesStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "lq-bench",
+            dependencies: ["QubesStore"],
+            path: "Benchmarks/lq-bench"
+        ),
+        .testTarget(
+            name: "QubesStoreTests",
+            dependencies: ["QubesStore"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

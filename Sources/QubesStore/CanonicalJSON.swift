@@ -1,0 +1,100 @@
+/// A JSON value for the canonical dump (spec §7.1): integers of any size as
+/// decimal text, object keys sorted by code point when written.
+public indirect enum JSONValue: Sendable, Hashable {
+    /// One member of an object. Keys are kept as given (no canonical
+    /// equivalence), so distinct names that Swift would call equal stay apart.
+    public struct Member: Sendable, Hashable {
+        public var key: String
+        public var value: JSONValue
+
+        public init(_ key: String, _ value: JSONValue) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    case null
+    case bool(Bool)
+    /// An integer, as canonical decimal text.
+    case integer(String)
+    case string(String)
+    case array([JSONValue])
+    case members([Member])
+
+    /// An optional string: `null` when `nil`.
+    static func string(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+
+    /// An object from a dictionary (for keys that are plain ASCII names).
+    public static func object(_ dictionary: [String: JSONValue]) -> JSONValue {
+        .members(dictionary.map { Member($0.key, $0.value) })
+    }
+
+    /// The canonical bytes: one-space indentation, keys in code-point order,
+    /// non-ASCII raw, a final newline.
+    public func canonicalBytes() -> [UInt8] {
+        var output: [UInt8] = []
+        write(into: &output, level: 0)
+        output.append(0x0A)
+        return output
+    }
+
+    private func write(into output: inout [UInt8], level: Int) {
+        switch self {
+        case .null: output.append(contentsOf: "null".utf8)
+        case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
+        case .integer(let text): output.append(contentsOf: text.utf8)
+        case .string(let text): Self.writeString(text, into: &output)
+        case .array(let items):
+            guard !items.isEmpty else { return output.append(contentsOf: "[]".utf8) }
+            output.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                Self.newline(into: &output, level: level + 1)
+                item.write(into: &output, level: level + 1)
+            }
+            Self.newline(into: &output, level: level)
+            output.append(UInt8(ascii: "]"))
+        case .members(let members):
+            guard !members.isEmpty else { return output.append(contentsOf: "{}".utf8) }
+            output.append(UInt8(ascii: "{"))
+            let sorted = members.sorted { $0.key.precedesByCodePoint($1.key) }
+            for (index, member) in sorted.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                Self.newline(into: &output, level: level + 1)
+                Self.writeString(member.key, into: &output)
+                output.append(contentsOf: ": ".utf8)
+                member.value.write(into: &output, level: level + 1)
+            }
+            Self.newline(into: &output, level: level)
+            output.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static func newline(into output: inout [UInt8], level: Int) {
+        output.append(0x0A)
+        for _ in 0..<level { output.append(0x20) }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    private static func writeString(_ text: String, into output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output.append(contentsOf: "\\\"".utf8)
+            case UInt8(ascii: "\\"): output.append(contentsOf: "\\\\".utf8)
+            case 0x0A: output.append(contentsOf: "\\n".utf8)
+            case 0x0D: output.append(contentsOf: "\\r".utf8)
+            case 0x09: output.append(contentsOf: "\\t".utf8)
+            case 0x08: output.append(contentsOf: "\\b".utf8)
+            case 0x0C: output.append(contentsOf: "\\f".utf8)
+            case 0..<0x20:
+                output.append(contentsOf: "\\u00".utf8)
+                output.append(hexDigits[Int(byte >> 4)])
+                output.append(hexDigits[Int(byte & 0x0F)])
+            default: output.append(byte)
+            }
+        }
+        output.append(UInt8(ascii: "\""))
+    }
+}

@@ -1,0 +1,151 @@
+/// `lq store check`: qubesd's load outcome plus what qubesd silently
+/// accepts but is wrong or dangerous.
+public struct CheckReport: Sendable {
+    /// Why qubesd would refuse the file (at most one: the load stops there).
+    public var errors: [StoreFinding]
+    /// What qubesd accepts but drops, changes, or should not accept.
+    public var warnings: [StoreFinding]
+
+    public init(errors: [StoreFinding] = [], warnings: [StoreFinding] = []) {
+        self.errors = errors
+        self.warnings = warnings
+    }
+}
+
+/// The QID range reserved for qubes merged in from shards.
+public let shardQIDRange = 8000...9999
+
+public enum StoreCheck {
+    /// Checks a qubes.xml document.
+    public static func check(_ bytes: [UInt8], options: LoadOptions = LoadOptions()) -> CheckReport {
+        let loaded: LoadedStore
+        do {
+            loaded = try Store.load(xml: bytes, options: options)
+        } catch let error as StoreError {
+            var message = "\(error.kind.rawValue): \(error.message)"
+            if let location = error.location { message = "line \(location.line), column \(location.column): " + message }
+            return CheckReport(errors: [StoreFinding(qube: error.qube, field: error.field, value: error.value, message: message)])
+        } catch {
+            return CheckReport(errors: [StoreFinding(qube: nil, field: nil, value: nil, message: "\(error)")])
+        }
+        var warnings = loaded.notes.map(\.finding)
+        let noted = Set(warnings.map { NoteKey(qube: $0.qube, field: $0.field) })
+        for change in changes(bytes, loaded.store, limits: options.limits) where !noted.contains(NoteKey(qube: change.qube, field: change.field)) {
+            warnings.append(change)
+        }
+        warnings += findings(loaded.store)
+        return CheckReport(warnings: warnings)
+    }
+
+    private struct NoteKey: Hashable {
+        var qube: String?
+        var field: String?
+    }
+
+    /// Problems of a loaded store that qubesd does not report.
+    public static func findings(_ store: Store) -> [StoreFinding] {
+        var findings: [StoreFinding] = []
+        var byUUID: [String: [String]] = [:]
+        for domain in store.domains {
+            byUUID[domain.uuid, default: []].append(domain.name)
+            if domain.vmClass != .adminVM, let problem = QubeName.problem(domain.name) {
+                findings.append(StoreFinding(qube: domain.name, field: "name", value: domain.name, message: "invalid qube name: \(problem)"))
+            }
+            if shardQIDRange.contains(domain.qid) {
+                findings.append(
+                    StoreFinding(
+                        qube: domain.name, field: "qid", value: String(domain.qid),
+                        message: "qid is in the range \(shardQIDRange.lowerBound)..\(shardQIDRange.upperBound) reserved for shard qubes"))
+            }
+            for (name, value) in domain.features {
+                if let problem = AdminAPIRules.featureProblem(name: name.value, value: value) {
+                    findings.append(StoreFinding(qube: domain.name, field: "features.\(name.value)", value: value, message: problem))
+                }
+            }
+            for tag in domain.tags where !AdminAPIRules.isValidTag(tag.value) {
+                findings.append(
+                    StoreFinding(qube: domain.name, field: "tags", value: tag.value, message: "tag must be non-empty and use only A-Z a-z 0-9 _ -"))
+            }
+            for volume in domain.volumes {
+                for (field, text) in [("rw", volume.rw), ("save_on_stop", volume.saveOnStop), ("snap_on_start", volume.snapOnStart)]
+                where text != "True" && text != "False" {
+                    findings.append(
+                        StoreFinding(
+                            qube: domain.name, field: "volume \(volume.name).\(field)", value: text,
+                            message: "volume flag is not True or False; qubesd keeps the text and reads any non-empty text as true"))
+                }
+            }
+        }
+        for (uuid, names) in byUUID where names.count > 1 {
+            for name in names.dropFirst() {
+                findings.append(
+                    StoreFinding(qube: name, field: "uuid", value: uuid, message: "uuid is also used by qube '\(names[0])'; lookups by uuid find only that one"))
+            }
+        }
+        var labelNames: [ExactString: Int] = [:]
+        for label in store.sortedLabels {
+            if label.color == nil {
+                findings.append(StoreFinding(qube: nil, field: "label \(label.name)", value: nil, message: "label has no color; every qubesd save fails"))
+            }
+            if let first = labelNames[ExactString(label.name)] {
+                findings.append(
+                    StoreFinding(qube: nil, field: "label-\(label.index)", value: label.name, message: "label name is also used by label-\(first)"))
+            } else {
+                labelNames[ExactString(label.name)] = label.index
+            }
+        }
+        return findings
+    }
+
+    /// Differences between what the file says and what qubesd keeps after loading it.
+    static func changes(_ bytes: [UInt8], _ store: Store, limits: XMLReader.Limits) -> [StoreFinding] {
+        guard let input = try? XMLReader.parse(bytes, limits: limits),
+            let saved = try? XMLReader.parse(XMLWriter.write(store), limits: .store)
+        else { return [] }
+        var findings: [StoreFinding] = []
+        if input.hasDoctype {
+            findings.append(
+                StoreFinding(qube: nil, field: "DOCTYPE", value: nil, message: "the DOCTYPE is dropped on save and its entities are replaced by their text"))
+        }
+        if let encoding = input.declaredEncoding, encoding.lowercased() != "utf-8" {
+            findings.append(StoreFinding(qube: nil, field: "encoding", value: encoding, message: "the file is written back as UTF-8 without declaration"))
+        }
+        return findings + DataView(input.root).differences(to: DataView(saved.root))
+    }
+}
+
+/// The qube-name rules qubesd applies to new qubes (spec §5).
+public enum QubeName {
+    /// Why `name` is not a valid qube name, or `nil` when it is.
+    public static func problem(_ name: String) -> String? {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first else { return "empty" }
+        if bytes.count > 31 { return "longer than 31 characters" }
+        let isLetter: (UInt8) -> Bool = { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
+        guard isLetter(first) else { return "must start with a letter" }
+        let allowed: (UInt8) -> Bool = { isLetter($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }
+        guard bytes.allSatisfy(allowed) else { return "may contain only letters, digits, '_', '.' and '-'" }
+        if ["Domain-0", "none", "default"].contains(name) { return "reserved name" }
+        if name.hasSuffix("-dm") { return "must not end in '-dm'" }
+        return nil
+    }
+}
+
+/// What qubesd's Admin API accepts (spec §5): stricter than what a load accepts.
+public enum AdminAPIRules {
+    /// Why a feature cannot be set through the Admin API, or `nil`.
+    public static func featureProblem(name: String, value: String) -> String? {
+        let nameOK = !name.isEmpty && name.utf8.allSatisfy {
+            (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2E
+                || $0 == 0x2D
+        }
+        if !nameOK { return "feature name must match [a-zA-Z0-9_.-]+" }
+        if !value.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) {
+            return "feature value must be printable ASCII (no tab, no newline)"
+        }
+        return nil
+    }
+
+    /// A tag the Admin API accepts: non-empty, `A-Z a-z 0-9 _ -`.
+    public static func isValidTag(_ tag: String) -> Bool { !tag.isEmpty && ValueParsers.isValidTag(tag) }
+}

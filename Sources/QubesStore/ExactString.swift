@@ -1,0 +1,37 @@
+/// A string that is compared, hashed and ordered by its Unicode code points,
+/// as Python (and so qubesd) does.
+///
+/// Swift's `String` equality uses canonical equivalence, so `"é"` (U+00E9)
+/// and `"e\u{301}"` are equal and hash alike; qubesd keeps them apart. Use
+/// this type for qube names, feature names and tags wherever they are keys
+/// or sorted.
+public struct ExactString: Hashable, Comparable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    public let value: String
+
+    public init(_ value: String) { self.value = value }
+    public init(stringLiteral value: String) { self.value = value }
+
+    public var description: String { value }
+
+    public static func == (lhs: ExactString, rhs: ExactString) -> Bool {
+        lhs.value.utf8.elementsEqual(rhs.value.utf8)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        var copy = value
+        copy.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Code point order; the same as the byte order of the UTF-8 encodings.
+    public static func < (lhs: ExactString, rhs: ExactString) -> Bool {
+        lhs.value.utf8.lexicographicallyPrecedes(rhs.value.utf8)
+    }
+}
+
+extension String {
+    /// Code point order, as Python compares strings.
+    @inlinable
+    func precedesByCodePoint(_ other: String) -> Bool {
+        utf8.lexicographicallyPrecedes(other.utf8)
+    }
+}

@@ -1,0 +1,216 @@
+import OrderedCollections
+
+/// The class of a qube, as written in `<domain class="…">`.
+public enum VMClass: String, Sendable, Hashable, CaseIterable {
+    case adminVM = "AdminVM"
+    case appVM = "AppVM"
+    case templateVM = "TemplateVM"
+    case dispVM = "DispVM"
+    case standaloneVM = "StandaloneVM"
+    case remoteVM = "RemoteVM"
+
+    /// Whether qubes of this class have volumes (`<volume-config>`).
+    public var hasVolumes: Bool { self != .adminVM && self != .remoteVM }
+    /// Whether qubes of this class are based on a template.
+    public var hasTemplate: Bool { self == .appVM || self == .dispVM }
+    /// Whether this is one of the QubesVM classes (not dom0, not remote).
+    public var isQubesVM: Bool { hasVolumes }
+}
+
+/// A label (colour) qubes can wear.
+public struct Label: Sendable, Hashable {
+    public var index: Int
+    /// The colour text, kept verbatim (`0xcc0000`); `nil` makes every save fail as in qubesd.
+    public var color: String?
+    public var name: String
+
+    public init(index: Int, color: String?, name: String) {
+        self.index = index
+        self.color = color
+        self.name = name
+    }
+}
+
+/// A storage pool; its attributes are kept in the order they are written.
+public struct Pool: Sendable, Hashable {
+    public var name: String
+    public var driver: String
+    /// Every attribute of the `<pool>` element, `name` and `driver` included, in save order.
+    public var attributes: [XMLNode.Attribute]
+
+    public init(name: String, driver: String, attributes: [XMLNode.Attribute]) {
+        self.name = name
+        self.driver = driver
+        self.attributes = attributes
+    }
+
+    /// The value of attribute `name`.
+    public subscript(attribute name: String) -> String? {
+        attributes.first { $0.name == name }?.value
+    }
+}
+
+/// One device assigned to a qube.
+public struct DeviceAssignment: Sendable, Hashable {
+    /// The backend qube's name; `nil` means any (`*`).
+    public var backendDomain: String?
+    /// The port id (`00_14.3` for PCI); `*` for any.
+    public var port: String
+    /// The device identity (`8086:a0f0::p028000`); `*` for any.
+    public var identity: String
+    /// `required`, `auto-attach` or `ask-to-attach`.
+    public var mode: String
+    /// Options in insertion order; a `nil` name loads but makes every save fail, as in qubesd.
+    public var options: [(name: String?, value: String)]
+
+    public init(
+        backendDomain: String?, port: String, identity: String, mode: String,
+        options: [(name: String?, value: String)] = []
+    ) {
+        self.backendDomain = backendDomain
+        self.port = port
+        self.identity = identity
+        self.mode = mode
+        self.options = options
+    }
+
+    public static func == (lhs: DeviceAssignment, rhs: DeviceAssignment) -> Bool {
+        lhs.backendDomain == rhs.backendDomain && lhs.port == rhs.port && lhs.identity == rhs.identity
+            && lhs.mode == rhs.mode && lhs.options.elementsEqual(rhs.options) { $0.name == $1.name && $0.value == $1.value }
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(backendDomain)
+        hasher.combine(port)
+        hasher.combine(identity)
+    }
+}
+
+/// A volume of a qube, as saved in `<volume-config>`.
+///
+/// Values are the saved texts: qubesd writes back non-boolean `rw` texts
+/// (`yes`) verbatim, so they are kept as text; `isTrue` reads them as qubesd does.
+public struct Volume: Sendable, Hashable {
+    public var name: String
+    public var pool: String
+    public var vid: String
+    public var revisionsToKeep: String
+    public var rw: String
+    public var saveOnStop: String
+    public var snapOnStart: String
+    /// Written only when given explicitly.
+    public var ephemeral: String?
+    /// Size in bytes; not written when zero.
+    public var size: String?
+    /// The vid of the volume this one is a snapshot of.
+    public var source: String?
+
+    public init(
+        name: String, pool: String, vid: String, revisionsToKeep: String, rw: String, saveOnStop: String,
+        snapOnStart: String, ephemeral: String? = nil, size: String? = nil, source: String? = nil
+    ) {
+        self.name = name
+        self.pool = pool
+        self.vid = vid
+        self.revisionsToKeep = revisionsToKeep
+        self.rw = rw
+        self.saveOnStop = saveOnStop
+        self.snapOnStart = snapOnStart
+        self.ephemeral = ephemeral
+        self.size = size
+        self.source = source
+    }
+
+    /// The attributes of the saved `<volume>` element, in order.
+    public var savedAttributes: [XMLNode.Attribute] {
+        var attributes: [XMLNode.Attribute] = [
+            .init(name: "name", value: name), .init(name: "pool", value: pool), .init(name: "vid", value: vid),
+            .init(name: "revisions_to_keep", value: revisionsToKeep), .init(name: "rw", value: rw),
+            .init(name: "save_on_stop", value: saveOnStop), .init(name: "snap_on_start", value: snapOnStart),
+        ]
+        if let ephemeral { attributes.append(.init(name: "ephemeral", value: ephemeral)) }
+        if let size { attributes.append(.init(name: "size", value: size)) }
+        if let source { attributes.append(.init(name: "source", value: source)) }
+        return attributes
+    }
+
+    /// Python truthiness of a saved flag text: `True` and any non-empty text
+    /// other than `False` count as true.
+    public static func isTrue(_ text: String) -> Bool { !text.isEmpty && text != "False" }
+}
+
+/// One qube (`<domain>`).
+public struct Domain: Sendable {
+    public var vmClass: VMClass
+    public var qid: Int
+    public var name: String
+    /// Canonical lower-case uuid text.
+    public var uuid: String
+    /// Explicit properties other than `name`, `qid` and `uuid`: name → saved text.
+    public var properties: [String: String]
+    /// Explicit text properties whose value is "no value" (an empty element
+    /// of a plain text property): saved as the text `None`, read as none.
+    public var noneProperties: Set<String> = []
+    /// Features in insertion order: name → value.
+    public var features: OrderedDictionary<ExactString, String>
+    /// Tags, in the order they were added.
+    public var tags: OrderedSet<ExactString>
+    /// Device assignments per device class, classes in order of first use.
+    public var devices: OrderedDictionary<String, [DeviceAssignment]>
+    /// Volumes in save order.
+    public var volumes: [Volume]
+
+    public init(
+        vmClass: VMClass, qid: Int, name: String, uuid: String, properties: [String: String] = [:],
+        features: OrderedDictionary<ExactString, String> = [:], tags: OrderedSet<ExactString> = [],
+        devices: OrderedDictionary<String, [DeviceAssignment]> = [:], volumes: [Volume] = []
+    ) {
+        self.vmClass = vmClass
+        self.qid = qid
+        self.name = name
+        self.uuid = uuid
+        self.properties = properties
+        self.features = features
+        self.tags = tags
+        self.devices = devices
+        self.volumes = volumes
+    }
+
+    /// The name → saved text of every explicit property, `name`, `qid` and `uuid` included.
+    public var explicitProperties: [String: String] {
+        var all = properties
+        if vmClass != .adminVM {
+            all["name"] = name
+            all["qid"] = String(qid)
+            all["uuid"] = uuid
+        }
+        return all
+    }
+
+    /// Whether any PCI device is assigned.
+    public var hasPCIDevices: Bool { !(devices["pci"]?.isEmpty ?? true) }
+}
+
+/// A warning about a store: something qubesd accepts (or silently changes)
+/// that is wrong or dangerous.
+public struct StoreFinding: Sendable, Hashable, CustomStringConvertible {
+    public var qube: String?
+    public var field: String?
+    public var value: String?
+    public var message: String
+
+    public init(qube: String?, field: String?, value: String?, message: String) {
+        self.qube = qube
+        self.field = field
+        self.value = value
+        self.message = message
+    }
+
+    public var description: String {
+        var context: [String] = []
+        if let qube { context.append("qube '\(qube)'") }
+        if let field { context.append("field '\(field)'") }
+        if let value { context.append("value '\(value)'") }
+        return context.isEmpty ? message : message + " (" + context.joined(separator: ", ") + ")"
+    }
+}

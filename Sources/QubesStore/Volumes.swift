@@ -1,0 +1,213 @@
+import OrderedCollections
+
+/// One value of a qube's volume configuration before the volume is built.
+enum VolumeConfigValue: Hashable {
+    /// The exact texts `True` / `False`.
+    case flag(Bool)
+    case text(String)
+    /// `source` with no value: take source, pool and size from the template.
+    case fromTemplate
+
+    var text: String {
+        switch self {
+        case .flag(let value): value ? "True" : "False"
+        case .text(let value): value
+        case .fromTemplate: "None"
+        }
+    }
+
+    var isTrue: Bool {
+        switch self {
+        case .flag(let value): value
+        case .text(let value): !value.isEmpty
+        case .fromTemplate: false
+        }
+    }
+}
+
+/// A qube's volume configuration: class defaults updated by `<volume-config>`.
+struct VolumeConfigs {
+    var volumes: OrderedDictionary<String, OrderedDictionary<String, VolumeConfigValue>>
+
+    static let knownKeys: Set<String> = [
+        "name", "pool", "vid", "revisions_to_keep", "rw", "save_on_stop", "snap_on_start", "size", "source", "ephemeral",
+        "internal",
+    ]
+
+    /// The class defaults (spec §3.4).
+    static func defaults(for vmClass: VMClass) -> OrderedDictionary<String, OrderedDictionary<String, VolumeConfigValue>> {
+        func volume(_ name: String, _ values: [(String, VolumeConfigValue)]) -> (String, OrderedDictionary<String, VolumeConfigValue>) {
+            var config: OrderedDictionary<String, VolumeConfigValue> = ["name": .text(name)]
+            for (key, value) in values { config[key] = value }
+            return (name, config)
+        }
+        let snapshot: [(String, VolumeConfigValue)] = [
+            ("snap_on_start", .flag(true)), ("save_on_stop", .flag(false)), ("rw", .flag(true)), ("source", .fromTemplate),
+        ]
+        let persistent: (String) -> [(String, VolumeConfigValue)] = { size in
+            [("snap_on_start", .flag(false)), ("save_on_stop", .flag(true)), ("rw", .flag(true)), ("size", .text(size))]
+        }
+        let volatile: (String) -> [(String, VolumeConfigValue)] = { size in
+            [("snap_on_start", .flag(false)), ("save_on_stop", .flag(false)), ("rw", .flag(true)), ("size", .text(size))]
+        }
+        let kernel = volume("kernel", [("snap_on_start", .flag(false)), ("save_on_stop", .flag(false)), ("rw", .flag(false))])
+        let entries: [(String, OrderedDictionary<String, VolumeConfigValue>)]
+        switch vmClass {
+        case .appVM:
+            entries = [
+                volume("root", snapshot), volume("private", persistent("2147483648")),
+                volume("volatile", volatile("10737418240")), kernel,
+            ]
+        case .templateVM, .standaloneVM:
+            entries = [
+                volume("root", persistent("10737418240")), volume("private", persistent("2147483648")),
+                volume("volatile", volatile("10737418240")), kernel,
+            ]
+        case .dispVM:
+            entries = [
+                volume("root", snapshot), volume("private", snapshot), volume("volatile", volatile("12884901888")), kernel,
+            ]
+        case .adminVM, .remoteVM:
+            entries = []
+        }
+        return OrderedDictionary(uniqueKeysWithValues: entries)
+    }
+
+    /// Reads `<volume-config>` of a `<domain>` over the class defaults.
+    static func read(_ element: XMLNode, vmClass: VMClass, qube: String?) throws -> VolumeConfigs {
+        var volumes = defaults(for: vmClass)
+        guard vmClass.hasVolumes else { return VolumeConfigs(volumes: volumes) }
+        for volume in Loader.elements(element, "volume-config", "volume") {
+            guard let name = volume.attribute("name") else {
+                throw StoreError(.assertionError, "volume without name", qube: qube, field: "volume")
+            }
+            var config = volumes[name] ?? [:]
+            for attribute in volume.attributes {
+                switch attribute.value {
+                case "True": config[attribute.name] = .flag(true)
+                case "False": config[attribute.name] = .flag(false)
+                default: config[attribute.name] = .text(attribute.value)
+                }
+            }
+            volumes[name] = config
+        }
+        return VolumeConfigs(volumes: volumes)
+    }
+}
+
+/// Builds a qube's volumes from its configuration as qubesd's storage layer
+/// does at domain-load (spec §3.4).
+struct VolumeBuilder {
+    let store: Store
+    let configs: [Int: VolumeConfigs]
+    /// `pool \0 vid` of every volume some qube is configured with.
+    let knownVolumes: Set<String>
+
+    init(store: Store, configs: [Int: VolumeConfigs]) {
+        self.store = store
+        self.configs = configs
+        var known = Set<String>()
+        for (qid, qubeConfigs) in configs {
+            guard let domain = store[qid: qid] else { continue }
+            for (name, config) in qubeConfigs.volumes {
+                let pool = config["pool"]?.text ?? store.defaultPool(forVolume: name) ?? ""
+                let vid = config["vid"]?.text ?? Self.defaultVID(domain, name)
+                known.insert(pool + "\u{0}" + vid)
+            }
+        }
+        knownVolumes = known
+    }
+
+    static func defaultVID(_ domain: Domain, _ volume: String) -> String {
+        (domain.vmClass == .templateVM ? "vm-templates/" : "appvms/") + domain.name + "/" + volume
+    }
+
+    func volumes(of domain: Domain) throws -> [Volume] {
+        guard let qubeConfigs = configs[domain.qid] else { return [] }
+        return try qubeConfigs.volumes.keys.map { try volume($0, of: domain, depth: 0) }
+    }
+
+    private func volume(_ name: String, of domain: Domain, depth: Int) throws -> Volume {
+        guard let config = configs[domain.qid]?.volumes[name] else {
+            throw StoreError(.keyError, "'\(name)'", qube: domain.name, field: "volume")
+        }
+        func fail(_ kind: StoreError.Kind, _ message: String, _ value: String? = nil) -> StoreError {
+            StoreError(kind, message, qube: domain.name, field: "volume \(name)", value: value)
+        }
+        for key in config.keys where !VolumeConfigs.knownKeys.contains(key) {
+            throw fail(.typeError, "object.__init__() takes exactly one argument (the instance to initialize)", key)
+        }
+        var pool = config["pool"]?.text
+        var size = config["size"]
+        var source: String?
+        switch config["source"] {
+        case .fromTemplate?:
+            guard let templateName = domain.properties["template"], let template = store[templateName] else {
+                throw fail(.attributeError, "property 'template' have no default")
+            }
+            guard depth < 16 else { throw fail(.assertionError, "template chain too deep") }
+            let origin = try volume(name, of: template, depth: depth + 1)
+            source = origin.source ?? origin.vid
+            pool = origin.pool
+            size = origin.size.map(VolumeConfigValue.text)
+        case let value?:
+            let vid = value.text
+            guard let sourcePool = pool, knownVolumes.contains(sourcePool + "\u{0}" + vid) else {
+                throw fail(.keyError, "'\(vid)'", vid)
+            }
+            source = vid
+        case nil:
+            break
+        }
+        guard let poolName = pool ?? store.defaultPool(forVolume: name) else {
+            throw fail(.attributeError, "'Qubes' object has no attribute 'default_pool_\(name)'")
+        }
+        guard let poolInfo = store.pools[poolName], let driver = PoolDriver(rawValue: poolInfo.driver) else {
+            throw fail(.qubesException, "Unknown storage pool \(poolName)", poolName)
+        }
+        var sizeText: String?
+        if let size {
+            guard let number = ValueParsers.pythonInt(size.text) else {
+                throw fail(.valueError, "invalid literal for int() with base 10: '\(size.text)'", size.text)
+            }
+            sizeText = number == "0" ? nil : number
+        }
+        var revisions = config["revisions_to_keep"]?.text
+        if let revisions, ValueParsers.pythonInt(revisions) == nil {
+            throw fail(.valueError, "invalid literal for int() with base 10: '\(revisions)'", revisions)
+        }
+        let rw = config["rw"] ?? .flag(false)
+        let saveOnStop = config["save_on_stop"] ?? .flag(false)
+        let snapOnStart = config["snap_on_start"] ?? .flag(false)
+        if snapOnStart.isTrue && source == nil {
+            throw fail(.storagePoolException, "snap_on_start specified on '\(name)' but no volume source set")
+        }
+        if !snapOnStart.isTrue && source != nil {
+            throw fail(.storagePoolException, "source specified on '\(name)' but no snap_on_start set")
+        }
+        var vid = config["vid"]?.text ?? Self.defaultVID(domain, name)
+        let poolRevisions = poolInfo[attribute: "revisions_to_keep"] ?? "1"
+        switch driver {
+        case .linuxKernel:
+            if rw.isTrue { throw fail(.assertionError, "a volume in a linux-kernel pool must be read-only", rw.text) }
+            vid = store.effectiveKernel(of: domain) ?? ""
+            revisions = "0"
+        case .file:
+            if snapOnStart.isTrue && saveOnStop.isTrue {
+                throw fail(.notImplementedError, "snap_on_start + save_on_stop not supported by file driver")
+            }
+            revisions = saveOnStop.isTrue ? (revisions.flatMap(ValueParsers.pythonInt) ?? poolRevisions) : "0"
+        case .lvmThin:
+            if config["vid"] == nil {
+                vid = (poolInfo[attribute: "volume_group"] ?? "") + "/vm-" + domain.name + "-" + name
+            }
+            revisions = revisions ?? poolRevisions
+        case .fileReflink, .zfs, .callback:
+            revisions = revisions ?? poolRevisions
+        }
+        return Volume(
+            name: name, pool: poolName, vid: vid, revisionsToKeep: revisions ?? poolRevisions, rw: rw.text,
+            saveOnStop: saveOnStop.text, snapOnStart: snapOnStart.text, ephemeral: config["ephemeral"]?.text,
+            size: sizeText, source: source)
+    }
+}

@@ -1,0 +1,178 @@
+/// Writes a store as the exact bytes qubesd's save produces (spec §1).
+public enum XMLWriter {
+    /// The qubes.xml bytes of `store`.
+    /// - Throws: `StoreError` (`TypeError`) where qubesd's save fails too: a
+    ///   label without colour, a device option without name.
+    /// - Complexity: O(n log n) in the number of qubes (sorting by name).
+    public static func write(_ store: Store) throws -> [UInt8] {
+        var output = Output()
+        output.bytes.reserveCapacity(1024 + store.count * 1500)
+        output.open("qubes", level: 0)
+
+        let labels = store.sortedLabels
+        try output.container("labels", level: 1, isEmpty: labels.isEmpty) { output in
+            for label in labels {
+                guard let color = label.color else { throw unsavable("label \(label.name) has no color") }
+                output.textElement(
+                    "label", attributes: [("id", "label-\(label.index)"), ("color", color)], text: label.name, level: 2)
+            }
+        }
+        output.container("pools", level: 1, isEmpty: store.pools.isEmpty) { output in
+            for pool in store.pools.values {
+                output.emptyElement("pool", attributes: pool.attributes.map { ($0.name, $0.value) }, level: 2)
+            }
+        }
+        writeProperties(store.globalProperties, vmClass: nil, level: 1, into: &output)
+        let domains = store.domains
+        try output.container("domains", level: 1, isEmpty: domains.isEmpty) { output in
+            for domain in domains { try write(domain, into: &output) }
+        }
+        output.close("qubes", level: 0)
+        return output.bytes
+    }
+
+    static func unsavable(_ detail: String) -> StoreError {
+        StoreError(.typeError, "Argument must be bytes or unicode, got 'NoneType' (\(detail))")
+    }
+
+    private static func writeProperties(_ properties: [String: String], vmClass: VMClass?, level: Int, into output: inout Output) {
+        let names = Schema.sortedForSave(properties.keys, of: vmClass)
+        output.container("properties", level: level, isEmpty: names.isEmpty) { output in
+            for name in names {
+                output.textElement("property", attributes: [("name", name)], text: properties[name] ?? "", level: level + 1)
+            }
+        }
+    }
+
+    private static func write(_ domain: Domain, into output: inout Output) throws {
+        output.open("domain", attributes: [("id", "domain-\(domain.qid)"), ("class", domain.vmClass.rawValue)], level: 2)
+        writeProperties(domain.explicitProperties, vmClass: domain.vmClass, level: 3, into: &output)
+        output.container("features", level: 3, isEmpty: domain.features.isEmpty) { output in
+            for (name, value) in domain.features {
+                output.textElement("feature", attributes: [("name", name.value)], text: value, level: 4)
+            }
+        }
+        output.container("tags", level: 3, isEmpty: domain.tags.isEmpty) { output in
+            for tag in domain.tags { output.emptyElement("tag", attributes: [("name", tag.value)], level: 4) }
+        }
+        for (deviceClass, assignments) in domain.devices {
+            try output.container("devices", attributes: [("class", deviceClass)], level: 3, isEmpty: assignments.isEmpty) { output in
+                for device in assignments {
+                    let attributes = [
+                        ("backend-domain", device.backendDomain ?? "*"), ("id", device.port), ("mode", device.mode),
+                        ("identity", device.identity),
+                    ]
+                    try output.container("device", attributes: attributes, level: 4, isEmpty: device.options.isEmpty) { output in
+                        for option in device.options {
+                            guard let name = option.name else {
+                                throw unsavable("qube \(domain.name) has a device option without name")
+                            }
+                            output.textElement("option", attributes: [("name", name)], text: option.value, level: 5)
+                        }
+                    }
+                }
+            }
+        }
+        if domain.vmClass.hasVolumes {
+            output.container("volume-config", level: 3, isEmpty: domain.volumes.isEmpty) { output in
+                for volume in domain.volumes {
+                    output.emptyElement("volume", attributes: volume.savedAttributes.map { ($0.name, $0.value) }, level: 4)
+                }
+            }
+        }
+        output.close("domain", level: 2)
+    }
+}
+
+/// A byte buffer with lxml's pretty-printing rules.
+struct Output {
+    var bytes: [UInt8] = []
+
+    mutating func indent(_ level: Int) {
+        for _ in 0..<(level * 2) { bytes.append(0x20) }
+    }
+
+    mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
+
+    mutating func startTag(_ name: String, _ attributes: [(String, String)]) {
+        bytes.append(UInt8(ascii: "<"))
+        append(name)
+        for (key, value) in attributes {
+            bytes.append(0x20)
+            append(key)
+            bytes.append(contentsOf: "=\"".utf8)
+            escapeAttribute(value)
+            bytes.append(UInt8(ascii: "\""))
+        }
+    }
+
+    mutating func open(_ name: String, attributes: [(String, String)] = [], level: Int) {
+        indent(level)
+        startTag(name, attributes)
+        bytes.append(contentsOf: ">\n".utf8)
+    }
+
+    mutating func close(_ name: String, level: Int) {
+        indent(level)
+        bytes.append(contentsOf: "</".utf8)
+        append(name)
+        bytes.append(contentsOf: ">\n".utf8)
+    }
+
+    mutating func emptyElement(_ name: String, attributes: [(String, String)], level: Int) {
+        indent(level)
+        startTag(name, attributes)
+        bytes.append(contentsOf: "/>\n".utf8)
+    }
+
+    mutating func textElement(_ name: String, attributes: [(String, String)], text: String, level: Int) {
+        indent(level)
+        startTag(name, attributes)
+        bytes.append(UInt8(ascii: ">"))
+        escapeText(text)
+        bytes.append(contentsOf: "</".utf8)
+        append(name)
+        bytes.append(contentsOf: ">\n".utf8)
+    }
+
+    /// An element with children, written self-closing when it has none.
+    mutating func container(
+        _ name: String, attributes: [(String, String)] = [], level: Int, isEmpty: Bool,
+        _ body: (inout Output) throws -> Void
+    ) rethrows {
+        if isEmpty {
+            emptyElement(name, attributes: attributes, level: level)
+            return
+        }
+        open(name, attributes: attributes, level: level)
+        try body(&self)
+        close(name, level: level)
+    }
+
+    mutating func escapeText(_ text: String) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "&"): bytes.append(contentsOf: "&amp;".utf8)
+            case UInt8(ascii: "<"): bytes.append(contentsOf: "&lt;".utf8)
+            case UInt8(ascii: ">"): bytes.append(contentsOf: "&gt;".utf8)
+            case 0x0D: bytes.append(contentsOf: "&#13;".utf8)
+            default: bytes.append(byte)
+            }
+        }
+    }
+
+    mutating func escapeAttribute(_ text: String) {
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "&"): bytes.append(contentsOf: "&amp;".utf8)
+            case UInt8(ascii: "<"): bytes.append(contentsOf: "&lt;".utf8)
+            case UInt8(ascii: ">"): bytes.append(contentsOf: "&gt;".utf8)
+            case UInt8(ascii: "\""): bytes.append(contentsOf: "&quot;".utf8)
+            case 0x09: bytes.append(contentsOf: "&#9;".utf8)
+            case 0x0A: bytes.append(contentsOf: "&#10;".utf8)
+            case 0x0D: bytes.append(contentsOf: "&#13;".utf8)
+            default: bytes.append(byte)
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import QubesStore
+import Testing
+
+@Suite struct CheckTests {
+    @Test(arguments: Fixtures.inputs("valid"))
+    func cleanStoresHaveNoFindings(_ name: String) throws {
+        let bytes = try Fixtures.bytes(Fixtures.bundled.appendingPathComponent("valid/\(name).xml"))
+        let report = StoreCheck.check(bytes)
+        #expect(report.errors.isEmpty)
+        #expect(report.warnings.isEmpty, "\(report.warnings)")
+    }
+
+    @Test(arguments: Fixtures.inputs("invalid"))
+    func invalidCasesAreReported(_ name: String) throws {
+        let folder = Fixtures.bundled.appendingPathComponent("invalid")
+        let bytes = try Fixtures.bytes(folder.appendingPathComponent(name + ".xml"))
+        let verdict = try Fixtures.text(folder.appendingPathComponent(name + ".expect")).split(separator: " ")
+        let report = StoreCheck.check(bytes)
+        if verdict[0] == "reject" {
+            #expect(report.errors.count == 1)
+            #expect(report.errors.first?.message.contains(String(verdict[1].prefix { $0 != "\n" })) == true)
+        } else {
+            #expect(report.errors.isEmpty, "\(report.errors)")
+            #expect(!report.warnings.isEmpty, "\(name): qubesd drops, changes or accepts something dubious here")
+        }
+    }
+
+    @Test func findingsNameQubeFieldAndValue() throws {
+        let bytes = try Fixtures.bytes(Fixtures.bundled.appendingPathComponent("invalid/prop-bool-yes.xml"))
+        let report = StoreCheck.check(bytes)
+        let autostart = report.warnings.first { $0.field == "autostart" }
+        #expect(autostart?.qube == "work")
+        #expect(autostart?.value == "yes")
+        #expect(autostart?.message == "changed to 'True' on load")
+    }
+
+    @Test func shardRangeAndDuplicateUUIDsAreWarned() throws {
+        var text = try Fixtures.text(Fixtures.bundled.appendingPathComponent("valid/qubes-mini.xml"))
+        text = text.replacingOccurrences(of: "<property name=\"qid\">14</property>", with: "<property name=\"qid\">8100</property>")
+        let report = StoreCheck.check(Array(text.utf8))
+        #expect(report.warnings.contains { $0.field == "qid" && $0.value == "8100" })
+        let duplicate = try Fixtures.bytes(Fixtures.bundled.appendingPathComponent("invalid/domain-duplicate-uuid.xml"))
+        #expect(StoreCheck.check(duplicate).warnings.contains { $0.field == "uuid" })
+    }
+
+    @Test func emptyDispVMTemplateIsRejectedInsteadOfLooping() throws {
+        var text = try Fixtures.text(Fixtures.bundled.appendingPathComponent("valid/qubes-mini.xml"))
+        text = text.replacingOccurrences(of: "<property name=\"template\">default-dvm</property>", with: "<property name=\"template\"></property>")
+        #expect(throws: StoreError.self) { try Store.load(xml: Array(text.utf8)) }
+        do {
+            _ = try Store.load(xml: Array(text.utf8))
+        } catch let error as StoreError {
+            #expect(error.kind == .qubesPropertyValueError)
+            #expect(error.qube != nil && error.field == "template")
+        }
+    }
+}
+
+/// The large stores live in the shared fixture folder only.
+@Suite(.enabled(if: Fixtures.shared != nil, "shared fixtures (qubes-scaled-1000/5000) not found next to the repository"))
+struct LargeFixtureTests {
+    @Test(arguments: ["qubes-scaled-1000", "qubes-scaled-5000"])
+    func largeStoresMatchReference(_ name: String) throws {
+        let folder = Fixtures.shared!.appendingPathComponent("valid")
+        let loaded = try Fixtures.load(try Fixtures.bytes(folder.appendingPathComponent(name + ".xml")))
+        let dump = String(decoding: StoreDump.json(loaded.store).canonicalBytes(), as: UTF8.self)
+        #expect(dump == (try Fixtures.text(folder.appendingPathComponent(name + ".dump.json"))))
+        let saved = String(decoding: try XMLWriter.write(loaded.store), as: UTF8.self)
+        #expect(Fixtures.tagsSorted(saved) == Fixtures.tagsSorted(try Fixtures.text(folder.appendingPathComponent(name + ".resave.xml"))))
+    }
+}
