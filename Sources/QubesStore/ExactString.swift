@@ -1,3 +1,5 @@
+import Glibc
+
 /// A string that is compared, hashed and ordered by its Unicode code points,
 /// as Python (and so qubesd) does.
 ///
@@ -14,7 +16,7 @@ public struct ExactString: Hashable, Comparable, Sendable, CustomStringConvertib
     public var description: String { value }
 
     public static func == (lhs: ExactString, rhs: ExactString) -> Bool {
-        lhs.value.utf8.elementsEqual(rhs.value.utf8)
+        compare(lhs.value, rhs.value) == 0
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -24,14 +26,29 @@ public struct ExactString: Hashable, Comparable, Sendable, CustomStringConvertib
 
     /// Code point order; the same as the byte order of the UTF-8 encodings.
     public static func < (lhs: ExactString, rhs: ExactString) -> Bool {
-        lhs.value.utf8.lexicographicallyPrecedes(rhs.value.utf8)
+        compare(lhs.value, rhs.value) < 0
+    }
+
+    /// Three-way comparison of the UTF-8 bytes (memcmp, then length).
+    static func compare(_ lhs: String, _ rhs: String) -> Int {
+        var left = lhs
+        var right = rhs
+        return left.withUTF8 { leftBytes in
+            right.withUTF8 { rightBytes in
+                let common = min(leftBytes.count, rightBytes.count)
+                if common > 0 {
+                    let result = memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, common)
+                    if result != 0 { return Int(result) }
+                }
+                return leftBytes.count - rightBytes.count
+            }
+        }
     }
 }
 
 extension String {
     /// Code point order, as Python compares strings.
-    @inlinable
     func precedesByCodePoint(_ other: String) -> Bool {
-        utf8.lexicographicallyPrecedes(other.utf8)
+        ExactString.compare(self, other) < 0
     }
 }

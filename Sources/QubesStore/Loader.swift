@@ -62,6 +62,8 @@ struct Loader {
     var rawProperties: [Int: [RawProperty]] = [:]
     var volumeConfigs: [Int: VolumeConfigs] = [:]
     var rawGlobals: [RawProperty] = []
+    /// Qids in collection order, fixed once every qube is added.
+    var order: [Int] = []
     /// A qube added without uuid: adding another one then fails, as in qubesd.
     var qubeWithoutUUID: String?
 
@@ -82,7 +84,11 @@ struct Loader {
 
     /// Children of every container `path[0]` of the root, then `path[1]`.
     static func elements(_ root: XMLNode, _ container: String, _ item: String) -> [XMLNode] {
-        root.children.filter { $0.name == container }.flatMap { $0.children.filter { $0.name == item } }
+        var result: [XMLNode] = []
+        for child in root.children where child.name == container {
+            for element in child.children where element.name == item { result.append(element) }
+        }
+        return result
     }
 
     static func properties(of node: XMLNode) -> [RawProperty] {
@@ -104,19 +110,20 @@ struct Loader {
             try checkUUIDsBeforeInsert()
             try store.insert(Domain(vmClass: .adminVM, qid: 0, name: "dom0", uuid: Self.adminUUID))
         }
+        order = store.orderedQIDs
         rawGlobals = Self.properties(of: root)
         migrateDefaultFirewallNetVM()
         try migrateDispVMReferences()
         try loadGlobalProperties()
-        for domain in store.domains {
-            try loadDomainStage4(domain.qid)
+        for qid in order {
+            try loadDomainStage4(qid)
         }
         if store.globalProperties["default_template"] == nil {
             note(.critical, "Required property 'default_template' not set on Qubes", field: "default_template")
         }
         let volumeBuilder = VolumeBuilder(store: store, configs: volumeConfigs)
-        for domain in store.domains {
-            try domainLoad(domain.qid, volumeBuilder: volumeBuilder)
+        for qid in order {
+            try domainLoad(qid, volumeBuilder: volumeBuilder)
         }
     }
 
@@ -288,7 +295,7 @@ struct Loader {
         let legacy = rawGlobals.remove(at: index)
         let defaultNetVM = rawGlobals.last { $0.name == "default_netvm" }?.value
         guard let target = legacy.value, store.contains(target), target != defaultNetVM else { return }
-        for domain in store.domains where domain.vmClass.isQubesVM {
+        for domain in order.compactMap({ store[qid: $0] }) where domain.vmClass.isQubesVM {
             let providesNetwork = domain.properties["provides_network"] == "True"
             let hasNetVM = rawProperties[domain.qid]?.contains { $0.name == "netvm" } ?? false
             if providesNetwork && !hasNetVM {
@@ -316,10 +323,10 @@ struct Loader {
         var globals = rawGlobals
         try migrate(&globals, qube: nil)
         rawGlobals = globals
-        for domain in store.domains {
-            var properties = rawProperties[domain.qid] ?? []
-            try migrate(&properties, qube: domain.name)
-            rawProperties[domain.qid] = properties
+        for qid in order {
+            guard var properties = rawProperties[qid] else { continue }
+            try migrate(&properties, qube: store[qid: qid]?.name)
+            rawProperties[qid] = properties
         }
     }
 

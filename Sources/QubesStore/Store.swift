@@ -45,11 +45,15 @@ public struct Store: Sendable {
 
     /// Qubes in collection (and save) order: the AdminVM, then by name.
     /// - Complexity: O(n log n).
-    public var domains: [Domain] {
-        byQID.values.sorted { lhs, rhs in
-            if lhs.vmClass == .adminVM || rhs.vmClass == .adminVM { return lhs.vmClass == .adminVM }
-            return lhs.name.precedesByCodePoint(rhs.name)
-        }
+    public var domains: [Domain] { orderedQIDs.map { byQID[$0]! } }
+
+    /// The qids of `domains`, in the same order.
+    /// - Complexity: O(n log n).
+    public var orderedQIDs: [Int] {
+        qidByName.sorted { lhs, rhs in
+            if lhs.value == 0 || rhs.value == 0 { return lhs.value == 0 && rhs.value != 0 }
+            return lhs.key < rhs.key
+        }.map(\.value)
     }
 
     /// Qubes by ascending qid.
@@ -90,16 +94,16 @@ public struct Store: Sendable {
     /// - Returns: the closure's result, or `nil` when there is no such qube.
     @discardableResult
     public mutating func update<Result>(_ name: String, _ change: (inout Domain) throws -> Result) rethrows -> Result? {
-        guard let qid = qidByName[ExactString(name)], var domain = byQID[qid] else { return nil }
-        byQID[qid] = nil
+        guard let qid = qidByName[ExactString(name)] else { return nil }
         defer {
-            if domain.name != name {
+            if let domain = byQID[qid], domain.qid != qid || !domain.name.utf8.elementsEqual(name.utf8) {
+                byQID[qid] = nil
                 qidByName[ExactString(name)] = nil
+                byQID[domain.qid] = domain
                 qidByName[ExactString(domain.name)] = domain.qid
             }
-            byQID[domain.qid] = domain
         }
-        return try change(&domain)
+        return try change(&byQID[qid]!)
     }
 
     /// Removes the qube called `name`.

@@ -4,6 +4,7 @@ public enum ValueParsers {
     /// between digits and any Unicode decimal digits; no size limit.
     /// - Returns: the canonical decimal text (`str(int(text))`), or `nil`.
     public static func pythonInt(_ text: String) -> String? {
+        if let plain = plainDecimal(text) { return plain }
         let scalars = Array(text.unicodeScalars)
         var start = 0
         var end = scalars.count
@@ -36,6 +37,15 @@ public enum ValueParsers {
         return (negative ? "-" : "") + String(decoding: significant, as: UTF8.self)
     }
 
+    /// Fast path: ASCII digits with no sign, blank, `_` or leading zero.
+    private static func plainDecimal(_ text: String) -> String? {
+        let utf8 = text.utf8
+        guard let first = utf8.first, first != UInt8(ascii: "0") || utf8.count == 1,
+            utf8.allSatisfy({ (0x30...0x39).contains($0) })
+        else { return nil }
+        return text
+    }
+
     /// A Python `int()` result as `Int`, when it fits.
     static func intValue(_ canonical: String) -> Int? { Int(canonical) }
 
@@ -50,6 +60,7 @@ public enum ValueParsers {
 
     /// Python `uuid.UUID(text)`, written lower-case canonical.
     public static func uuid(_ text: String) -> String? {
+        if isCanonicalUUID(text) { return text }
         var value = text.splitting(onSubstring: "urn:").joined().splitting(onSubstring: "uuid:").joined()
         while value.hasPrefix("{") { value.removeFirst() }
         while value.hasSuffix("}") { value.removeLast() }
@@ -62,6 +73,20 @@ public enum ValueParsers {
             output.append(Character(Unicode.Scalar(byte)))
         }
         return output
+    }
+
+    /// Already lower-case `8-4-4-4-12`.
+    private static func isCanonicalUUID(_ text: String) -> Bool {
+        let utf8 = text.utf8
+        guard utf8.count == 36 else { return false }
+        for (index, byte) in utf8.enumerated() {
+            if index == 8 || index == 13 || index == 18 || index == 23 {
+                guard byte == UInt8(ascii: "-") else { return false }
+            } else if !((0x30...0x39).contains(byte) || (0x61...0x66).contains(byte)) {
+                return false
+            }
+        }
+        return true
     }
 
     static func isHexDigit(_ byte: UInt8) -> Bool {

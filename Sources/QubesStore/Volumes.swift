@@ -36,6 +36,12 @@ struct VolumeConfigs {
 
     /// The class defaults (spec §3.4).
     static func defaults(for vmClass: VMClass) -> OrderedDictionary<String, OrderedDictionary<String, VolumeConfigValue>> {
+        classDefaults[vmClass] ?? [:]
+    }
+
+    private static let classDefaults = Dictionary(uniqueKeysWithValues: VMClass.allCases.map { ($0, makeDefaults(for: $0)) })
+
+    private static func makeDefaults(for vmClass: VMClass) -> OrderedDictionary<String, OrderedDictionary<String, VolumeConfigValue>> {
         func volume(_ name: String, _ values: [(String, VolumeConfigValue)]) -> (String, OrderedDictionary<String, VolumeConfigValue>) {
             var config: OrderedDictionary<String, VolumeConfigValue> = ["name": .text(name)]
             for (key, value) in values { config[key] = value }
@@ -100,19 +106,24 @@ struct VolumeConfigs {
 struct VolumeBuilder {
     let store: Store
     let configs: [Int: VolumeConfigs]
-    /// `pool \0 vid` of every volume some qube is configured with.
-    let knownVolumes: Set<String>
+    private struct VolumeKey: Hashable {
+        var pool: String
+        var vid: String
+    }
+
+    /// Every (pool, vid) some qube is configured with.
+    private let knownVolumes: Set<VolumeKey>
 
     init(store: Store, configs: [Int: VolumeConfigs]) {
         self.store = store
         self.configs = configs
-        var known = Set<String>()
+        var known = Set<VolumeKey>()
         for (qid, qubeConfigs) in configs {
             guard let domain = store[qid: qid] else { continue }
             for (name, config) in qubeConfigs.volumes {
                 let pool = config["pool"]?.text ?? store.defaultPool(forVolume: name) ?? ""
                 let vid = config["vid"]?.text ?? Self.defaultVID(domain, name)
-                known.insert(pool + "\u{0}" + vid)
+                known.insert(VolumeKey(pool: pool, vid: vid))
             }
         }
         knownVolumes = known
@@ -152,7 +163,7 @@ struct VolumeBuilder {
             size = origin.size.map(VolumeConfigValue.text)
         case let value?:
             let vid = value.text
-            guard let sourcePool = pool, knownVolumes.contains(sourcePool + "\u{0}" + vid) else {
+            guard let sourcePool = pool, knownVolumes.contains(VolumeKey(pool: sourcePool, vid: vid)) else {
                 throw fail(.keyError, "'\(vid)'", vid)
             }
             source = vid
