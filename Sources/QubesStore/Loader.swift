@@ -49,6 +49,8 @@ struct RawProperty {
     var name: String?
     var value: String?
     var offset: Int
+    /// The property of the qube's class, once checked.
+    var spec: PropertySpec? = nil
 }
 
 struct Loader {
@@ -191,13 +193,15 @@ struct Loader {
         var properties = Self.properties(of: element)
         migrateLegacyProperties(&properties, vmClass: vmClass)
         let qubeName = properties.last { $0.name == "name" }?.value
-        for property in properties {
-            guard let name = property.name, Schema.property(name, of: vmClass) != nil else {
+        for index in properties.indices {
+            let property = properties[index]
+            guard let name = property.name, let spec = Schema.property(name, of: vmClass) else {
                 let shown = property.name.map { "'\($0)'" } ?? "None"
                 throw located(
                     StoreError(.typeError, "property \(shown) not applicable to '\(className)'", qube: qubeName, field: property.name),
                     property.offset)
             }
+            properties[index].spec = spec
         }
         let configs = try VolumeConfigs.read(element, vmClass: vmClass, qube: qubeName)
 
@@ -207,7 +211,7 @@ struct Loader {
         var hasName = vmClass == .adminVM
         if vmClass == .adminVM { domain.uuid = Self.adminUUID }
         for property in properties {
-            guard let name = property.name, let spec = Schema.property(name, of: vmClass), spec.stage == 2 else { continue }
+            guard let name = property.name, let spec = property.spec, spec.stage == 2 else { continue }
             if spec.writeOnce && seen.contains(name) {
                 throw located(
                     StoreError(.attributeError, "property '\(name)' is write-once and already set", qube: qubeName, field: name, value: property.value),
@@ -365,7 +369,9 @@ struct Loader {
     mutating func loadDomainStage4(_ qid: Int) throws {
         guard var domain = store[qid: qid] else { return }
         for property in rawProperties[qid] ?? [] {
-            guard let name = property.name, let spec = Schema.property(name, of: domain.vmClass), spec.stage == 4 else { continue }
+            guard let name = property.name, let spec = property.spec ?? Schema.property(name, of: domain.vmClass), spec.stage == 4 else {
+                continue
+            }
             do {
                 if spec.kind == .qubeRef {
                     domain.properties[name] = try PropertySetter.reference(property.value, name: name, owner: domain, in: store)

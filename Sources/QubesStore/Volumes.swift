@@ -1,5 +1,3 @@
-import OrderedCollections
-
 /// One value of a qube's volume configuration before the volume is built.
 enum VolumeConfigValue: Hashable {
     /// The exact texts `True` / `False`.
@@ -25,77 +23,107 @@ enum VolumeConfigValue: Hashable {
     }
 }
 
+/// One volume's configuration: known keys as fields, so building thousands
+/// of volumes does no hashing.
+struct VolumeConfig {
+    var name: String
+    var pool: VolumeConfigValue?
+    var vid: VolumeConfigValue?
+    var revisionsToKeep: VolumeConfigValue?
+    var rw: VolumeConfigValue?
+    var saveOnStop: VolumeConfigValue?
+    var snapOnStart: VolumeConfigValue?
+    var size: VolumeConfigValue?
+    var source: VolumeConfigValue?
+    var ephemeral: VolumeConfigValue?
+    /// Attributes qubesd's volume class does not take (they fail the load).
+    var unknownKeys: [String] = []
+
+    init(name: String) { self.name = name }
+
+    /// Sets the value of an XML attribute; the legacy `internal` is dropped.
+    mutating func set(_ key: String, _ value: VolumeConfigValue) {
+        switch key {
+        case "name": break
+        case "pool": pool = value
+        case "vid": vid = value
+        case "revisions_to_keep": revisionsToKeep = value
+        case "rw": rw = value
+        case "save_on_stop": saveOnStop = value
+        case "snap_on_start": snapOnStart = value
+        case "size": size = value
+        case "source": source = value
+        case "ephemeral": ephemeral = value
+        case "internal": break
+        default: if !unknownKeys.contains(key) { unknownKeys.append(key) }
+        }
+    }
+}
+
 /// A qube's volume configuration: class defaults updated by `<volume-config>`.
 struct VolumeConfigs {
-    var volumes: OrderedDictionary<String, OrderedDictionary<String, VolumeConfigValue>>
+    /// Standard volumes first, then extra ones in file order.
+    var volumes: [VolumeConfig]
 
-    static let knownKeys: Set<String> = [
-        "name", "pool", "vid", "revisions_to_keep", "rw", "save_on_stop", "snap_on_start", "size", "source", "ephemeral",
-        "internal",
-    ]
+    subscript(name: String) -> VolumeConfig? { volumes.first { $0.name == name } }
 
     /// The class defaults (spec §3.4).
-    static func defaults(for vmClass: VMClass) -> OrderedDictionary<String, OrderedDictionary<String, VolumeConfigValue>> {
-        classDefaults[vmClass] ?? [:]
-    }
+    static func defaults(for vmClass: VMClass) -> [VolumeConfig] { classDefaults[vmClass] ?? [] }
 
     private static let classDefaults = Dictionary(uniqueKeysWithValues: VMClass.allCases.map { ($0, makeDefaults(for: $0)) })
 
-    private static func makeDefaults(for vmClass: VMClass) -> OrderedDictionary<String, OrderedDictionary<String, VolumeConfigValue>> {
-        func volume(_ name: String, _ values: [(String, VolumeConfigValue)]) -> (String, OrderedDictionary<String, VolumeConfigValue>) {
-            var config: OrderedDictionary<String, VolumeConfigValue> = ["name": .text(name)]
-            for (key, value) in values { config[key] = value }
-            return (name, config)
+    private static func makeDefaults(for vmClass: VMClass) -> [VolumeConfig] {
+        func volume(_ name: String, snapshot: Bool, persistent: Bool = false, rw: Bool = true, size: String? = nil) -> VolumeConfig {
+            var config = VolumeConfig(name: name)
+            config.snapOnStart = .flag(snapshot)
+            config.saveOnStop = .flag(persistent)
+            config.rw = .flag(rw)
+            if snapshot { config.source = .fromTemplate }
+            if let size { config.size = .text(size) }
+            return config
         }
-        let snapshot: [(String, VolumeConfigValue)] = [
-            ("snap_on_start", .flag(true)), ("save_on_stop", .flag(false)), ("rw", .flag(true)), ("source", .fromTemplate),
-        ]
-        let persistent: (String) -> [(String, VolumeConfigValue)] = { size in
-            [("snap_on_start", .flag(false)), ("save_on_stop", .flag(true)), ("rw", .flag(true)), ("size", .text(size))]
-        }
-        let volatile: (String) -> [(String, VolumeConfigValue)] = { size in
-            [("snap_on_start", .flag(false)), ("save_on_stop", .flag(false)), ("rw", .flag(true)), ("size", .text(size))]
-        }
-        let kernel = volume("kernel", [("snap_on_start", .flag(false)), ("save_on_stop", .flag(false)), ("rw", .flag(false))])
-        let entries: [(String, OrderedDictionary<String, VolumeConfigValue>)]
+        let kernel = volume("kernel", snapshot: false, rw: false)
+        let privateVolume = volume("private", snapshot: false, persistent: true, size: "2147483648")
         switch vmClass {
         case .appVM:
-            entries = [
-                volume("root", snapshot), volume("private", persistent("2147483648")),
-                volume("volatile", volatile("10737418240")), kernel,
-            ]
+            return [volume("root", snapshot: true), privateVolume, volume("volatile", snapshot: false, size: "10737418240"), kernel]
         case .templateVM, .standaloneVM:
-            entries = [
-                volume("root", persistent("10737418240")), volume("private", persistent("2147483648")),
-                volume("volatile", volatile("10737418240")), kernel,
+            return [
+                volume("root", snapshot: false, persistent: true, size: "10737418240"), privateVolume,
+                volume("volatile", snapshot: false, size: "10737418240"), kernel,
             ]
         case .dispVM:
-            entries = [
-                volume("root", snapshot), volume("private", snapshot), volume("volatile", volatile("12884901888")), kernel,
+            return [
+                volume("root", snapshot: true), volume("private", snapshot: true),
+                volume("volatile", snapshot: false, size: "12884901888"), kernel,
             ]
         case .adminVM, .remoteVM:
-            entries = []
+            return []
         }
-        return OrderedDictionary(uniqueKeysWithValues: entries)
     }
 
     /// Reads `<volume-config>` of a `<domain>` over the class defaults.
     static func read(_ element: XMLNode, vmClass: VMClass, qube: String?) throws -> VolumeConfigs {
         var volumes = defaults(for: vmClass)
         guard vmClass.hasVolumes else { return VolumeConfigs(volumes: volumes) }
-        for volume in Loader.elements(element, "volume-config", "volume") {
-            guard let name = volume.attribute("name") else {
-                throw StoreError(.assertionError, "volume without name", qube: qube, field: "volume")
-            }
-            var config = volumes[name] ?? [:]
-            for attribute in volume.attributes {
-                switch attribute.value {
-                case "True": config[attribute.name] = .flag(true)
-                case "False": config[attribute.name] = .flag(false)
-                default: config[attribute.name] = .text(attribute.value)
+        for container in element.children where container.name == "volume-config" {
+            for volume in container.children where volume.name == "volume" {
+                guard let name = volume.attribute("name") else {
+                    throw StoreError(.assertionError, "volume without name", qube: qube, field: "volume")
+                }
+                var index = volumes.firstIndex { $0.name == name }
+                if index == nil {
+                    volumes.append(VolumeConfig(name: name))
+                    index = volumes.count - 1
+                }
+                for attribute in volume.attributes {
+                    switch attribute.value {
+                    case "True": volumes[index!].set(attribute.name, .flag(true))
+                    case "False": volumes[index!].set(attribute.name, .flag(false))
+                    default: volumes[index!].set(attribute.name, .text(attribute.value))
+                    }
                 }
             }
-            volumes[name] = config
         }
         return VolumeConfigs(volumes: volumes)
     }
@@ -120,9 +148,9 @@ struct VolumeBuilder {
         var known = Set<VolumeKey>()
         for (qid, qubeConfigs) in configs {
             guard let domain = store[qid: qid] else { continue }
-            for (name, config) in qubeConfigs.volumes {
-                let pool = config["pool"]?.text ?? store.defaultPool(forVolume: name) ?? ""
-                let vid = config["vid"]?.text ?? Self.defaultVID(domain, name)
+            for config in qubeConfigs.volumes {
+                let pool = config.pool?.text ?? store.defaultPool(forVolume: config.name) ?? ""
+                let vid = config.vid?.text ?? Self.defaultVID(domain, config.name)
                 known.insert(VolumeKey(pool: pool, vid: vid))
             }
         }
@@ -135,23 +163,23 @@ struct VolumeBuilder {
 
     func volumes(of domain: Domain) throws -> [Volume] {
         guard let qubeConfigs = configs[domain.qid] else { return [] }
-        return try qubeConfigs.volumes.keys.map { try volume($0, of: domain, depth: 0) }
+        return try qubeConfigs.volumes.map { try volume($0.name, of: domain, depth: 0) }
     }
 
     private func volume(_ name: String, of domain: Domain, depth: Int) throws -> Volume {
-        guard let config = configs[domain.qid]?.volumes[name] else {
+        guard let config = configs[domain.qid]?[name] else {
             throw StoreError(.keyError, "'\(name)'", qube: domain.name, field: "volume")
         }
         func fail(_ kind: StoreError.Kind, _ message: String, _ value: String? = nil) -> StoreError {
             StoreError(kind, message, qube: domain.name, field: "volume \(name)", value: value)
         }
-        for key in config.keys where !VolumeConfigs.knownKeys.contains(key) {
+        if let key = config.unknownKeys.first {
             throw fail(.typeError, "object.__init__() takes exactly one argument (the instance to initialize)", key)
         }
-        var pool = config["pool"]?.text
-        var size = config["size"]
+        var pool = config.pool?.text
+        var size = config.size
         var source: String?
-        switch config["source"] {
+        switch config.source {
         case .fromTemplate?:
             guard let templateName = domain.properties["template"], let template = store[templateName] else {
                 throw fail(.attributeError, "property 'template' have no default")
@@ -183,20 +211,20 @@ struct VolumeBuilder {
             }
             sizeText = number == "0" ? nil : number
         }
-        var revisions = config["revisions_to_keep"]?.text
+        var revisions = config.revisionsToKeep?.text
         if let revisions, ValueParsers.pythonInt(revisions) == nil {
             throw fail(.valueError, "invalid literal for int() with base 10: '\(revisions)'", revisions)
         }
-        let rw = config["rw"] ?? .flag(false)
-        let saveOnStop = config["save_on_stop"] ?? .flag(false)
-        let snapOnStart = config["snap_on_start"] ?? .flag(false)
+        let rw = config.rw ?? .flag(false)
+        let saveOnStop = config.saveOnStop ?? .flag(false)
+        let snapOnStart = config.snapOnStart ?? .flag(false)
         if snapOnStart.isTrue && source == nil {
             throw fail(.storagePoolException, "snap_on_start specified on '\(name)' but no volume source set")
         }
         if !snapOnStart.isTrue && source != nil {
             throw fail(.storagePoolException, "source specified on '\(name)' but no snap_on_start set")
         }
-        var vid = config["vid"]?.text ?? Self.defaultVID(domain, name)
+        var vid = config.vid?.text ?? Self.defaultVID(domain, name)
         let poolRevisions = poolInfo[attribute: "revisions_to_keep"] ?? "1"
         switch driver {
         case .linuxKernel:
@@ -209,7 +237,7 @@ struct VolumeBuilder {
             }
             revisions = saveOnStop.isTrue ? (revisions.flatMap(ValueParsers.pythonInt) ?? poolRevisions) : "0"
         case .lvmThin:
-            if config["vid"] == nil {
+            if config.vid == nil {
                 vid = (poolInfo[attribute: "volume_group"] ?? "") + "/vm-" + domain.name + "-" + name
             }
             revisions = revisions ?? poolRevisions
@@ -218,7 +246,7 @@ struct VolumeBuilder {
         }
         return Volume(
             name: name, pool: poolName, vid: vid, revisionsToKeep: revisions ?? poolRevisions, rw: rw.text,
-            saveOnStop: saveOnStop.text, snapOnStart: snapOnStart.text, ephemeral: config["ephemeral"]?.text,
+            saveOnStop: saveOnStop.text, snapOnStart: snapOnStart.text, ephemeral: config.ephemeral?.text,
             size: sizeText, source: source)
     }
 }

@@ -173,7 +173,18 @@ public enum XMLReader {
         try bytes.withUnsafeBufferPointer { buffer in
             let count = buffer.count
             var index = 0
+            let raw = UnsafeRawBufferPointer(buffer)
             while index < count {
+                // Fast path: eight printable ASCII bytes at once.
+                if index + 8 <= count {
+                    let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    let highBits: UInt64 = 0x8080_8080_8080_8080
+                    let belowSpace = (word &- 0x2020_2020_2020_2020) & ~word & highBits
+                    if word & highBits == 0 && belowSpace == 0 {
+                        index += 8
+                        continue
+                    }
+                }
                 let byte = buffer[index]
                 if byte < 0x80 {
                     if byte < 0x20 && byte != 0x09 && byte != 0x0A && byte != 0x0D {
