@@ -34,6 +34,10 @@ let package = Package(
             dependencies: ["QubesStore"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(
+            name: "lqTests",
+            dependencies: ["lq"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -149,28 +149,21 @@ struct Output {
         close(name, level: level)
     }
 
-    mutating func escapeText(_ text: String) {
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "&"): bytes.append(contentsOf: "&amp;".utf8)
-            case UInt8(ascii: "<"): bytes.append(contentsOf: "&lt;".utf8)
-            case UInt8(ascii: ">"): bytes.append(contentsOf: "&gt;".utf8)
-            case 0x0D: bytes.append(contentsOf: "&#13;".utf8)
-            default: bytes.append(byte)
-            }
-        }
-    }
+    mutating func escapeText(_ text: String) { escape(text, inAttribute: false) }
 
-    mutating func escapeAttribute(_ text: String) {
+    mutating func escapeAttribute(_ text: String) { escape(text, inAttribute: true) }
+
+    /// lxml's escaping: `& < >` and CR always; in attributes also `"`, TAB and LF.
+    private mutating func escape(_ text: String, inAttribute: Bool) {
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "&"): bytes.append(contentsOf: "&amp;".utf8)
             case UInt8(ascii: "<"): bytes.append(contentsOf: "&lt;".utf8)
             case UInt8(ascii: ">"): bytes.append(contentsOf: "&gt;".utf8)
-            case UInt8(ascii: "\""): bytes.append(contentsOf: "&quot;".utf8)
-            case 0x09: bytes.append(contentsOf: "&#9;".utf8)
-            case 0x0A: bytes.append(contentsOf: "&#10;".utf8)
             case 0x0D: bytes.append(contentsOf: "&#13;".utf8)
+            case UInt8(ascii: "\"") where inAttribute: bytes.append(contentsOf: "&quot;".utf8)
+            case 0x09 where inAttribute: bytes.append(contentsOf: "&#9;".utf8)
+            case 0x0A where inAttribute: bytes.append(contentsOf: "&#10;".utf8)
             default: bytes.append(byte)
             }
         }

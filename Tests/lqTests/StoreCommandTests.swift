@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+
+/// Runs the built `lq` binary, as users and other tools do.
+struct LQ {
+    static let binary = Bundle.main.bundleURL.appendingPathComponent("lq")
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    static let fixtures = repository.appendingPathComponent("Tests/QubesStoreTests/Fixtures")
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static func run(_ arguments: String...) throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static func fixture(_ path: String) -> String { fixtures.appendingPathComponent(path).path }
+
+    /// A copy of a fixture in a fresh temporary folder.
+    static func copy(_ path: String) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let target = folder.appendingPathComponent("qubes.xml")
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent(path), to: target)
+        return target
+    }
+}
+
+@Suite struct StoreCommandTests {
+    @Test func checkOfTheBundledExampleSucceedsWithSummary() throws {
+        let result = try LQ.run("store", "check", LQ.repository.appendingPathComponent("examples/qubes-default.xml").path)
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("19 (1 AdminVM, 10 AppVM, 5 TemplateVM, 3 DispVM)"))
+        #expect(result.stderr.isEmpty)
+    }
+
+    @Test func rejectedStoreExitsOneNamingFileQubeFieldAndValue() throws {
+        let path = LQ.fixture("invalid/label-unknown-name.xml")
+        let result = try LQ.run("store", "check", path)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(path))
+        #expect(result.stderr.contains("QubesLabelNotFoundError: Label does not exist: pink (qube 'work', field 'label', value 'pink')"))
+        let dump = try LQ.run("store", "dump", path)
+        #expect(dump.status == 1)
+        #expect(dump.stdout.isEmpty)
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        #expect(try LQ.run("store", "frobnicate").status == 2)
+        #expect(try LQ.run("store", "check").status == 2)
+        #expect(try LQ.run("store", "check", "a.xml", "--no-such-flag").status == 2)
+    }
+
+    @Test func missingFileIsAFinding() throws {
+        let result = try LQ.run("store", "dump", "/nonexistent/qubes.xml")
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("/nonexistent/qubes.xml"))
+    }
+
+    @Test func dumpPrintsTheReferenceBytes() throws {
+        let result = try LQ.run("store", "dump", "--effective", LQ.fixture("valid/qubes-liteqube.xml"))
+        #expect(result.status == 0)
+        #expect(result.stdout == (try String(contentsOf: LQ.fixtures.appendingPathComponent("valid/qubes-liteqube.effective.json"), encoding: .utf8)))
+    }
+
+    @Test func checkJSONAndStrict() throws {
+        let path = LQ.fixture("invalid/prop-bool-yes.xml")
+        let json = try LQ.run("store", "check", "--json", path)
+        #expect(json.status == 0)
+        let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: [[String: Any]]]
+        #expect(report?["errors"]?.isEmpty == true)
+        let warning = report?["warnings"]?.first { $0["field"] as? String == "autostart" }
+        #expect(warning?["qube"] as? String == "work")
+        #expect(warning?["value"] as? String == "yes")
+        #expect(try LQ.run("store", "check", "--strict", path).status == 1)
+        #expect(try LQ.run("store", "check", "--strict", LQ.fixture("valid/qubes-mini.xml")).status == 0)
+    }
+
+    @Test func fmtRewritesInPlaceAndToAnotherFile() throws {
+        let input = try LQ.copy("invalid/prop-bool-yes.xml")
+        let expected = try String(contentsOf: LQ.fixtures.appendingPathComponent("invalid/prop-bool-yes.resave.xml"), encoding: .utf8)
+        let output = input.deletingLastPathComponent().appendingPathComponent("out.xml")
+        #expect(try LQ.run("store", "fmt", input.path, "-o", output.path).status == 0)
+        #expect(try String(contentsOf: output, encoding: .utf8) == expected)
+        #expect(try LQ.run("store", "fmt", input.path).status == 0)
+        #expect(try String(contentsOf: input, encoding: .utf8) == expected)
+        // Canonical input stays byte for byte the same.
+        #expect(try LQ.run("store", "fmt", input.path).status == 0)
+        #expect(try String(contentsOf: input, encoding: .utf8) == expected)
+        try FileManager.default.removeItem(at: input.deletingLastPathComponent())
+    }
+
+    @Test func fmtRefusesToSaveWhatQubesdCannotSave() throws {
+        let input = try LQ.copy("invalid/label-missing-color.xml")
+        let before = try Data(contentsOf: input)
+        let result = try LQ.run("store", "fmt", input.path)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("TypeError"))
+        #expect(try Data(contentsOf: input) == before)
+        try FileManager.default.removeItem(at: input.deletingLastPathComponent())
+    }
+}
