@@ -140,40 +140,129 @@ public struct Volume: Sendable, Hashable {
 }
 
 /// One qube (`<domain>`).
-public struct Domain: Sendable {
-    public var vmClass: VMClass
-    public var qid: Int
-    public var name: String
+///
+/// A value type whose fields live in one shared, copy-on-write box, so
+/// copying a qube (lookups, sorting, snapshots) costs one reference count.
+public struct Domain: @unchecked Sendable {
+    private final class Storage {
+        var vmClass: VMClass
+        var qid: Int
+        var name: String
+        var uuid: String
+        var properties: [String: String]
+        var noneProperties: Set<String>
+        var features: OrderedDictionary<ExactString, String>
+        var tags: OrderedSet<ExactString>
+        var devices: OrderedDictionary<String, [DeviceAssignment]>
+        var volumes: [Volume]
+
+        init(
+            vmClass: VMClass, qid: Int, name: String, uuid: String, properties: [String: String],
+            noneProperties: Set<String>, features: OrderedDictionary<ExactString, String>, tags: OrderedSet<ExactString>,
+            devices: OrderedDictionary<String, [DeviceAssignment]>, volumes: [Volume]
+        ) {
+            self.vmClass = vmClass
+            self.qid = qid
+            self.name = name
+            self.uuid = uuid
+            self.properties = properties
+            self.noneProperties = noneProperties
+            self.features = features
+            self.tags = tags
+            self.devices = devices
+            self.volumes = volumes
+        }
+
+        func copy() -> Storage {
+            Storage(
+                vmClass: vmClass, qid: qid, name: name, uuid: uuid, properties: properties, noneProperties: noneProperties,
+                features: features, tags: tags, devices: devices, volumes: volumes)
+        }
+    }
+
+    private var storage: Storage
+
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
+
+    public var vmClass: VMClass {
+        get { storage.vmClass }
+        _modify { yield &unique().vmClass }
+        set { unique().vmClass = newValue }
+    }
+
+    public var qid: Int {
+        get { storage.qid }
+        _modify { yield &unique().qid }
+        set { unique().qid = newValue }
+    }
+
+    public var name: String {
+        get { storage.name }
+        _modify { yield &unique().name }
+        set { unique().name = newValue }
+    }
+
     /// Canonical lower-case uuid text.
-    public var uuid: String
+    public var uuid: String {
+        get { storage.uuid }
+        _modify { yield &unique().uuid }
+        set { unique().uuid = newValue }
+    }
+
     /// Explicit properties other than `name`, `qid` and `uuid`: name → saved text.
-    public var properties: [String: String]
+    public var properties: [String: String] {
+        get { storage.properties }
+        _modify { yield &unique().properties }
+        set { unique().properties = newValue }
+    }
+
     /// Explicit text properties whose value is "no value" (an empty element
     /// of a plain text property): saved as the text `None`, read as none.
-    public var noneProperties: Set<String> = []
+    public var noneProperties: Set<String> {
+        get { storage.noneProperties }
+        _modify { yield &unique().noneProperties }
+        set { unique().noneProperties = newValue }
+    }
+
     /// Features in insertion order: name → value.
-    public var features: OrderedDictionary<ExactString, String>
+    public var features: OrderedDictionary<ExactString, String> {
+        get { storage.features }
+        _modify { yield &unique().features }
+        set { unique().features = newValue }
+    }
+
     /// Tags, in the order they were added.
-    public var tags: OrderedSet<ExactString>
+    public var tags: OrderedSet<ExactString> {
+        get { storage.tags }
+        _modify { yield &unique().tags }
+        set { unique().tags = newValue }
+    }
+
     /// Device assignments per device class, classes in order of first use.
-    public var devices: OrderedDictionary<String, [DeviceAssignment]>
+    public var devices: OrderedDictionary<String, [DeviceAssignment]> {
+        get { storage.devices }
+        _modify { yield &unique().devices }
+        set { unique().devices = newValue }
+    }
+
     /// Volumes in save order.
-    public var volumes: [Volume]
+    public var volumes: [Volume] {
+        get { storage.volumes }
+        _modify { yield &unique().volumes }
+        set { unique().volumes = newValue }
+    }
 
     public init(
         vmClass: VMClass, qid: Int, name: String, uuid: String, properties: [String: String] = [:],
         features: OrderedDictionary<ExactString, String> = [:], tags: OrderedSet<ExactString> = [],
         devices: OrderedDictionary<String, [DeviceAssignment]> = [:], volumes: [Volume] = []
     ) {
-        self.vmClass = vmClass
-        self.qid = qid
-        self.name = name
-        self.uuid = uuid
-        self.properties = properties
-        self.features = features
-        self.tags = tags
-        self.devices = devices
-        self.volumes = volumes
+        storage = Storage(
+            vmClass: vmClass, qid: qid, name: name, uuid: uuid, properties: properties, noneProperties: [],
+            features: features, tags: tags, devices: devices, volumes: volumes)
     }
 
     /// The name → saved text of every explicit property, `name`, `qid` and `uuid` included.
