@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "lq", targets: ["lq"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
+        .library(name: "QubesAdmin", targets: ["QubesAdmin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -17,10 +18,15 @@ let package = Package(
             name: "QubesStore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]
         ),
+        .target(
+            name: "QubesAdmin",
+            dependencies: ["QubesStore"]
+        ),
         .executableTarget(
             name: "lq",
             dependencies: [
                 "QubesStore",
+                "QubesAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -33,6 +39,10 @@ let package = Package(
             name: "QubesStoreTests",
             dependencies: ["QubesStore"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "QubesAdminTests",
+            dependencies: ["QubesAdmin"]
         ),
         .testTarget(
             name: "lqTests",

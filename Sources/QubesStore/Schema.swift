@@ -169,8 +169,9 @@ public enum Schema {
         lhs.stage != rhs.stage ? lhs.stage < rhs.stage : lhs.name.precedesByCodePoint(rhs.name)
     }
 
-    /// Sorts explicit property names of `vmClass` into save order.
-    static func sortedForSave(_ names: some Sequence<String>, of vmClass: VMClass?) -> [String] {
+    /// Sorts property names of `vmClass` (`nil`: global) into save order:
+    /// by load stage, then name.
+    public static func sortedForSave(_ names: some Sequence<String>, of vmClass: VMClass?) -> [String] {
         let specs = names.map { name in
             (vmClass.flatMap { property(name, of: $0) } ?? global[name]) ?? PropertySpec(name, .string)
         }

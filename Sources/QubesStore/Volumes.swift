@@ -185,7 +185,14 @@ struct VolumeBuilder {
                 throw fail(.attributeError, "property 'template' have no default")
             }
             guard depth < 16 else { throw fail(.assertionError, "template chain too deep") }
-            let origin = try volume(name, of: template, depth: depth + 1)
+            let origin: Volume
+            if configs[template.qid] != nil {
+                origin = try volume(name, of: template, depth: depth + 1)
+            } else if let built = template.volumes.first(where: { $0.name == name }) {
+                origin = built
+            } else {
+                throw fail(.keyError, "'\(name)'")
+            }
             source = origin.source ?? origin.vid
             pool = origin.pool
             size = origin.size.map(VolumeConfigValue.text)
@@ -248,5 +255,33 @@ struct VolumeBuilder {
             name: name, pool: poolName, vid: vid, revisionsToKeep: revisions ?? poolRevisions, rw: rw.text,
             saveOnStop: saveOnStop.text, snapOnStart: snapOnStart.text, ephemeral: config.ephemeral?.text,
             size: sizeText, source: source)
+    }
+}
+
+extension Store {
+    /// The volumes qubesd creates for a new qube of `domain`'s class, with
+    /// `pool` for every writable, non-snapshot volume and `pools` mapping
+    /// volume names to pools (others use the global `default_pool_<volume>`).
+    /// Snapshot volumes follow the template.
+    /// - Throws: `ProtocolError` when asked to move a snapshot volume,
+    ///   `QubesException` for an unknown pool.
+    public func newVolumes(for domain: Domain, pool: String? = nil, pools: [String: String] = [:]) throws -> [Volume] {
+        var volumes = VolumeConfigs.defaults(for: domain.vmClass)
+        if let pool {
+            for index in volumes.indices where volumes[index].source == nil && volumes[index].rw?.isTrue == true {
+                volumes[index].pool = .text(pool)
+            }
+        }
+        for (name, pool) in pools {
+            guard let index = volumes.firstIndex(where: { $0.name == name }) else {
+                throw StoreError(.protocolError, "Volume must be one of: root, private, volatile, kernel", value: name)
+            }
+            guard volumes[index].source == nil else {
+                throw StoreError(.protocolError, "Cannot set pool of the snapshot volume '\(name)'", value: pool)
+            }
+            volumes[index].pool = .text(pool)
+        }
+        let builder = VolumeBuilder(store: self, configs: [domain.qid: VolumeConfigs(volumes: volumes)])
+        return try builder.volumes(of: domain)
     }
 }
