@@ -10,6 +10,7 @@ final class TestServer: @unchecked Sendable {
     let backend: OfflineBackend
     private let listener: Int32
     private let thread: Thread
+    private let finished: DispatchSemaphore
     /// How the server answers.
     enum Mode: Sendable {
         /// From the backend, as qubesd would.
@@ -38,7 +39,10 @@ final class TestServer: @unchecked Sendable {
         guard bound == 0, listen(descriptor, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
         listener = descriptor
         let handler = Handler(backend: backend, mode: mode)
+        let finished = DispatchSemaphore(value: 0)
+        self.finished = finished
         thread = Thread {
+            defer { finished.signal() }
             while true {
                 let connection = accept(descriptor, nil, nil)
                 if connection < 0 { return }
@@ -48,8 +52,11 @@ final class TestServer: @unchecked Sendable {
         thread.start()
     }
 
+    /// Stops accepting and waits for the accept loop to end before the
+    /// descriptor is closed (so its number cannot be reused under it).
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
+        finished.wait()
         close(listener)
         unlink(socketPath)
     }
