@@ -30,9 +30,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "AdminServer",
+            dependencies: ["QubesAdmin"]
+        ),
         .executableTarget(
             name: "lq-bench",
-            dependencies: ["QubesStore"],
+            dependencies: ["QubesStore", "QubesAdmin", "AdminServer"],
             path: "Benchmarks/lq-bench"
         ),
         .testTarget(
@@ -42,7 +46,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QubesAdminTests",
-            dependencies: ["QubesAdmin"]
+            dependencies: ["QubesAdmin", "AdminServer"]
         ),
         .testTarget(
             name: "lqTests",

@@ -75,6 +75,15 @@ public final class AdminAPIBackend: Backend {
         return value
     }
 
+    public func allProperties(of qube: String?) throws -> [(name: String, value: PropertyValue)] {
+        try lines(call(propertyPrefix(qube) + "GetAll", on: qube ?? "dom0")).map { line in
+            guard let entry = PropertyValue.parseGetAllLine(line) else {
+                throw AdminError.malformedReply(call: propertyPrefix(qube) + "GetAll", detail: "'\(line)'")
+            }
+            return entry
+        }
+    }
+
     public func propertyDefault(_ name: String, of qube: String?) throws -> PropertyValue? {
         let text = try call(propertyPrefix(qube) + "GetDefault", name, on: qube ?? "dom0")
         if text.isEmpty { return nil }
@@ -121,6 +130,17 @@ public final class AdminAPIBackend: Backend {
     }
 
     // MARK: Devices
+
+    public func availableDevices(of backend: String, deviceClass: String) throws
+        -> [(port: String, identity: String, properties: [(key: String, value: String)])]
+    {
+        try lines(call("admin.vm.device.\(deviceClass).Available", on: backend)).map { line in
+            guard let space = line.firstIndex(of: " "), let colon = line[..<space].firstIndex(of: ":"),
+                let properties = DeviceWire.parseSerialization(String(line[line.index(after: space)...]))
+            else { throw AdminError.malformedReply(call: "admin.vm.device.\(deviceClass).Available", detail: "'\(line)'") }
+            return (String(line[..<colon]), String(line[line.index(after: colon)..<space]), properties)
+        }
+    }
 
     public func assignedDevices(of qube: String, deviceClass: String) throws -> [DeviceAssignment] {
         try lines(call("admin.vm.device.\(deviceClass).Assigned", on: qube)).map { line in

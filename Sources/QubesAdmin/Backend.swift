@@ -33,6 +33,40 @@ public struct PropertyValue: Sendable, Hashable {
     /// The Get wire text.
     public var wireText: String { "default=\(isDefault ? "True" : "False") type=\(type) \(value)" }
 
+    /// The GetAll line: name, then the Get text with `\` and newlines escaped.
+    public func getAllLine(name: String) -> String {
+        var escaped = ""
+        for character in value {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return "\(name) " + PropertyValue(type: type, isDefault: isDefault, value: escaped).wireText
+    }
+
+    /// Parses a GetAll line.
+    public static func parseGetAllLine(_ line: String) -> (name: String, value: PropertyValue)? {
+        guard let space = line.firstIndex(of: " "), var value = PropertyValue(wireText: String(line[line.index(after: space)...])) else {
+            return nil
+        }
+        var unescaped = ""
+        var escaping = false
+        for character in value.value {
+            if escaping {
+                unescaped.append(character == "n" ? "\n" : character)
+                escaping = false
+            } else if character == "\\" {
+                escaping = true
+            } else {
+                unescaped.append(character)
+            }
+        }
+        value.value = unescaped
+        return (String(line[..<space]), value)
+    }
+
     /// Parses the Get wire text (the value is the rest, spaces and newlines included).
     public init?(wireText: String) {
         let parts = wireText.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
@@ -53,6 +87,8 @@ public protocol Backend: AnyObject {
 
     func propertyNames(of qube: String?) throws -> [String]
     func property(_ name: String, of qube: String?) throws -> PropertyValue
+    /// Every property in one call (`GetAll`); fails as a whole if one read fails.
+    func allProperties(of qube: String?) throws -> [(name: String, value: PropertyValue)]
     /// The default value, or `nil` for a property without default.
     func propertyDefault(_ name: String, of qube: String?) throws -> PropertyValue?
     /// Sets a property from text; for a qube reference, empty means none.
@@ -77,6 +113,8 @@ public protocol Backend: AnyObject {
     func volumeInfo(_ volume: String, of qube: String) throws -> [(key: String, value: String)]
     func setVolumeReadWrite(_ volume: String, of qube: String, to readWrite: Bool) throws
 
+    /// Devices a backend qube offers (`Available`): port, identity and description pairs.
+    func availableDevices(of backend: String, deviceClass: String) throws -> [(port: String, identity: String, properties: [(key: String, value: String)])]
     func assignedDevices(of qube: String, deviceClass: String) throws -> [DeviceAssignment]
     func assign(_ device: DeviceAssignment, deviceClass: String, to qube: String) throws
     func unassign(_ device: DeviceAssignment, deviceClass: String, from qube: String) throws

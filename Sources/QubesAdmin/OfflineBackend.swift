@@ -164,6 +164,14 @@ public final class OfflineBackend: Backend {
         try read("property.Get+\(name)") { store in try Self.value(name, of: qube, in: store, explicitOnly: false)! }
     }
 
+    public func allProperties(of qube: String?) throws -> [(name: String, value: PropertyValue)] {
+        try read("property.GetAll") { store in
+            let vmClass = try qube.map { try store.existing($0).vmClass }
+            let names = Schema.sortedForSave(vmClass.map { Array(Schema.properties(of: $0).keys) } ?? Array(Schema.global.keys), of: vmClass)
+            return try names.map { ($0, try Self.value($0, of: qube, in: store, explicitOnly: false)!) }
+        }
+    }
+
     public func propertyDefault(_ name: String, of qube: String?) throws -> PropertyValue? {
         try read("property.GetDefault+\(name)") { store in
             var withoutValue = store
@@ -305,6 +313,18 @@ public final class OfflineBackend: Backend {
     }
 
     // MARK: Devices
+
+    /// Offline there is no hardware to list: qubesd answers dom0 with the VMM error, other qubes with nothing.
+    public func availableDevices(of backend: String, deviceClass: String) throws
+        -> [(port: String, identity: String, properties: [(key: String, value: String)])]
+    {
+        try read("admin.vm.device.\(deviceClass).Available") { store in
+            if try store.existing(backend).vmClass == .adminVM {
+                throw StoreError(.qubesException, "VMM operations disabled in offline mode")
+            }
+            return []
+        }
+    }
 
     public func assignedDevices(of qube: String, deviceClass: String) throws -> [DeviceAssignment] {
         try read("admin.vm.device.\(deviceClass).Assigned") { try $0.existing(qube).devices[deviceClass] ?? [] }

@@ -1,6 +1,7 @@
 import Foundation
 import QubesAdmin
 import QubesStore
+import AdminServer
 import Testing
 
 /// The same scenario through the socket (client → test server → offline
@@ -42,7 +43,7 @@ import Testing
     @Test func socketAndOfflineEndInTheSameBytes() throws {
         let viaSocket = try temporaryStore()
         let direct = try temporaryStore()
-        let server = try TestServer(directory: viaSocket.directory, backend: OfflineBackend(path: viaSocket.path, random: .seeded(42)))
+        let server = try AdminSocketServer(directory: viaSocket.directory, backend: OfflineBackend(path: viaSocket.path, random: .seeded(42)))
         defer { server.stop() }
         try Self.scenario(AdminAPIBackend(transport: AdminTransport(socketPath: server.socketPath, timeout: 10)))
         try Self.scenario(OfflineBackend(path: direct.path, random: .seeded(42)))
@@ -66,7 +67,7 @@ import Testing
     @Test func readsAgreeThroughTheSocket() throws {
         let files = try temporaryStore()
         let offline = OfflineBackend(path: files.path)
-        let server = try TestServer(directory: files.directory, backend: offline)
+        let server = try AdminSocketServer(directory: files.directory, backend: offline)
         defer { server.stop() }
         let client = AdminAPIBackend(transport: AdminTransport(socketPath: server.socketPath, timeout: 10))
         #expect(try client.qubes() == offline.qubes())
@@ -89,6 +90,14 @@ import Testing
         #expect(try !client.hasTag("nonexist", on: "work"))
         #expect(try client.assignedDevices(of: "core-net", deviceClass: "pci") == (try offline.assignedDevices(of: "core-net", deviceClass: "pci")))
         #expect(try client.powerState(of: "work") == "Halted")
+        let globals = try client.allProperties(of: nil)
+        #expect(globals.map(\.name) == (try offline.allProperties(of: nil)).map(\.name))
+        #expect(globals.first { $0.name == "no_cpus" }?.value == PropertyValue(type: "int", isDefault: true, value: "42"))
+        #expect(try client.allProperties(of: "core-net").map(\.value) == (try offline.allProperties(of: "core-net")).map(\.value))
+        #expect(throws: AdminError.self) { try client.allProperties(of: "work") }
+        #expect(throws: AdminError.qubes(className: "QubesException", message: "VMM operations disabled in offline mode")) {
+            try client.availableDevices(of: "dom0", deviceClass: "pci")
+        }
         #expect(throws: AdminError.qubes(className: "QubesException", message: "VMM operations disabled in offline mode")) {
             try client.property("maxmem", of: "work")
         }
@@ -103,7 +112,7 @@ import Testing
     @Test func transportFailuresAreClearErrors() throws {
         let files = try temporaryStore()
         let offline = OfflineBackend(path: files.path)
-        let cases: [(TestServer.Mode, (AdminError) -> Bool)] = [
+        let cases: [(AdminSocketServer.Mode, (AdminError) -> Bool)] = [
             (.canned([]), { if case .emptyReply = $0 { return true } else { return false } }),
             (.canned(Array("2\u{0}QubesException\u{0}".utf8)), { if case .malformedReply = $0 { return true } else { return false } }),
             (.canned(Array("garbage".utf8)), { if case .malformedReply = $0 { return true } else { return false } }),
@@ -113,7 +122,7 @@ import Testing
         for (index, (mode, matches)) in cases.enumerated() {
             let directory = files.directory + "/server-\(index)"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let server = try TestServer(directory: directory, backend: offline, mode: mode)
+            let server = try AdminSocketServer(directory: directory, backend: offline, mode: mode)
             defer { server.stop() }
             let client = AdminAPIBackend(transport: AdminTransport(socketPath: server.socketPath, timeout: 0.5, maximumReplySize: 100_000))
             do {
@@ -129,7 +138,7 @@ import Testing
 
     @Test func eventsStreamThroughTheSocket() throws {
         let files = try temporaryStore()
-        let server = try TestServer(directory: files.directory, backend: OfflineBackend(path: files.path), mode: .canned(WireTests.eventStream))
+        let server = try AdminSocketServer(directory: files.directory, backend: OfflineBackend(path: files.path), mode: .canned(WireTests.eventStream))
         defer { server.stop() }
         var events: [AdminEvent] = []
         try AdminTransport(socketPath: server.socketPath, timeout: 5).events { event in

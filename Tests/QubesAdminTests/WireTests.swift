@@ -50,6 +50,9 @@ import Testing
         #expect(PropertyValue(wireText: "default=False type=str a b\nc")?.value == "a b\nc")
         #expect(PropertyValue(wireText: "default=True type=int 400")?.wireText == "default=True type=int 400")
         #expect(PropertyValue(wireText: "type=int 400") == nil)
+        let tricky = PropertyValue(type: "str", isDefault: false, value: "a\\b\nc")
+        #expect(tricky.getAllLine(name: "kernelopts") == "kernelopts default=False type=str a\\\\b\\nc")
+        #expect(PropertyValue.parseGetAllLine(tricky.getAllLine(name: "kernelopts"))?.value == tricky)
     }
 
     static let eventStream: [UInt8] = Array(

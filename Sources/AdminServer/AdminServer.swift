@@ -3,16 +3,17 @@ import Glibc
 import QubesAdmin
 import QubesStore
 
-/// A qubesd stand-in: a real Unix-socket server that speaks the Admin API
-/// wire protocol and answers from an `OfflineBackend`.
-final class TestServer: @unchecked Sendable {
-    let socketPath: String
-    let backend: OfflineBackend
+/// A qubesd stand-in for tests and benchmarks: a real Unix-socket server
+/// that speaks the Admin API wire protocol and answers from an
+/// `OfflineBackend`, one connection at a time.
+public final class AdminSocketServer: @unchecked Sendable {
+    public let socketPath: String
+    public let backend: OfflineBackend
     private let listener: Int32
     private let thread: Thread
     private let finished: DispatchSemaphore
     /// How the server answers.
-    enum Mode: Sendable {
+    public enum Mode: Sendable {
         /// From the backend, as qubesd would.
         case dispatch
         /// These bytes, whatever the request (framing tests).
@@ -21,7 +22,8 @@ final class TestServer: @unchecked Sendable {
         case silent
     }
 
-    init(directory: String, backend: OfflineBackend, mode: Mode = .dispatch) throws {
+    /// Listens on `<directory>/qubesd.sock`.
+    public init(directory: String, backend: OfflineBackend, mode: Mode = .dispatch) throws {
         let socketPath = directory + "/qubesd.sock"
         self.socketPath = socketPath
         self.backend = backend
@@ -54,7 +56,7 @@ final class TestServer: @unchecked Sendable {
 
     /// Stops accepting and waits for the accept loop to end before the
     /// descriptor is closed (so its number cannot be reused under it).
-    func stop() {
+    public func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
         finished.wait()
         close(listener)
@@ -95,10 +97,13 @@ final class TestServer: @unchecked Sendable {
 }
 
 /// Maps Admin API requests onto a `Backend` and formats the answers as qubesd does.
-struct AdminDispatcher {
-    let backend: Backend
+public struct AdminDispatcher {
+    public let backend: Backend
 
-    func reply(to bytes: [UInt8]) -> [UInt8] {
+    public init(backend: Backend) { self.backend = backend }
+
+    /// The reply bytes for request bytes; empty where qubesd drops the connection.
+    public func reply(to bytes: [UInt8]) -> [UInt8] {
         guard let request = AdminRequest.decode(bytes) else { return [] }
         do {
             return AdminReply.success(Array(try answer(request).utf8)).encoded
@@ -120,9 +125,7 @@ struct AdminDispatcher {
         let dest = request.destination
         let payload = String(decoding: request.payload, as: UTF8.self)
         let argument = request.argument
-        guard try backend.qubes().contains(where: { $0.name == dest }) else {
-            throw AdminError.qubes(className: "QubesVMNotFoundError", message: "No such domain: '\(dest)'")
-        }
+        _ = try backend.powerState(of: dest)
         let parts = request.method.split(separator: ".").map(String.init)
         if request.method.hasPrefix("admin.property.") || request.method.hasPrefix("admin.vm.property.") {
             let global = request.method.hasPrefix("admin.property.")
@@ -130,6 +133,7 @@ struct AdminDispatcher {
             let qube = global ? nil : dest
             switch parts.last! {
             case "List": return lines(try backend.propertyNames(of: qube))
+            case "GetAll": return lines(try backend.allProperties(of: qube).map { $0.value.getAllLine(name: $0.name) })
             case "Get": return try backend.property(argument, of: qube).wireText
             case "GetDefault": return try backend.propertyDefault(argument, of: qube).map { "type=\($0.type) \($0.value)" } ?? ""
             case "Set": try backend.setProperty(argument, of: qube, to: payload)
@@ -155,6 +159,10 @@ struct AdminDispatcher {
                 device.options = parsed.options
                 try backend.assign(device, deviceClass: deviceClass, to: dest)
             case "Unassign": try backend.unassign(device, deviceClass: deviceClass, from: dest)
+            case "Available":
+                return lines(try backend.availableDevices(of: dest, deviceClass: deviceClass).map { entry in
+                    "\(entry.port):\(entry.identity) " + entry.properties.map { "\($0.key)='\($0.value)'" }.joined(separator: " ")
+                })
             default: throw protocolError("no such method: '\(request.method)'")
             }
             return ""
@@ -206,13 +214,3 @@ struct AdminDispatcher {
     }
 }
 
-/// A fresh temporary folder with a copy of a store fixture.
-func temporaryStore(_ fixture: String = "qubes-liteqube.xml") throws -> (directory: String, path: String) {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("lq-admin-\(UUID().uuidString)").path
-    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("QubesStoreTests/Fixtures/valid/\(fixture)")
-    let path = directory + "/qubes.xml"
-    try FileManager.default.copyItem(atPath: source.path, toPath: path)
-    return (directory, path)
-}
