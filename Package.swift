@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .target(
@@ -27,8 +28,13 @@ let package = Package(
             dependencies: [
                 "QubesStore",
                 "QubesAdmin",
+                "Provisioning",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .target(
+            name: "Provisioning",
+            dependencies: ["QubesStore", "QubesAdmin", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "AdminServer",
@@ -47,6 +53,11 @@ let package = Package(
         .testTarget(
             name: "QubesAdminTests",
             dependencies: ["QubesAdmin", "AdminServer"]
+        ),
+        .testTarget(
+            name: "ProvisioningTests",
+            dependencies: ["Provisioning", "AdminServer"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "lqTests",

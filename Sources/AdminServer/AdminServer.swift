@@ -204,6 +204,12 @@ public struct AdminDispatcher {
         case "admin.vm.volume.Set.rw":
             guard let flag = ValueParsers.bool(payload) else { throw protocolError("Payload is not boolean ASCII") }
             try backend.setVolumeReadWrite(argument, of: dest, to: flag)
+        case "admin.vm.volume.CloneFrom":
+            _ = try backend.volumeInfo(argument, of: dest)
+            return dest + ":" + argument
+        case "admin.vm.volume.CloneTo":
+            guard let colon = payload.firstIndex(of: ":") else { throw protocolError("Invalid token") }
+            try backend.cloneVolume(argument, from: String(payload[..<colon]), to: dest)
         case "admin.vm.CurrentState": return "mem=0 mem_static_max=0 cputime=0 power_state=\(try backend.powerState(of: dest))"
         case "admin.vm.Start": try backend.start(dest)
         case "admin.vm.Shutdown": try backend.shutdown(dest, force: argument.contains("force"), wait: argument.contains("wait"))

@@ -129,6 +129,11 @@ public final class AdminAPIBackend: Backend {
         try call("admin.vm.volume.Set.rw", volume, on: qube, payload: readWrite ? "True" : "False")
     }
 
+    public func cloneVolume(_ volume: String, from source: String, to target: String) throws {
+        let token = try call("admin.vm.volume.CloneFrom", volume, on: source)
+        try call("admin.vm.volume.CloneTo", volume, on: target, payload: token)
+    }
+
     // MARK: Devices
 
     public func availableDevices(of backend: String, deviceClass: String) throws

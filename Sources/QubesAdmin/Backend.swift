@@ -112,6 +112,8 @@ public protocol Backend: AnyObject {
     func volumes(of qube: String) throws -> [String]
     func volumeInfo(_ volume: String, of qube: String) throws -> [(key: String, value: String)]
     func setVolumeReadWrite(_ volume: String, of qube: String, to readWrite: Bool) throws
+    /// Copies a volume's data from one qube to another (`CloneFrom` / `CloneTo`).
+    func cloneVolume(_ volume: String, from source: String, to target: String) throws
 
     /// Devices a backend qube offers (`Available`): port, identity and description pairs.
     func availableDevices(of backend: String, deviceClass: String) throws -> [(port: String, identity: String, properties: [(key: String, value: String)])]

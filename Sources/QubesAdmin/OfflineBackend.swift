@@ -312,6 +312,15 @@ public final class OfflineBackend: Backend {
         }
     }
 
+    /// Offline there is no volume data to copy: both volumes must exist.
+    public func cloneVolume(_ volume: String, from source: String, to target: String) throws {
+        try read("admin.vm.volume.CloneFrom+\(volume)") { store in
+            for qube in [source, target] where !(try store.existing(qube).volumes.contains { $0.name == volume }) {
+                throw StoreError(.permissionDenied, "Argument not in '\(qube) volumes'")
+            }
+        }
+    }
+
     // MARK: Devices
 
     /// Offline there is no hardware to list: qubesd answers dom0 with the VMM error, other qubes with nothing.

@@ -6,7 +6,10 @@ struct LQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lq",
         abstract: "Keep Qubes OS lean: read and write qubes.xml exactly as qubesd does.",
-        subcommands: [StoreCommand.self, ListQubes.self, Prefs.self, Features.self, Tags.self]
+        subcommands: [
+            StoreCommand.self, ListQubes.self, Prefs.self, Features.self, Tags.self, PlanCommand.self, ApplyCommand.self,
+            DestroyCommand.self, MemCommand.self,
+        ]
     )
 }
 

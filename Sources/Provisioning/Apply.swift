@@ -1,0 +1,236 @@
+import Foundation
+import QubesAdmin
+import QubesStore
+
+/// The write-ahead journal of `lq apply`: for every change, the value it
+/// replaced, written and fsynced before the change is made.
+public struct Journal: Codable, Sendable, Hashable {
+    /// The value a change replaced.
+    public enum Prior: Codable, Sendable, Hashable {
+        /// The qube or file did not exist: undoing removes it.
+        case absent
+        /// A property: explicit value, or `nil` when it was at its default.
+        case property(explicit: String?)
+        /// A feature's value, `nil` when unset.
+        case feature(String?)
+        /// The PCI assignments of the device's original qube, in order.
+        case devices([Device])
+        /// A file's previous content.
+        case file(String)
+    }
+
+    /// One PCI assignment as recorded.
+    public struct Device: Codable, Sendable, Hashable {
+        public var port: String
+        public var identity: String
+        public var mode: String
+        /// Options in order, as name/value pairs.
+        public var options: [[String]]
+
+        init(_ assignment: DeviceAssignment) {
+            port = assignment.port
+            identity = assignment.identity
+            mode = assignment.mode
+            options = assignment.options.map { [$0.name ?? "", $0.value] }
+        }
+
+        var assignment: DeviceAssignment {
+            DeviceAssignment(
+                backendDomain: "dom0", port: port, identity: identity, mode: mode,
+                options: options.map { (name: $0.first, value: $0.count > 1 ? $0[1] : "") })
+        }
+    }
+
+    public struct Entry: Codable, Sendable, Hashable {
+        public var operation: Operation
+        public var prior: Prior
+        /// Whether the change is known to have completed.
+        public var done: Bool
+    }
+
+    public var entries: [Entry] = []
+
+    public init() {}
+}
+
+/// What apply reports while it runs; throwing from the callback stops it.
+public enum ApplyEvent: Sendable {
+    case starting(index: Int, count: Int, Operation)
+    case finished(index: Int, count: Int, Operation)
+}
+
+/// Runs plans and undoes them, keeping the journal.
+public struct Applier {
+    public let backend: Backend
+    public let journalFile: StoreFile
+    /// Policy files: read (nil when absent), write atomically, remove.
+    public let files: PolicyFiles
+
+    public init(backend: Backend, journalPath: String, files: PolicyFiles = .system) {
+        self.backend = backend
+        self.journalFile = StoreFile(path: journalPath)
+        self.files = files
+    }
+
+    /// The journal on disk (empty when there is none).
+    public func loadJournal() throws -> Journal {
+        guard let bytes = try? journalFile.read().bytes, !bytes.isEmpty else { return Journal() }
+        do {
+            return try JSONDecoder().decode(Journal.self, from: Data(bytes))
+        } catch {
+            throw ProvisioningError("journal \(journalFile.path) is not readable: \(error)")
+        }
+    }
+
+    private func save(_ journal: Journal) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try journalFile.replace(with: Array(try encoder.encode(journal)), expecting: nil)
+    }
+
+    /// Applies `plan`, journaling each prior value before its change.
+    public func apply(_ plan: Plan, progress: (ApplyEvent) throws -> Void = { _ in }) throws {
+        var journal = try loadJournal()
+        let count = plan.operations.count
+        for (index, operation) in plan.operations.enumerated() {
+            try progress(.starting(index: index, count: count, operation))
+            journal.entries.append(Journal.Entry(operation: operation, prior: try prior(of: operation), done: false))
+            try save(journal)
+            try execute(operation)
+            journal.entries[journal.entries.count - 1].done = true
+            try save(journal)
+            try progress(.finished(index: index, count: count, operation))
+        }
+    }
+
+    /// What `operation` will replace.
+    private func prior(of operation: Operation) throws -> Journal.Prior {
+        switch operation {
+        case .cloneTemplate, .createQube: return .absent
+        case .setProperty(let qube, let name, _):
+            // Explicit values always read back; a read that fails (offline
+            // maxmem) is a computed default.
+            guard let current = try? backend.property(name, of: qube), !current.isDefault else { return .property(explicit: nil) }
+            return .property(explicit: current.value)
+        case .setFeature(let qube, let name, _):
+            return .feature(try? backend.feature(name, of: qube))
+        case .moveDevice(let from, _, _, _, _):
+            return .devices(try backend.assignedDevices(of: from, deviceClass: "pci").map(Journal.Device.init))
+        case .writePolicy(let path, _):
+            return files.read(path).map(Journal.Prior.file) ?? .absent
+        }
+    }
+
+    private func execute(_ operation: Operation) throws {
+        switch operation {
+        case .cloneTemplate(let source, let name, let label):
+            try backend.create(Store.NewQube(vmClass: .templateVM, name: name, label: label))
+            for feature in try backend.features(of: source) {
+                try backend.setFeature(feature, to: try backend.feature(feature, of: source), of: name)
+            }
+            for volume in ["root", "private"] { try backend.cloneVolume(volume, from: source, to: name) }
+        case .createQube(let name, let vmClass, let template, let label):
+            guard let vmClass = VMClass(rawValue: vmClass) else { throw ProvisioningError("unknown class \(vmClass)") }
+            try backend.create(Store.NewQube(vmClass: vmClass, name: name, label: label, template: template))
+        case .setProperty(let qube, let name, let value):
+            try backend.setProperty(name, of: qube, to: value)
+        case .setFeature(let qube, let name, let value):
+            try backend.setFeature(name, to: value, of: qube)
+        case .moveDevice(let from, let to, let port, let identity, let options):
+            let device = DeviceAssignment(
+                backendDomain: "dom0", port: port, identity: identity, mode: "required",
+                options: options.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+            let assigned = try backend.assignedDevices(of: to, deviceClass: "pci")
+            if !assigned.contains(where: { $0.sameDevice(as: device) }) { try backend.assign(device, deviceClass: "pci", to: to) }
+            if try backend.assignedDevices(of: from, deviceClass: "pci").contains(where: { $0.sameDevice(as: device) }) {
+                try backend.unassign(device, deviceClass: "pci", from: from)
+            }
+        case .writePolicy(let path, let content):
+            try files.write(path, content)
+        }
+    }
+
+    /// Undoes everything the journal records, newest first, then removes it.
+    public func destroy(progress: (Operation) throws -> Void = { _ in }) throws {
+        var journal = try loadJournal()
+        let created = Set(journal.entries.compactMap { entry -> String? in
+            switch entry.operation {
+            case .cloneTemplate(_, let name, _), .createQube(let name, _, _, _): name
+            default: nil
+            }
+        })
+        let existing = Set(try backend.qubes().map(\.name))
+        while let entry = journal.entries.last {
+            try progress(entry.operation)
+            try undo(entry, created: created, existing: existing)
+            journal.entries.removeLast()
+            try save(journal)
+        }
+        files.remove(journalFile.path)
+    }
+
+    private func undo(_ entry: Journal.Entry, created: Set<String>, existing: Set<String>) throws {
+        switch (entry.operation, entry.prior) {
+        case (.cloneTemplate(_, let name, _), _), (.createQube(let name, _, _, _), _):
+            if try backend.qubes().contains(where: { $0.name == name }) { try backend.remove(name) }
+        case (.setProperty(let qube, let name, _), .property(let explicit)):
+            if let qube, created.contains(qube) || !existing.contains(qube) { return }
+            if let explicit { try backend.setProperty(name, of: qube, to: explicit) } else { try backend.resetProperty(name, of: qube) }
+        case (.setFeature(let qube, let name, _), .feature(let value)):
+            if created.contains(qube) || !existing.contains(qube) { return }
+            if let value {
+                try backend.setFeature(name, to: value, of: qube)
+            } else if (try? backend.feature(name, of: qube)) != nil {
+                try backend.removeFeature(name, of: qube)
+            }
+        case (.moveDevice(let from, let to, let port, let identity, _), .devices(let original)):
+            let moved = DeviceAssignment(backendDomain: "dom0", port: port, identity: identity, mode: "required")
+            if try backend.qubes().contains(where: { $0.name == to }),
+                try backend.assignedDevices(of: to, deviceClass: "pci").contains(where: { $0.sameDevice(as: moved) })
+            {
+                try backend.unassign(moved, deviceClass: "pci", from: to)
+            }
+            // Reassign in the recorded order: the device and those still there.
+            let current = try backend.assignedDevices(of: from, deviceClass: "pci")
+            let restored = original.map(\.assignment).filter { device in
+                device.sameDevice(as: moved) || current.contains { $0.sameDevice(as: device) }
+            }
+            for device in current { try backend.unassign(device, deviceClass: "pci", from: from) }
+            for device in restored { try backend.assign(device, deviceClass: "pci", to: from) }
+            for device in current where !restored.contains(where: { $0.sameDevice(as: device) }) {
+                try backend.assign(device, deviceClass: "pci", to: from)
+            }
+        case (.writePolicy(let path, _), .file(let content)):
+            try files.write(path, content)
+        case (.writePolicy(let path, _), .absent):
+            files.remove(path)
+        default:
+            throw ProvisioningError("journal entry does not match its prior value: \(entry.operation.summary)")
+        }
+    }
+}
+
+/// Reading and writing policy files (atomically, fsynced).
+public struct PolicyFiles: Sendable {
+    public var read: @Sendable (String) -> String?
+    public var write: @Sendable (String, String) throws -> Void
+    public var remove: @Sendable (String) -> Void
+
+    public init(
+        read: @escaping @Sendable (String) -> String?, write: @escaping @Sendable (String, String) throws -> Void,
+        remove: @escaping @Sendable (String) -> Void
+    ) {
+        self.read = read
+        self.write = write
+        self.remove = remove
+    }
+
+    /// The real file system; writes go through a temp file, fsync and rename.
+    public static let system = PolicyFiles(
+        read: { path in
+            guard let bytes = try? StoreFile(path: path).read().bytes else { return nil }
+            return String(decoding: bytes, as: UTF8.self)
+        },
+        write: { path, content in try StoreFile(path: path).replace(with: Array(content.utf8), expecting: nil) },
+        remove: { path in _ = unlink(path) })
+}

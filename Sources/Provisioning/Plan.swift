@@ -1,0 +1,143 @@
+import QubesAdmin
+import QubesStore
+
+/// One change `lq apply` makes, in the order of the plan.
+public enum Operation: Sendable, Hashable, Codable {
+    /// Clone a TemplateVM (features and volumes) under a new name and label.
+    case cloneTemplate(source: String, name: String, label: String)
+    case createQube(name: String, vmClass: String, template: String?, label: String)
+    /// Set a property (`qube` nil: global); `value` is Admin API text, "" = none.
+    case setProperty(qube: String?, name: String, value: String)
+    case setFeature(qube: String, name: String, value: String)
+    /// Move a PCI device: unassign from `from`, assign to `to` with `options`.
+    case moveDevice(from: String, to: String, port: String, identity: String, options: [String: String])
+    /// Write a policy file (created or replaced).
+    case writePolicy(path: String, content: String)
+
+    /// A one-line description for people.
+    public var summary: String {
+        switch self {
+        case .cloneTemplate(let source, let name, let label): "clone template \(source) as \(name) (label \(label))"
+        case .createQube(let name, let vmClass, let template, let label):
+            "create \(vmClass) \(name)" + (template.map { " from \($0)" } ?? "") + " (label \(label))"
+        case .setProperty(let qube, let name, let value):
+            "set \(qube.map { "\($0) " } ?? "global ")\(name) = \(value.isEmpty ? "none" : value)"
+        case .setFeature(let qube, let name, let value): "set feature \(qube) \(name) = '\(value)'"
+        case .moveDevice(let from, let to, let port, let identity, _): "move PCI device \(port) (\(identity)) from \(from) to \(to)"
+        case .writePolicy(let path, let content): "write policy \(path) (\(content.split(separator: "\n").count) lines)"
+        }
+    }
+
+    /// The operation as canonical JSON data.
+    public var json: JSONValue {
+        var members: [String: JSONValue] = ["summary": .string(summary)]
+        switch self {
+        case .cloneTemplate(let source, let name, let label):
+            members.merge(["op": .string("clone-template"), "source": .string(source), "qube": .string(name), "label": .string(label)]) { $1 }
+        case .createQube(let name, let vmClass, let template, let label):
+            members.merge([
+                "op": .string("create-qube"), "qube": .string(name), "class": .string(vmClass),
+                "template": template.map(JSONValue.string) ?? .null, "label": .string(label),
+            ]) { $1 }
+        case .setProperty(let qube, let name, let value):
+            members.merge([
+                "op": .string(qube == nil ? "set-global-property" : "set-property"), "qube": qube.map(JSONValue.string) ?? .null,
+                "property": .string(name), "value": .string(value),
+            ]) { $1 }
+        case .setFeature(let qube, let name, let value):
+            members.merge(["op": .string("set-feature"), "qube": .string(qube), "feature": .string(name), "value": .string(value)]) { $1 }
+        case .moveDevice(let from, let to, let port, let identity, let options):
+            members.merge([
+                "op": .string("move-pci-device"), "from": .string(from), "to": .string(to), "port": .string(port),
+                "identity": .string(identity), "options": .object(options.mapValues(JSONValue.string)),
+            ]) { $1 }
+        case .writePolicy(let path, _):
+            members.merge(["op": .string("write-policy"), "path": .string(path)]) { $1 }
+        }
+        return .object(members)
+    }
+}
+
+/// The difference between the desired and the current state.
+public struct Plan: Sendable {
+    public var operations: [Operation]
+    public var notes: [String]
+    public var desired: DesiredState
+}
+
+/// Reads the current state through a `Backend` and lists what must change.
+public struct Planner {
+    public let backend: Backend
+    /// The folder the Liteqube policy file goes to.
+    public let policyDirectory: String
+    /// Reads a policy file's current text (`nil` when absent).
+    public let readFile: (String) -> String?
+    /// Names of installed kernels (for the mirage firewall); `nil`: unknown, not checked.
+    public let kernels: Set<String>?
+
+    public init(backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?) {
+        self.backend = backend
+        self.policyDirectory = policyDirectory
+        self.readFile = readFile
+        self.kernels = kernels
+    }
+
+    public var policyPath: String { policyDirectory + "/" + PolicyRules.fileName }
+
+    public func plan(_ manifest: Manifest) throws -> Plan {
+        let qubes = try backend.qubes()
+        let names = Set(qubes.map(\.name))
+        let templates = qubes.filter { $0.vmClass == VMClass.templateVM.rawValue }.map(\.name)
+        let desired = try Catalog.desiredState(manifest, templates: templates, qubes: names, kernels: kernels)
+        var operations: [Operation] = []
+        let classes = Dictionary(qubes.map { ($0.name, $0.vmClass) }, uniquingKeysWith: { first, _ in first })
+        for qube in desired.qubes {
+            let exists = classes[qube.name] != nil
+            if let existingClass = classes[qube.name], existingClass != qube.vmClass.rawValue {
+                throw ProvisioningError("qube \(qube.name) exists as \(existingClass), but Liteqube needs a \(qube.vmClass.rawValue) there; rename it or choose another name in the manifest")
+            }
+            if !exists {
+                if let source = qube.cloneOf {
+                    operations.append(.cloneTemplate(source: source, name: qube.name, label: qube.label))
+                } else {
+                    operations.append(.createQube(name: qube.name, vmClass: qube.vmClass.rawValue, template: qube.template, label: qube.label))
+                }
+            } else if let template = qube.template {
+                let current = try backend.property("template", of: qube.name)
+                if current.value != template { operations.append(.setProperty(qube: qube.name, name: "template", value: template)) }
+            }
+            for (name, value) in qube.properties {
+                if exists, let current = try? backend.property(name, of: qube.name), !current.isDefault, current.value == value {
+                    continue
+                }
+                operations.append(.setProperty(qube: qube.name, name: name, value: value))
+            }
+            if let source = qube.devicesFrom, names.contains(source) {
+                for device in try backend.assignedDevices(of: source, deviceClass: "pci") {
+                    var options: [String: String] = [:]
+                    for option in device.options { options[option.name ?? ""] = option.value }
+                    if manifest.noStrictReset { options["no-strict-reset"] = "True" }
+                    operations.append(.moveDevice(from: source, to: qube.name, port: device.port, identity: device.identity, options: options))
+                }
+            }
+        }
+        for retired in desired.retired {
+            let autostart = try backend.property("autostart", of: retired.name)
+            if autostart.isDefault || autostart.value != "False" {
+                operations.append(.setProperty(qube: retired.name, name: "autostart", value: "False"))
+            }
+            let rationale = "replaced by \(retired.replacement) (Liteqube)"
+            if retired.prohibitStart, (try? backend.feature("prohibit-start", of: retired.name)) != rationale {
+                operations.append(.setFeature(qube: retired.name, name: "prohibit-start", value: rationale))
+            }
+        }
+        for (name, value) in desired.globals {
+            let current = try backend.property(name, of: nil)
+            if current.isDefault || current.value != value { operations.append(.setProperty(qube: nil, name: name, value: value)) }
+        }
+        if readFile(policyPath) != desired.policy {
+            operations.append(.writePolicy(path: policyPath, content: desired.policy))
+        }
+        return Plan(operations: operations, notes: desired.notes, desired: desired)
+    }
+}

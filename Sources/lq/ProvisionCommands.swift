@@ -1,0 +1,186 @@
+import ArgumentParser
+import Foundation
+import Provisioning
+import QubesAdmin
+import QubesStore
+
+/// Options shared by plan, apply, destroy and mem.
+struct ManifestOptions: ParsableArguments {
+    @Option(name: [.customShort("f"), .customLong("file")], help: "The Liteqube manifest.") var manifest = "liteqube.yaml"
+    @Option(help: "Folder of the qrexec policy files.") var policyDir = "/etc/qubes/policy.d"
+    @Option(help: "The write-ahead journal (default: liteqube.journal.json beside the manifest).") var journal: String?
+
+    func load() throws -> Manifest {
+        guard let data = FileManager.default.contents(atPath: manifest) else {
+            Terminal.error("\(manifest): cannot read the manifest")
+            throw ExitCode(1)
+        }
+        do {
+            return try Manifest.parse(String(decoding: data, as: UTF8.self))
+        } catch let error as Manifest.Error {
+            Terminal.error("\(manifest): \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    var journalPath: String {
+        journal ?? URL(fileURLWithPath: manifest).deletingLastPathComponent().appendingPathComponent("liteqube.journal.json").path
+    }
+
+    /// Kernels installed in dom0.
+    static var installedKernels: Set<String> {
+        Set((try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/qubes/vm-kernels")) ?? [])
+    }
+
+    func planner(_ backend: Backend) -> Planner {
+        Planner(backend: backend, policyDirectory: policyDir, readFile: PolicyFiles.system.read, kernels: Self.installedKernels)
+    }
+}
+
+/// Runs a provisioning step, printing library errors and exiting 1.
+func provisioning(_ options: BackendOptions, _ body: (Backend) throws -> Void) throws {
+    try options.run(qube: nil) { backend in
+        do {
+            try body(backend)
+        } catch let error as ProvisioningError {
+            Terminal.error(error.description)
+            throw ExitCode(1)
+        } catch let error as StoreError {
+            Terminal.error(error.description)
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct PlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plan", abstract: "Show what `lq apply` would change, and the memory budget before → after.")
+
+    @OptionGroup var options: BackendOptions
+    @OptionGroup var manifestOptions: ManifestOptions
+
+    func run() throws {
+        let manifest = try manifestOptions.load()
+        try provisioning(options) { backend in
+            let plan = try manifestOptions.planner(backend).plan(manifest)
+            let before = try MemoryBudget(backend: backend, manifest: manifest)
+            let after = MemoryBudget(desired: plan.desired)
+            if options.json {
+                Terminal.write(JSONValue.object([
+                    "operations": .array(plan.operations.map(\.json)),
+                    "notes": .array(plan.notes.map(JSONValue.string)),
+                    "memory": MemoryReport.json(before: before, after: after, manifest: manifest),
+                ]).canonicalBytes())
+                return
+            }
+            var lines = ["Liteqube \(manifest.components.map(\.rawValue).joined(separator: ", ")) (profile \(manifest.profile.rawValue))"]
+            lines += plan.notes.map { "note: \($0)" }
+            if plan.operations.isEmpty {
+                lines.append("Nothing to do.")
+            } else {
+                lines.append("\(plan.operations.count) operations:")
+                for (index, operation) in plan.operations.enumerated() { lines.append("  \(index + 1). \(operation.summary)") }
+            }
+            lines.append(MemoryReport.text(before: before, after: after, manifest: manifest))
+            Terminal.write(lines.joined(separator: "\n") + "\n")
+        }
+    }
+}
+
+struct ApplyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply", abstract: "Make the system match the manifest, journaling every prior value first.",
+        discussion: "Running apply again after an interruption continues where it stopped.")
+
+    @OptionGroup var options: BackendOptions
+    @OptionGroup var manifestOptions: ManifestOptions
+
+    func run() throws {
+        let manifest = try manifestOptions.load()
+        try provisioning(options) { backend in
+            let plan = try manifestOptions.planner(backend).plan(manifest)
+            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath)
+            try applier.apply(plan) { event in
+                if case .starting(let index, let count, let operation) = event, !options.json {
+                    Terminal.write("[\(index + 1)/\(count)] \(operation.summary)\n")
+                }
+            }
+            if options.json {
+                Terminal.write(JSONValue.object(["applied": .array(plan.operations.map(\.json))]).canonicalBytes())
+            } else {
+                Terminal.write(plan.operations.isEmpty ? "Nothing to do.\n" : "Done: \(plan.operations.count) operations.\n")
+            }
+        }
+    }
+}
+
+struct DestroyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "destroy", abstract: "Undo what the journal records, newest first, restoring every prior value.")
+
+    @OptionGroup var options: BackendOptions
+    @OptionGroup var manifestOptions: ManifestOptions
+
+    func run() throws {
+        try provisioning(options) { backend in
+            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath)
+            var undone: [Provisioning.Operation] = []
+            try applier.destroy { operation in
+                undone.append(operation)
+                if !options.json { Terminal.write("undo: \(operation.summary)\n") }
+            }
+            if options.json { Terminal.write(JSONValue.object(["undone": .array(undone.map(\.json))]).canonicalBytes()) }
+        }
+    }
+}
+
+struct MemCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mem", abstract: "The memory budget of the service qubes now, and (with a manifest) after apply.")
+
+    @OptionGroup var options: BackendOptions
+    @OptionGroup var manifestOptions: ManifestOptions
+
+    func run() throws {
+        let manifest = FileManager.default.fileExists(atPath: manifestOptions.manifest) ? try manifestOptions.load() : Manifest()
+        try provisioning(options) { backend in
+            let before = try MemoryBudget(backend: backend, manifest: manifest)
+            let qubes = try backend.qubes()
+            let desired = try Catalog.desiredState(
+                manifest, templates: qubes.filter { $0.vmClass == "TemplateVM" }.map(\.name), qubes: Set(qubes.map(\.name)), kernels: nil)
+            let after = MemoryBudget(desired: desired)
+            if options.json {
+                Terminal.write(MemoryReport.json(before: before, after: after, manifest: manifest).canonicalBytes())
+            } else {
+                Terminal.write(MemoryReport.table(after) + MemoryReport.text(before: before, after: after, manifest: manifest) + "\n")
+            }
+        }
+    }
+}
+
+/// Printing memory budgets.
+enum MemoryReport {
+    static func json(before: MemoryBudget, after: MemoryBudget, manifest: Manifest) -> JSONValue {
+        .object([
+            "before": before.json, "after": after.json,
+            "service_total_mib": .integer(String(after.serviceTotal(manifest))),
+            "qubes_default_mib": .integer(String(MemoryBudget.qubesDefaultTotal)),
+        ])
+    }
+
+    static func text(before: MemoryBudget, after: MemoryBudget, manifest: Manifest) -> String {
+        let now = before.totals
+        let planned = after.totals
+        func groups(_ totals: [Presence: Int]) -> String {
+            Presence.allCases.map { "\($0.rawValue) \(totals[$0] ?? 0)" }.joined(separator: ", ")
+        }
+        return "Memory (MiB): now \(groups(now)); after \(groups(planned)).\n"
+            + "Network, firewall, Tor and USB: \(after.serviceTotal(manifest)) MiB with Liteqube, against \(MemoryBudget.qubesDefaultTotal) MiB for the Qubes 4.3 defaults (sys-net, sys-firewall, sys-usb, sys-whonix and stub domains)."
+    }
+
+    static func table(_ budget: MemoryBudget) -> String {
+        Table.render(
+            header: ["QUBE", "MEMORY", "STUBDOMAIN", "PRESENCE"],
+            rows: budget.entries.map { [$0.qube, String($0.memory), String($0.stubdomain), $0.presence.rawValue] })
+    }
+}

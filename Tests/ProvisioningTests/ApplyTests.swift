@@ -1,0 +1,169 @@
+import AdminServer
+import Foundation
+import Provisioning
+import QubesAdmin
+import QubesStore
+import Testing
+
+/// A scratch system: a copy of the default-install qubes.xml and a policy folder.
+struct Scratch {
+    let directory: String
+    var store: String { directory + "/qubes.xml" }
+    var policy: String { directory + "/policy.d" }
+    var journal: String { directory + "/liteqube.journal.json" }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("lq-prov-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory + "/policy.d", withIntermediateDirectories: true)
+        let fixture = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/qubes-default.xml")
+        try FileManager.default.copyItem(atPath: fixture.path, toPath: store)
+        try "dom0 rules of the user\n".write(toFile: policy + "/30-user.policy", atomically: true, encoding: .utf8)
+    }
+
+    func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
+
+    func planner(_ backend: Backend) -> Planner {
+        Planner(backend: backend, policyDirectory: policy, readFile: PolicyFiles.system.read, kernels: [])
+    }
+
+    func policyFiles() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: policy).sorted() }
+
+    private init(directory: String) { self.directory = directory }
+
+    /// A second scratch system with the same files.
+    func copy() throws -> Scratch {
+        let other = Scratch(directory: directory + "-copy")
+        try FileManager.default.copyItem(atPath: directory, toPath: other.directory)
+        return other
+    }
+
+    /// The store in canonical form (what `lq store fmt` writes).
+    func canonical() throws -> [UInt8] { try XMLWriter.write(try Store.load(xml: [UInt8](try bytes(store))).store) }
+}
+
+@Suite struct ApplyTests {
+    static let manifest = Manifest(components: [.base, .network, .usb])
+
+    func apply(_ scratch: Scratch, _ backend: Backend, stopAt: Int? = nil) throws {
+        let plan = try scratch.planner(backend).plan(Self.manifest)
+        try Applier(backend: backend, journalPath: scratch.journal).apply(plan) { event in
+            if case .starting(let index, _, _) = event, index == stopAt { throw ProvisioningError("interrupted at \(index)") }
+        }
+    }
+
+    @Test func offlineApplyBuildsTheMasterTable() throws {
+        let scratch = try Scratch()
+        let backend = OfflineBackend(path: scratch.store, random: .seeded(7))
+        try apply(scratch, backend)
+        let store = try Store.load(xml: [UInt8](try scratch.bytes(scratch.store))).store
+        let expected: [(String, VMClass, String?, String, Int, Int, String?, String, Bool, Bool, Bool)] = [
+            // name, class, template, label, memory, vcpus, virt_mode, netvm, provides_network, template_for_dispvms, autostart
+            ("debian-core", .templateVM, nil, "black", 1024, 1, nil, "", false, false, false),
+            ("core-dvm", .appVM, "debian-core", "gray", 512, 1, nil, "", false, true, false),
+            ("core-xorg", .dispVM, "core-dvm", "gray", 512, 1, nil, "", false, false, false),
+            ("core-keys", .appVM, "debian-core", "gray", 160, 1, nil, "", false, false, false),
+            ("fw-net", .dispVM, "core-dvm", "gray", 128, 1, nil, "core-net", true, false, false),
+            ("fw-tor", .dispVM, "core-dvm", "gray", 128, 1, nil, "core-tor", true, false, false),
+            ("core-net", .dispVM, "core-dvm", "gray", 240, 1, "hvm", "", true, false, true),
+            ("core-tor", .appVM, "debian-core", "gray", 176, 1, "pvh", "fw-net", true, false, false),
+            ("core-update", .dispVM, "core-dvm", "gray", 4096, 2, "pvh", "fw-tor", false, false, false),
+            ("core-usb", .dispVM, "core-dvm", "gray", 208, 1, "hvm", "", false, false, true),
+        ]
+        for (name, vmClass, template, label, memory, vcpus, virtMode, netvm, providesNetwork, forDispvms, autostart) in expected {
+            let qube = try #require(store[name], "\(name) missing")
+            #expect(qube.vmClass == vmClass, "\(name)")
+            #expect(qube.properties["template"] == template, "\(name)")
+            #expect(qube.properties["label"] == label, "\(name)")
+            #expect(qube.properties["memory"] == String(memory), "\(name)")
+            #expect(qube.properties["maxmem"] == "0", "\(name)")
+            #expect(qube.properties["vcpus"] == String(vcpus), "\(name)")
+            #expect(qube.properties["virt_mode"] == virtMode, "\(name)")
+            #expect(qube.properties["netvm"] == netvm, "\(name)")
+            #expect(qube.properties["audiovm"] == "", "\(name)")
+            #expect((qube.properties["provides_network"] == "True") == providesNetwork, "\(name)")
+            #expect((qube.properties["template_for_dispvms"] == "True") == forDispvms, "\(name)")
+            #expect((qube.properties["autostart"] == "True") == autostart, "\(name)")
+        }
+        #expect(store["core-net"]?.devices["pci"]?.map(\.port) == ["00_14.3", "00_1f.6"])
+        #expect(store["core-net"]?.devices["pci"]?.allSatisfy { $0.options.contains { $0.name == "no-strict-reset" && $0.value == "True" } } == true)
+        #expect(store["sys-net"]?.devices["pci"]?.isEmpty ?? true)
+        #expect(store["core-usb"]?.devices["pci"]?.count == 2)
+        #expect(store["sys-net"]?.properties["autostart"] == "False")
+        #expect(store["sys-net"]?.features["prohibit-start"] == "replaced by core-net (Liteqube)")
+        #expect(store["sys-usb"]?.features["prohibit-start"] == "replaced by core-usb (Liteqube)")
+        #expect(store.globalProperties["default_netvm"] == "fw-net")
+        #expect(store.globalProperties["updatevm"] == "core-update")
+        #expect(store.globalProperties["clockvm"] == "core-tor")
+        #expect(store["debian-core"]?.features["os"] == store["debian-12-minimal"]?.features["os"])
+        let report = StoreCheck.check([UInt8](try scratch.bytes(scratch.store)))
+        #expect(report.errors.isEmpty && report.warnings.isEmpty, "\(report.warnings)")
+        let policy = try String(contentsOfFile: scratch.policy + "/45-liteqube.policy", encoding: .utf8)
+        #expect(policy.contains("liteqube.SplitFile\t*\tcore-net\tcore-keys\tallow"))
+        #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy"])
+        // Idempotence.
+        #expect(try scratch.planner(backend).plan(Self.manifest).operations.isEmpty)
+    }
+
+    @Test func destroyRestoresTheOriginal() throws {
+        let scratch = try Scratch()
+        let original = try scratch.canonical()
+        let backend = OfflineBackend(path: scratch.store, random: .seeded(7))
+        try apply(scratch, backend)
+        try Applier(backend: backend, journalPath: scratch.journal).destroy()
+        #expect(try scratch.canonical() == original)
+        #expect(try scratch.policyFiles() == ["30-user.policy"])
+        #expect(!FileManager.default.fileExists(atPath: scratch.journal))
+    }
+
+    static let planLength = try! Scratch().planner(OfflineBackend(path: try! Scratch().store)).plan(manifest).operations.count
+
+    static let finalState: [UInt8] = {
+        let reference = try! Scratch()
+        try! ApplyTests().apply(reference, OfflineBackend(path: reference.store, random: .seeded(7)))
+        return try! reference.canonical()
+    }()
+
+    /// Stopped before step k: re-running apply reaches the uninterrupted
+    /// result, and destroy (on a copy of the partial state) the original.
+    @Test(arguments: 0..<planLength)
+    func interruptedAtStep(_ step: Int) throws {
+        let scratch = try Scratch()
+        let original = try scratch.canonical()
+        // One backend for both runs, so the uuids continue the same sequence.
+        let backend = OfflineBackend(path: scratch.store, random: .seeded(7))
+        #expect(throws: ProvisioningError.self) { try apply(scratch, backend, stopAt: step) }
+        let partial = try scratch.copy()
+        try apply(scratch, backend)
+        #expect(try scratch.canonical() == Self.finalState, "resume after step \(step)")
+        try Applier(backend: OfflineBackend(path: partial.store), journalPath: partial.journal).destroy()
+        #expect(try partial.canonical() == original, "destroy after step \(step)")
+        #expect(try partial.policyFiles() == ["30-user.policy"])
+    }
+
+    @Test func socketAndOfflineEndInTheSameStore() throws {
+        let offline = try Scratch()
+        try apply(offline, OfflineBackend(path: offline.store, random: .seeded(9)))
+        let viaSocket = try Scratch()
+        let server = try AdminSocketServer(directory: viaSocket.directory, backend: OfflineBackend(path: viaSocket.store, random: .seeded(9)))
+        defer { server.stop() }
+        try apply(viaSocket, AdminAPIBackend(transport: AdminTransport(socketPath: server.socketPath, timeout: 10)))
+        #expect(try viaSocket.bytes(viaSocket.store) == (try offline.bytes(offline.store)))
+    }
+
+    @Test func memoryBudgetOfBothProfiles() throws {
+        for (profile, expected) in [(Manifest.Profile.default, 1040), (.lowMemory, 832)] {
+            var manifest = Self.manifest
+            manifest.profile = profile
+            let desired = try Catalog.desiredState(
+                manifest, templates: ["debian-12-minimal"], qubes: ["sys-net", "sys-usb"], kernels: ["mirage-firewall"])
+            #expect(MemoryBudget(desired: desired).serviceTotal(manifest) == expected, "\(profile)")
+        }
+        #expect(MemoryBudget.qubesDefaultTotal == 1888)
+        var mirage = Self.manifest
+        mirage.profile = .lowMemory
+        #expect(throws: ProvisioningError.self) {
+            try Catalog.desiredState(mirage, templates: ["debian-12-minimal"], qubes: [], kernels: [])
+        }
+        #expect(throws: ProvisioningError.self) { try Catalog.desiredState(Self.manifest, templates: ["fedora-41"], qubes: [], kernels: nil) }
+    }
+}
