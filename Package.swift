@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "lq", targets: ["lq"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
+        .library(name: "QrexecPolicy", targets: ["QrexecPolicy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -17,21 +18,31 @@ let package = Package(
             name: "QubesStore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]
         ),
+        .target(
+            name: "QrexecPolicy",
+            dependencies: ["QubesStore"]
+        ),
         .executableTarget(
             name: "lq",
             dependencies: [
                 "QubesStore",
+                "QrexecPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "lq-bench",
-            dependencies: ["QubesStore"],
+            dependencies: ["QubesStore", "QrexecPolicy"],
             path: "Benchmarks/lq-bench"
         ),
         .testTarget(
             name: "QubesStoreTests",
             dependencies: ["QubesStore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "QrexecPolicyTests",
+            dependencies: ["QrexecPolicy", "QubesStore"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
