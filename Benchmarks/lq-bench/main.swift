@@ -64,6 +64,8 @@ for name in ["qubes-scaled-100", "qubes-scaled-1000", "qubes-scaled-5000"] {
     print(columns.joined(separator: " "))
 }
 
+try PolicyBenchmark.run(in: tempDirectory)
+
 extension String {
     func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }

@@ -79,7 +79,7 @@ import Testing
             let bytes = try PolicyFixtures.bytes(name)
             inputs += (0...bytes.count).map { Array(bytes[..<$0]) }
         }
-        var random = SplitMix64(seed: 42)
+        var random = SeededGenerator(seed: 42)
         let alphabet = Array("@*+=,$!#:\t \n\r-.abcdefgz019".utf8) + [0x00, 0x80, 0xC2, 0xA0, 0xE2, 0x80, 0xFF]
         for _ in 0..<2000 {
             let count = Int(random.next() % 120)
@@ -102,17 +102,16 @@ import Testing
     }
 }
 
-/// A small deterministic generator for test inputs.
-struct SplitMix64: RandomNumberGenerator {
+/// A small deterministic generator for test inputs (xorshift64*).
+struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { state = seed | 1 }
 
     mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var value = state
-        value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-        return value ^ (value >> 31)
+        state ^= state >> 12
+        state ^= state << 25
+        state ^= state >> 27
+        return state &* 0x2545_F491_4F6C_DD1D
     }
 }
