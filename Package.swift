@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "lq", targets: ["lq"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
         .library(name: "QubesAdmin", targets: ["QubesAdmin"]),
+        .library(name: "QrexecPolicy", targets: ["QrexecPolicy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -23,12 +24,17 @@ let package = Package(
             name: "QubesAdmin",
             dependencies: ["QubesStore"]
         ),
+        .target(
+            name: "QrexecPolicy",
+            dependencies: ["QubesStore"]
+        ),
         .executableTarget(
             name: "lq",
             dependencies: [
                 "QubesStore",
                 "QubesAdmin",
                 "Provisioning",
+                "QrexecPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,7 +48,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "lq-bench",
-            dependencies: ["QubesStore", "QubesAdmin", "AdminServer"],
+            dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy"],
             path: "Benchmarks/lq-bench"
         ),
         .testTarget(
@@ -57,6 +63,11 @@ let package = Package(
         .testTarget(
             name: "ProvisioningTests",
             dependencies: ["Provisioning", "AdminServer"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "QrexecPolicyTests",
+            dependencies: ["QrexecPolicy", "QubesStore"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -14,7 +14,9 @@ struct LQ {
         var stderr: String
     }
 
-    static func run(_ arguments: String...) throws -> Result {
+    static func run(_ arguments: String...) throws -> Result { try run(arguments: arguments) }
+
+    static func run(arguments: [String]) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments

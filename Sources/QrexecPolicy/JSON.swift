@@ -1,0 +1,231 @@
+import QubesStore
+
+/// Strict JSON for system descriptions and call lists: RFC 8259 with limits,
+/// integers only (GetSystemInfo has no fractions), duplicate keys refused.
+public enum JSONReader {
+    /// The value of `bytes`.
+    /// - Throws: `PolicyError(.invalidInput)` with the line and column of the first problem.
+    public static func parse(_ bytes: [UInt8], file: String? = nil, maxDepth: Int = 64) throws(PolicyError) -> JSONValue {
+        var reader = Cursor(bytes: bytes, file: file, maxDepth: maxDepth)
+        let value = try reader.value(depth: 0)
+        reader.skipSpace()
+        guard reader.index == bytes.count else { throw reader.error("text after the value", expected: "end of input") }
+        return value
+    }
+
+    private struct Cursor {
+        let bytes: [UInt8]
+        let file: String?
+        let maxDepth: Int
+        var index = 0
+
+        init(bytes: [UInt8], file: String?, maxDepth: Int) {
+            self.bytes = bytes
+            self.file = file
+            self.maxDepth = maxDepth
+        }
+
+        func error(_ message: String, expected: String) -> PolicyError {
+            var line = 1
+            var column = 1
+            for byte in bytes[..<min(index, bytes.count)] {
+                if byte == 0x0A { (line, column) = (line + 1, 1) } else { column += 1 }
+            }
+            return PolicyError(.invalidInput, message, file: file, line: line, column: column, expected: expected)
+        }
+
+        mutating func skipSpace() {
+            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        }
+
+        mutating func expect(_ literal: String, _ value: JSONValue) throws(PolicyError) -> JSONValue {
+            guard bytes[index...].starts(with: literal.utf8) else { throw error("invalid literal", expected: literal) }
+            index += literal.utf8.count
+            return value
+        }
+
+        mutating func value(depth: Int) throws(PolicyError) -> JSONValue {
+            guard depth < maxDepth else { throw error("nested too deeply", expected: "at most \(maxDepth) levels") }
+            skipSpace()
+            guard index < bytes.count else { throw error("unexpected end of input", expected: "a value") }
+            switch bytes[index] {
+            case UInt8(ascii: "{"): return try object(depth: depth)
+            case UInt8(ascii: "["): return try array(depth: depth)
+            case UInt8(ascii: "\""): return .string(try string())
+            case UInt8(ascii: "t"): return try expect("true", .bool(true))
+            case UInt8(ascii: "f"): return try expect("false", .bool(false))
+            case UInt8(ascii: "n"): return try expect("null", .null)
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try integer()
+            default: throw error("unexpected character", expected: "a value")
+            }
+        }
+
+        mutating func object(depth: Int) throws(PolicyError) -> JSONValue {
+            index += 1
+            var members: [JSONValue.Member] = []
+            var keys: Set<ExactString> = []
+            skipSpace()
+            if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .members(members)
+            }
+            while true {
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a key", expected: "a string") }
+                let key = try string()
+                guard keys.insert(ExactString(key)).inserted else { throw error("duplicate key '\(key)'", expected: "unique keys") }
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'", expected: "':'") }
+                index += 1
+                members.append(JSONValue.Member(key, try value(depth: depth + 1)))
+                guard try separator(closing: "}") else { return .members(members) }
+            }
+        }
+
+        mutating func array(depth: Int) throws(PolicyError) -> JSONValue {
+            index += 1
+            var items: [JSONValue] = []
+            skipSpace()
+            if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(items)
+            }
+            while true {
+                items.append(try value(depth: depth + 1))
+                guard try separator(closing: "]") else { return .array(items) }
+            }
+        }
+
+        /// After an item: `true` for a comma, `false` for the closing bracket.
+        mutating func separator(closing: Unicode.Scalar) throws(PolicyError) -> Bool {
+            skipSpace()
+            guard index < bytes.count else { throw error("unexpected end of input", expected: "',' or '\(closing)'") }
+            index += 1
+            if bytes[index - 1] == UInt8(ascii: ",") { return true }
+            if bytes[index - 1] == UInt8(closing.value) { return false }
+            index -= 1
+            throw error("unexpected character", expected: "',' or '\(closing)'")
+        }
+
+        mutating func integer() throws(PolicyError) -> JSONValue {
+            let start = index
+            if bytes[index] == UInt8(ascii: "-") { index += 1 }
+            let digits = index
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") { index += 1 }
+            guard index > digits, bytes[digits] != UInt8(ascii: "0") || index == digits + 1 else {
+                throw error("invalid number", expected: "an integer")
+            }
+            if index < bytes.count, [UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[index]) {
+                throw error("fractional numbers are not used here", expected: "an integer")
+            }
+            return .integer(String(decoding: bytes[start..<index], as: UTF8.self))
+        }
+
+        mutating func string() throws(PolicyError) -> String {
+            index += 1
+            var output: [UInt8] = []
+            while index < bytes.count {
+                let byte = bytes[index]
+                index += 1
+                switch byte {
+                case UInt8(ascii: "\""):
+                    guard let text = String(validating: output, as: UTF8.self) else { throw error("invalid UTF-8", expected: "UTF-8 text") }
+                    return text
+                case UInt8(ascii: "\\"):
+                    try escape(into: &output)
+                case 0..<0x20:
+                    throw error("control character in a string", expected: "an escape")
+                default:
+                    output.append(byte)
+                }
+            }
+            throw error("unterminated string", expected: "'\"'")
+        }
+
+        mutating func escape(into output: inout [UInt8]) throws(PolicyError) {
+            guard index < bytes.count else { throw error("unterminated escape", expected: "an escape") }
+            let byte = bytes[index]
+            index += 1
+            let simple: [UInt8: UInt8] = [
+                UInt8(ascii: "\""): 0x22, UInt8(ascii: "\\"): 0x5C, UInt8(ascii: "/"): 0x2F, UInt8(ascii: "b"): 0x08,
+                UInt8(ascii: "f"): 0x0C, UInt8(ascii: "n"): 0x0A, UInt8(ascii: "r"): 0x0D, UInt8(ascii: "t"): 0x09,
+            ]
+            if let value = simple[byte] { return output.append(value) }
+            guard byte == UInt8(ascii: "u") else { throw error("invalid escape", expected: "one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u") }
+            var scalar = try hex4()
+            if (0xD800..<0xDC00).contains(scalar) {
+                guard bytes[index...].starts(with: "\\u".utf8) else { throw error("lone surrogate", expected: "a surrogate pair") }
+                index += 2
+                let low = try hex4()
+                guard (0xDC00..<0xE000).contains(low) else { throw error("lone surrogate", expected: "a low surrogate") }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            }
+            guard let value = Unicode.Scalar(scalar) else { throw error("lone surrogate", expected: "a valid code point") }
+            output.append(contentsOf: String(Character(value)).utf8)
+        }
+
+        mutating func hex4() throws(PolicyError) -> UInt32 {
+            guard index + 4 <= bytes.count, let value = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16)
+            else { throw error("invalid \\u escape", expected: "four hex digits") }
+            index += 4
+            return value
+        }
+    }
+}
+
+extension JSONValue {
+    /// The value on one line, object keys in code-point order, non-ASCII kept raw.
+    public func compactText() -> String {
+        var output: [UInt8] = []
+        writeCompact(into: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private func writeCompact(into output: inout [UInt8]) {
+        switch self {
+        case .null: output += "null".utf8
+        case .bool(let value): output += (value ? "true" : "false").utf8
+        case .integer(let text): output += text.utf8
+        case .string(let text): Self.quote(text, into: &output)
+        case .array(let items):
+            output.append(UInt8(ascii: "["))
+            for (offset, item) in items.enumerated() {
+                if offset > 0 { output += ", ".utf8 }
+                item.writeCompact(into: &output)
+            }
+            output.append(UInt8(ascii: "]"))
+        case .members(let members):
+            output.append(UInt8(ascii: "{"))
+            for (offset, member) in members.sorted(by: { $0.key.precedes($1.key) }).enumerated() {
+                if offset > 0 { output += ", ".utf8 }
+                Self.quote(member.key, into: &output)
+                output += ": ".utf8
+                member.value.writeCompact(into: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static func quote(_ text: String, into output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output += "\\\"".utf8
+            case UInt8(ascii: "\\"): output += "\\\\".utf8
+            case UInt8(ascii: "\n"): output += "\\n".utf8
+            case 0..<0x20, 0x7F:
+                let hex = Array("0123456789abcdef".utf8)
+                output += "\\u00".utf8
+                output += [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: output.append(byte)
+            }
+        }
+        output.append(UInt8(ascii: "\""))
+    }
+
+    /// The members of an object by key, `nil` for anything else.
+    func member(_ key: String) -> JSONValue? {
+        guard case .members(let members) = self else { return nil }
+        return members.first { $0.key.isBytes(key) }?.value
+    }
+}

@@ -1,0 +1,122 @@
+import QubesStore
+
+/// A problem `lq policy lint` reports, with where it is and the value at fault.
+public struct LintFinding: Sendable, Hashable, CustomStringConvertible {
+    public enum Severity: String, Sendable, Hashable {
+        /// dom0 denies every call until it is fixed.
+        case error
+        /// The policy loads, but probably does not do what was meant.
+        case warning
+    }
+
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// A load error (syntax, file name, include, limit).
+        case load
+        /// A rule no call can reach: an earlier rule matches everything it matches.
+        case shadowed
+        /// An Admin API allow or ask rule that does not redirect to dom0.
+        case adminWithoutDom0Target = "admin-without-dom0-target"
+        /// An ask rule whose `target=` or `default_target=` names a qube that does not exist (the prompt still offers it).
+        case askMissingQube = "ask-missing-qube"
+        /// A rule naming a qube that does not exist (it never matches).
+        case missingQube = "missing-qube"
+    }
+
+    public var severity: Severity
+    public var kind: Kind
+    public var file: String?
+    public var line: Int?
+    public var column: Int?
+    public var message: String
+    /// The offending value (a token, a qube name), when there is one.
+    public var value: String?
+
+    /// `file:line[:column]: severity: message`.
+    public var description: String {
+        var place = file ?? "<policy>"
+        if let line { place += ":\(line)" }
+        if let column { place += ":\(column)" }
+        return "\(place): \(severity.rawValue): \(message)"
+    }
+
+    /// `{"severity", "kind", "file", "line", "column", "message", "value"}`.
+    public var json: JSONValue {
+        func number(_ value: Int?) -> JSONValue { value.map { .integer(String($0)) } ?? .null }
+        return .object([
+            "severity": .string(severity.rawValue), "kind": .string(kind.rawValue), "file": file.map(JSONValue.string) ?? .null,
+            "line": number(line), "column": number(column), "message": .string(message),
+            "value": value.map(JSONValue.string) ?? .null,
+        ])
+    }
+}
+
+/// Checks a loaded policy for errors and for rules that do not do what they seem to.
+public enum PolicyLint {
+    /// The findings for `load`, in file order. With `system`, also rules that
+    /// name qubes it does not have.
+    public static func findings(_ load: PolicyLoad, system: SystemInfo? = nil) -> [LintFinding] {
+        var findings = load.errors.map { error in
+            LintFinding(severity: .error, kind: .load, file: error.file, line: error.line, column: error.column,
+                        message: error.message + (error.expected.map { " (expected \($0))" } ?? ""), value: nil)
+        }
+        let rules = load.policy.rules
+        func warn(_ rule: Rule, _ kind: LintFinding.Kind, _ message: String, _ value: String?) {
+            findings.append(LintFinding(severity: .warning, kind: kind, file: rule.origin.file, line: rule.origin.line,
+                                        message: message, value: value))
+        }
+        for (index, rule) in rules.enumerated() where rule.origin.line != nil {
+            if let earlier = rules[..<index].first(where: { covers($0, rule) }) {
+                warn(rule, .shadowed, "rule can never match, \(earlier.origin) matches every call it does: '\(rule)'",
+                     rule.description)
+            }
+            if PolicyFile.isAdminRuleWithoutDom0Target(rule) {
+                warn(rule, .adminWithoutDom0Target, "Admin API \(rule.action.name) rule without target=dom0: '\(rule)'",
+                     rule.description)
+            }
+            guard let system else { continue }
+            var offered: [String] = []
+            if case .ask(let target, let defaultTarget, _, _, _) = rule.action {
+                for token in [target, defaultTarget].compactMap({ $0 }) {
+                    guard let name = qubeName(token), system.index(named: name) == nil else { continue }
+                    offered.append(name)
+                    warn(rule, .askMissingQube, "ask offers a qube that does not exist: '\(name)'", name)
+                }
+            }
+            for token in [rule.source, rule.target, rule.action.redirect].compactMap({ $0 }) {
+                guard let name = qubeName(token), system.index(named: name) == nil,
+                      !offered.contains(where: { $0.isBytes(name) }) else { continue }
+                warn(rule, .missingQube, "rule names a qube that does not exist: '\(name)'", name)
+            }
+        }
+        return findings
+    }
+
+    /// The qube a token names (`@dispvm:NAME` names NAME).
+    static func qubeName(_ token: Token) -> String? {
+        switch token {
+        case .qube(let name), .dispVMTemplate(let name): return name
+        default: return nil
+        }
+    }
+
+    /// Whether `earlier` matches every call `later` matches.
+    static func covers(_ earlier: Rule, _ later: Rule) -> Bool {
+        guard earlier.service == nil || (later.service.map { earlier.service!.isBytes($0) } ?? false),
+              earlier.argument == nil || (later.argument.map { earlier.argument!.isBytes($0) } ?? false)
+        else { return false }
+        return covers(earlier.source, later.source) && covers(earlier.target, later.target)
+    }
+
+    /// Whether the token `wide` matches everything `narrow` does, in any system.
+    static func covers(_ wide: Token, _ narrow: Token) -> Bool {
+        if wide == narrow { return true }
+        switch (wide, narrow) {
+        case (.any, _): return true
+        case (.anyVM, .qube(let name)):
+            return !name.isBytes("uuid:" + SystemInfo.adminVMUUID)
+        case (.anyVM, .type(let type)): return !type.isBytes("AdminVM")
+        case (.anyVM, .default), (.anyVM, .dispVM), (.anyVM, .dispVMTemplate), (.anyVM, .dispVMTag): return true
+        default: return false
+        }
+    }
+}

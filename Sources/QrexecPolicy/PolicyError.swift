@@ -1,0 +1,52 @@
+/// Why a policy file, a system description or a call was refused, and where.
+///
+/// Any such error in a loaded file makes dom0 deny every call, so the loader
+/// reports it as a value with the file, the 1-based line and column, the
+/// offending text and what was expected there.
+public struct PolicyError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The closed set of failures.
+    public enum Code: String, Sendable, Hashable, CaseIterable {
+        /// A line that is not valid policy syntax.
+        case syntax
+        /// A `.policy` file name with characters outside `0-9 a-z _ . -`.
+        case invalidFileName
+        /// `!include` of something that is not a file, `!include-dir` of something that is not a directory.
+        case missingInclude
+        /// A file, line, include depth or file count over the loader's limits.
+        case limit
+        /// A file that could not be read, or is not UTF-8.
+        case unreadable
+        /// A system description (GetSystemInfo JSON) or call list that is not what was expected.
+        case invalidInput
+    }
+
+    public var code: Code
+    /// What was wrong, naming the offending value.
+    public var message: String
+    /// The file, as the loader named it.
+    public var file: String?
+    /// 1-based line; `nil` for the whole file.
+    public var line: Int?
+    /// 1-based column (in bytes) of the offending field.
+    public var column: Int?
+    /// What was expected instead, when that can be said.
+    public var expected: String?
+
+    public init(_ code: Code, _ message: String, file: String? = nil, line: Int? = nil, column: Int? = nil,
+                expected: String? = nil) {
+        self.code = code
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.expected = expected
+    }
+
+    /// `file:line:column: message (expected …)`.
+    public var description: String {
+        var place = file ?? "<policy>"
+        if let line { place += ":\(line)" }
+        if let column { place += ":\(column)" }
+        return "\(place): \(message)" + (expected.map { " (expected \($0))" } ?? "")
+    }
+}

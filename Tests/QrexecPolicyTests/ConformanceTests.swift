@@ -1,0 +1,59 @@
+import QrexecPolicy
+import QubesStore
+import Testing
+
+/// Every worked example of spec §11 gives the reference evaluator's answer.
+@Suite struct ConformanceTests {
+    @Test func allExamplesAreThere() {
+        #expect(PolicyFixtures.examples.count == 107)
+    }
+
+    @Test(arguments: PolicyFixtures.examples)
+    func workedExample(_ example: PolicyFixtures.Example) throws {
+        let decision = PolicyFixtures.decide(example.call, example.loader)
+        let expected = example.expected
+        #expect(decision.name == expected["decision"]?.text)
+        switch decision.outcome {
+        case .allow(let target, let user, let notify, let autostart):
+            #expect(target == expected["target"]?.text)
+            #expect(user == expected["user"]?.text)
+            #expect(notify == expected["notify"]?.bool)
+            #expect(autostart == expected["autostart"]?.bool)
+        case .ask(let targets, let defaultTarget, let user, let notify, let autostart):
+            #expect(targets == expected["targets"]?.strings)
+            #expect(defaultTarget == expected["default_target"]?.text)
+            #expect(user == expected["user"]?.text)
+            #expect(notify == expected["notify"]?.bool)
+            #expect(autostart == expected["autostart"]?.bool)
+        case .deny(_, let notify):
+            #expect(notify == expected["notify"]?.bool)
+        case .error:
+            break
+        }
+        if let rule = expected["rule"] {
+            let file = try #require(rule["file"]?.text)
+            #expect(decision.rule?.origin.file.hasSuffix("/" + file) == true, "rule file \(String(describing: decision.rule?.origin))")
+            #expect(decision.rule?.origin.line == rule["line"]?.int)
+            #expect(decision.rule?.action.name == rule["action"]?.text)
+        } else {
+            #expect(decision.rule == nil)
+        }
+        if expected["stage"]?.text != "load" {
+            #expect(decision.requestedTarget == expected["requested_target"]?.text)
+        }
+    }
+
+    /// The tab-separated form of the fixtures answers the same.
+    @Test func tabSeparatedQueries() throws {
+        let answers = try PolicyFixtures.text("expected-output-tsv.jsonl").split(separator: "\n")
+        let lines = try PolicyFixtures.text("queries.tsv").split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(lines.count == answers.count)
+        let loader = PolicyLoader(directories: [PolicyFixtures.path("policy.d")], legacyDirectory: PolicyFixtures.path("legacy"))
+        for (line, answer) in zip(lines, answers) {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map { $0 == "-" ? "" : String($0) }
+            let decision = PolicyFixtures.decide(Call(service: fields[0], argument: fields[1], source: fields[2], target: fields[3]), loader)
+            #expect(answer.contains("\"decision\": \"\(decision.name)\""), "\(line)")
+            if case .allow(let target, _, _, _) = decision.outcome { #expect(answer.contains("\"target\": \"\(target)\"")) }
+        }
+    }
+}

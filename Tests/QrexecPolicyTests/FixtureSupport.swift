@@ -1,0 +1,85 @@
+import Foundation
+import QrexecPolicy
+import QubesStore
+import Testing
+
+/// The qrexec policy fixtures made with the reference evaluator (copied into this target).
+enum PolicyFixtures {
+    static let root: URL = Bundle.module.resourceURL!.appendingPathComponent("Fixtures")
+
+    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+
+    static func bytes(_ relative: String) throws -> [UInt8] { [UInt8](try Data(contentsOf: root.appendingPathComponent(relative))) }
+
+    static func text(_ relative: String) throws -> String { String(decoding: try bytes(relative), as: UTF8.self) }
+
+    /// The system of the worked examples.
+    static let system: SystemInfo = try! SystemInfo(json: bytes("system-info.json"))
+
+    /// One worked example: the query and the reference answer.
+    struct Example: Sendable, CustomTestStringConvertible {
+        var number: Int
+        var query: JSONValue
+        var expected: JSONValue
+
+        var testDescription: String { "#\(number) \(query["id"]?.text ?? "")" }
+
+        /// The policy directories, in priority order.
+        var directories: [String] {
+            switch query["policy"] {
+            case .array(let list)?: return list.compactMap(\.text).map(PolicyFixtures.path)
+            case .string(let one)?: return [PolicyFixtures.path(one)]
+            default: return [PolicyFixtures.path("policy.d")]
+            }
+        }
+
+        var call: Call {
+            let argument = query["argument"]?.text ?? ""
+            let service = query["service"]?.text ?? ""
+            let target = query["target"]?.text ?? ""
+            let source = query["source"]?.text ?? ""
+            return argument.isEmpty ? Call(serviceAndArgument: service, source: source, target: target)
+                : Call(service: service, argument: argument, source: source, target: target)
+        }
+
+        var loader: PolicyLoader {
+            PolicyLoader(directories: directories, legacyDirectory: PolicyFixtures.path(query["legacy"]?.text ?? "legacy"))
+        }
+    }
+
+    /// The 107 worked examples of spec §11, in order.
+    static let examples: [Example] = {
+        guard case .array(let queries) = try! JSONReader.parse(bytes("queries.json")) else { return [] }
+        let answers = try! text("expected-output.jsonl").split(separator: "\n").map { try JSONReader.parse(Array($0.utf8)) }
+        return zip(queries, answers).enumerated().map { offset, pair in
+            Example(number: offset + 1, query: pair.0, expected: pair.1)
+        }
+    }()
+
+    /// Decides `call` with the policy `loader` reads against the example system.
+    static func decide(_ call: Call, _ loader: PolicyLoader, system: SystemInfo = PolicyFixtures.system) -> Decision {
+        switch Result(catching: { () throws(PolicyError) in try loader.policy() }) {
+        case .success(let policy): return PolicyEvaluator(policy: policy, system: system).evaluate(call)
+        case .failure(let error): return .loadFailure(error)
+        }
+    }
+
+    /// A policy read from text lines, as one file `/p/30-test.policy`.
+    static func policy(_ lines: String...) throws -> Policy {
+        try PolicyLoader(directories: ["/p"], legacyDirectory: "/legacy",
+                         fileSystem: MemoryPolicyFiles(["/p/30-test.policy": lines.joined(separator: "\n")])).policy()
+    }
+}
+
+extension JSONValue {
+    subscript(key: String) -> JSONValue? {
+        guard case .members(let members) = self else { return nil }
+        return members.first { $0.key == key }?.value
+    }
+
+    /// The string, `nil` for anything else (JSON null included).
+    var text: String? { if case .string(let value) = self { value } else { nil } }
+    var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
+    var int: Int? { if case .integer(let value) = self { Int(value) } else { nil } }
+    var strings: [String]? { if case .array(let items) = self { items.compactMap(\.text) } else { nil } }
+}
