@@ -7,15 +7,21 @@ let package = Package(
     products: [
         .executable(name: "lq", targets: ["lq"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
+        .library(name: "BootProtect", targets: ["BootProtect"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(
             name: "QubesStore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]
+        ),
+        .target(
+            name: "BootProtect",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "lq",
@@ -38,6 +44,11 @@ let package = Package(
             name: "lqTests",
             dependencies: ["lq"]
         ),
+        .testTarget(
+            name: "BootProtectTests",
+            dependencies: ["BootProtect"]
+        ),
+
     ],
     swiftLanguageModes: [.v6]
 )
