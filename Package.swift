@@ -27,6 +27,7 @@ let package = Package(
             name: "lq",
             dependencies: [
                 "QubesStore",
+                "BootProtect",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -48,7 +49,6 @@ let package = Package(
             name: "BootProtectTests",
             dependencies: ["BootProtect"]
         ),
-
     ],
     swiftLanguageModes: [.v6]
 )

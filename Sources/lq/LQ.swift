@@ -6,7 +6,7 @@ struct LQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lq",
         abstract: "Keep Qubes OS lean: read and write qubes.xml exactly as qubesd does.",
-        subcommands: [StoreCommand.self]
+        subcommands: [StoreCommand.self, ProtectCommand.self]
     )
 }
 
