@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "lq", targets: ["lq"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
         .library(name: "BootProtect", targets: ["BootProtect"]),
+        .library(name: "SplitServices", targets: ["SplitServices"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -22,6 +23,10 @@ let package = Package(
         .target(
             name: "BootProtect",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "SplitServices",
+            dependencies: ["BootProtect"]
         ),
         .executableTarget(
             name: "lq",
@@ -48,6 +53,10 @@ let package = Package(
         .testTarget(
             name: "BootProtectTests",
             dependencies: ["BootProtect"]
+        ),
+        .testTarget(
+            name: "SplitServicesTests",
+            dependencies: ["SplitServices", "BootProtect"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -546,7 +546,8 @@ extension RuleEntry {
     }
 }
 
-func octal(_ value: UInt32) -> String {
+/// A mode as four octal digits, `0644`.
+public func octal(_ value: UInt32) -> String {
     let digits = String(value, radix: 8)
     return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }

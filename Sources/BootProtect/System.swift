@@ -52,6 +52,8 @@ public struct FileInfo: Sendable, Hashable {
     public var owner: UInt32
     public var group: UInt32
     public var size: Int64
+    /// Hard links (`st_nlink`).
+    public var links: UInt64 = 1
     public var device: UInt64
     public var inode: UInt64
     public var modificationSeconds: Int64
@@ -88,6 +90,7 @@ public struct FileInfo: Sendable, Hashable {
             type: type, permissions: UInt32(st.st_mode) & 0o7777, owner: st.st_uid, group: st.st_gid,
             size: Int64(st.st_size), device: UInt64(st.st_dev), inode: UInt64(st.st_ino),
             modificationSeconds: Int64(st.st_mtim.tv_sec), modificationNanoseconds: Int64(st.st_mtim.tv_nsec))
+        links = UInt64(st.st_nlink)
     }
 
     /// Same inode on the same device: the entry was not swapped since it was looked at.
@@ -132,6 +135,9 @@ public protocol SystemCalls: Sendable {
     func readLink(_ dir: Descriptor, _ name: Name) throws(SystemError) -> Name
     /// Reads from offset 0 at most `limit + 1` bytes, so a caller can tell a file over the limit.
     func read(_ fd: Descriptor, limit: Int) throws(SystemError) -> [UInt8]
+    /// Reads a stream (stdin, a pipe) to its end, or until it has seen `lines` newlines, keeping at most
+    /// `limit + 1` bytes.
+    func read(stream fd: Descriptor, limit: Int, lines: Int) throws(SystemError) -> [UInt8]
     /// Writes all bytes, looping over short writes and retrying `EINTR`.
     func write(_ fd: Descriptor, _ bytes: [UInt8]) throws(SystemError)
     /// `fsync(fd)`.
@@ -419,13 +425,14 @@ public struct HostSystem: SystemCalls {
         return ProcessOutput(status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output: output)
     }
 
-    /// Reads a pipe to its end, keeping at most `limit + 1` bytes.
-    private func read(stream fd: Descriptor, limit: Int) throws(SystemError) -> [UInt8] {
+    public func read(stream fd: Descriptor, limit: Int, lines: Int = .max) throws(SystemError) -> [UInt8] {
         var result: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
+        var newlines = 0
+        while newlines < lines {
             let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
+                newlines += chunk[0..<n].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
                 if result.count <= limit { result.append(contentsOf: chunk[0..<min(n, limit + 1 - result.count)]) }
             } else if n == 0 {
                 return result
@@ -433,6 +440,7 @@ public struct HostSystem: SystemCalls {
                 throw SystemError("read", errno)
             }
         }
+        return result
     }
 }
 
