@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "lq", targets: ["lq"]),
+        .executable(name: "lq-splitfile", targets: ["lq-splitfile"]),
+        .executable(name: "lq-splitpassword", targets: ["lq-splitpassword"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
         .library(name: "BootProtect", targets: ["BootProtect"]),
         .library(name: "SplitServices", targets: ["SplitServices"]),
@@ -36,6 +38,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "SplitTool",
+            dependencies: ["SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "lq-splitfile",
+            dependencies: ["SplitTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "lq-splitpassword",
+            dependencies: ["SplitTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "lq-bench",
             dependencies: ["QubesStore"],
@@ -48,7 +62,7 @@ let package = Package(
         ),
         .testTarget(
             name: "lqTests",
-            dependencies: ["lq"]
+            dependencies: ["lq", "lq-splitfile", "lq-splitpassword"]
         ),
         .testTarget(
             name: "BootProtectTests",

@@ -6,33 +6,22 @@ import BootProtect
 /// stdin. The name is one path component of qrexec's character set (`validateArgument`); the caller's
 /// folder and the file are opened with `O_NOFOLLOW`, so a symlink planted in the store is refused, as are
 /// special files, hard links and files over `maxSize`.
+/// dom0 hears "<caller> requested file <name>".
 public struct SplitFileServer: Sendable {
     public var store: String
     public var maxSize: Int
-    public var system: any SystemCalls
-    /// dom0 hears "<caller> requested file <name>" (`liteqube.Message`).
-    public var notifier: (any Notifier)?
-    /// Re-arms the qube's shutdown timer; called for every request, valid or not.
-    public var keepAlive: (@Sendable () -> Void)?
+    public var context: ServiceContext
 
-    public init(
-        store: String = "/home/user", maxSize: Int = 16 << 20, system: any SystemCalls = HostSystem(),
-        notifier: (any Notifier)? = nil, keepAlive: (@Sendable () -> Void)? = nil
-    ) {
+    public init(store: String = "/home/user", maxSize: Int = 16 << 20, context: ServiceContext = ServiceContext()) {
         self.store = store
         self.maxSize = maxSize
-        self.system = system
-        self.notifier = notifier
-        self.keepAlive = keepAlive
+        self.context = context
     }
 
     /// The file's bytes, or why it was refused.
     public func serve(caller: String?, argument: [UInt8]) throws(SplitError) -> [UInt8] {
-        keepAlive?()
-        let caller = try validateCaller(caller)
-        let name = try validateArgument(argument, what: "file name")
-        notifier?.notify(qube: caller, message: "\(caller) requested file \(name)")
-        return try SecureFile(system: system).read(store, [Array(caller.utf8), Array(name.utf8)], limit: maxSize).bytes
+        let (caller, name) = try context.accept(caller: caller, argument: argument, what: "file name")
+        return try SecureFile(system: context.system).read(store, [Array(caller.utf8), Array(name.utf8)], limit: maxSize).bytes
     }
 }
 

@@ -5,35 +5,27 @@ import BootProtect
 /// The store `<store>/password-<caller>` must be a regular file with one link, owned by `owner`, with no
 /// group or other access, in the strict `PasswordStore` format, and must match its checksum pin
 /// `<pins>/password-<caller>` (sha256 and sha512 lines, the file BootProtect also verifies at boot).
+/// dom0 hears "<caller> requested password <token>".
 public struct SplitPasswordServer: Sendable {
     public var store: String
     public var pins: String
     public var owner: UInt32
-    public var system: any SystemCalls
-    /// dom0 hears "<caller> requested password <token>" (`liteqube.Message`).
-    public var notifier: (any Notifier)?
-    /// Re-arms the qube's shutdown timer; called for every request, valid or not.
-    public var keepAlive: (@Sendable () -> Void)?
+    public var context: ServiceContext
 
     public init(
         store: String = "/home/user", pins: String = "/etc/protect/checksum.core-keys/home/user", owner: UInt32,
-        system: any SystemCalls = HostSystem(), notifier: (any Notifier)? = nil, keepAlive: (@Sendable () -> Void)? = nil
+        context: ServiceContext = ServiceContext()
     ) {
         self.store = store
         self.pins = pins
         self.owner = owner
-        self.system = system
-        self.notifier = notifier
-        self.keepAlive = keepAlive
+        self.context = context
     }
 
     public func serve(caller: String?, argument: [UInt8]) throws(SplitError) -> [UInt8] {
-        keepAlive?()
-        let caller = try validateCaller(caller)
-        let token = try validateArgument(argument, what: "token")
-        notifier?.notify(qube: caller, message: "\(caller) requested password \(token)")
+        let (caller, token) = try context.accept(caller: caller, argument: argument, what: "token")
         let name = PasswordStore.fileName(caller)
-        let files = SecureFile(system: system)
+        let files = SecureFile(system: context.system)
         let (bytes, info) = try files.read(store, [Array(name.utf8)], limit: PasswordStore.maxSize)
         let path = "\(store)/\(name)"
         guard info.owner == owner else { throw SplitError(.unsafe, "\(path): owned by uid \(info.owner), not \(owner); refused") }

@@ -15,7 +15,8 @@ import Testing
         try folder.file("store/core-net/wifi-home", "psk")
         try folder.file("outside/secret", "outside")
         let recorder = recorder
-        server = SplitFileServer(store: folder.path + "/store", maxSize: 100, notifier: recorder, keepAlive: { recorder.keepAlive() })
+        server = SplitFileServer(
+            store: folder.path + "/store", maxSize: 100, context: ServiceContext(notifier: recorder, keepAlive: { recorder.keepAlive() }))
     }
 
     func refusal(_ caller: String?, _ argument: [UInt8]) -> SplitError? {

@@ -65,7 +65,7 @@ import Testing
 
     var server: SplitPasswordServer {
         let recorder = recorder
-        return SplitPasswordServer(store: store, pins: pins, owner: 0, notifier: recorder, keepAlive: { recorder.keepAlive() })
+        return SplitPasswordServer(store: store, pins: pins, owner: 0, context: ServiceContext(notifier: recorder, keepAlive: { recorder.keepAlive() }))
     }
 
     /// Saves in core-keys, then pins in the template, as dom0 does.
