@@ -51,14 +51,7 @@ public enum BootProtect {
             report.errors.append(ProtectError(.rules, "not a valid qube name: \(displayName(Array(options.qube.utf8)))"))
             return report
         }
-        let rulesFD: Descriptor
-        do {
-            rulesFD = try system.openDirectory(currentDirectory, Array(rulesPath.utf8), followSymlink: true)
-        } catch {
-            report.outcome = .failed
-            report.errors.append(ProtectError(.rules, "cannot open the rules folder: \(error)", path: rulesPath))
-            return report
-        }
+        guard let rulesFD = openFolder(rulesPath, .rules, "the rules folder", system, &report) else { return report }
         defer { system.close(rulesFD) }
         let settings = loadSettings(rulesFD, qube: options.qube, system: system, report: &report)
         guard settings.active else {
@@ -95,14 +88,7 @@ public enum BootProtect {
                 }
             }
         }
-        let rootFD: Descriptor
-        do {
-            rootFD = try system.openDirectory(currentDirectory, Array(root.utf8), followSymlink: true)
-        } catch {
-            report.outcome = .failed
-            report.errors.append(ProtectError(.system, "cannot open the private volume: \(error)", path: root))
-            return report
-        }
+        guard let rootFD = openFolder(root, .system, "the private volume", system, &report) else { return report }
         defer { system.close(rootFD) }
         let rules: Rules
         do {
@@ -122,6 +108,19 @@ public enum BootProtect {
         report = guardRun.report
         if settings.obscure { removeRules(rulesPath, system: system, report: &report, dryRun: options.dryRun) }
         return report
+    }
+
+    /// Opens a folder given by the administrator (it may be a symlink); a failure fails the run.
+    static func openFolder(
+        _ path: String, _ code: ProtectError.Code, _ what: String, _ system: any SystemCalls, _ report: inout ProtectReport
+    ) -> Descriptor? {
+        do {
+            return try system.openDirectory(currentDirectory, Array(path.utf8), followSymlink: true)
+        } catch {
+            report.outcome = .failed
+            report.errors.append(ProtectError(code, "cannot open \(what): \(error)", path: path))
+            return nil
+        }
     }
 
     /// Reads `settings.<qube>` if present; issues become `settings` errors.

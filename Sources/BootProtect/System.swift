@@ -53,26 +53,11 @@ public struct FileInfo: Sendable, Hashable {
     public var group: UInt32
     public var size: Int64
     /// Hard links (`st_nlink`).
-    public var links: UInt64 = 1
+    public var links: UInt64
     public var device: UInt64
     public var inode: UInt64
     public var modificationSeconds: Int64
     public var modificationNanoseconds: Int64
-
-    public init(
-        type: FileType, permissions: UInt32, owner: UInt32, group: UInt32, size: Int64 = 0, device: UInt64 = 0,
-        inode: UInt64 = 0, modificationSeconds: Int64 = 0, modificationNanoseconds: Int64 = 0
-    ) {
-        self.type = type
-        self.permissions = permissions
-        self.owner = owner
-        self.group = group
-        self.size = size
-        self.device = device
-        self.inode = inode
-        self.modificationSeconds = modificationSeconds
-        self.modificationNanoseconds = modificationNanoseconds
-    }
 
     init(_ st: Glibc.stat) {
         let type: FileType
@@ -86,11 +71,10 @@ public struct FileInfo: Sendable, Hashable {
         case S_IFBLK: type = .blockDevice
         default: type = .unknown
         }
-        self.init(
-            type: type, permissions: UInt32(st.st_mode) & 0o7777, owner: st.st_uid, group: st.st_gid,
-            size: Int64(st.st_size), device: UInt64(st.st_dev), inode: UInt64(st.st_ino),
-            modificationSeconds: Int64(st.st_mtim.tv_sec), modificationNanoseconds: Int64(st.st_mtim.tv_nsec))
-        links = UInt64(st.st_nlink)
+        self.type = type
+        (permissions, owner, group) = (UInt32(st.st_mode) & 0o7777, st.st_uid, st.st_gid)
+        (size, links, device, inode) = (Int64(st.st_size), UInt64(st.st_nlink), UInt64(st.st_dev), UInt64(st.st_ino))
+        (modificationSeconds, modificationNanoseconds) = (Int64(st.st_mtim.tv_sec), Int64(st.st_mtim.tv_nsec))
     }
 
     /// Same inode on the same device: the entry was not swapped since it was looked at.

@@ -37,18 +37,23 @@ public struct ClientOptions: ParsableArguments {
 
 public enum Tool {
     /// Parses and runs a command: exit 0, 1 after a refusal (already printed), 2 on usage errors.
-    public static func main<Command: ParsableCommand>(_ command: Command.Type) {
+    public static func main<Command: ParsableCommand>(_ command: Command.Type) -> Never {
+        var status: Int32 = 0
         do {
             var parsed = try command.parseAsRoot()
             try parsed.run()
-        } catch let exit as ExitCode {
-            Glibc.exit(exit.rawValue)
         } catch {
-            let code = command.exitCode(for: error)
-            let message = command.fullMessage(for: error)
-            write(code == .success ? 1 : 2, Array((message.hasSuffix("\n") || message.isEmpty ? message : message + "\n").utf8))
-            Glibc.exit(code == .success ? 0 : 2)
+            status = (error as? ExitCode)?.rawValue ?? usage(error, command)
         }
+        Glibc.exit(status)
+    }
+
+    /// Prints help (exit 0) or a usage error (exit 2).
+    static func usage<Command: ParsableCommand>(_ error: any Error, _ command: Command.Type) -> Int32 {
+        let help = command.exitCode(for: error) == .success
+        let message = command.fullMessage(for: error)
+        write(help ? 1 : 2, Array((message.hasSuffix("\n") || message.isEmpty ? message : message + "\n").utf8))
+        return help ? 0 : 2
     }
 
     /// The server side: caller from `QREXEC_REMOTE_DOMAIN`, argument from `QREXEC_SERVICE_ARGUMENT`, the

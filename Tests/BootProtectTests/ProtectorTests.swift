@@ -135,37 +135,50 @@ import Testing
         #expect(report.fixedPaths == ["ok"] && box.mode("rw/ok") == 0o600 && !box.isImmutable("rw/ok"))
     }
 
-    @Test func anyFileAllowsFilesDirectlyInItsFolderOnly() throws {
-        let box = try Sandbox()
-        try box.file("rules/whitelist.ALL/bind-dirs/nm/.any_file")
-        try box.file("rw/bind-dirs/nm/wifi.conf", "psk", mode: 0o600)
-        try box.directory("rw/bind-dirs/nm/dir")
-        try box.file("rw/bind-dirs/nm/sub/deep.conf")
-        try box.directory("rules/whitelist.ALL/bind-dirs/nm/sub")
-        let report = box.run()
-        #expect(report.quarantinedPaths == ["bind-dirs/nm/dir", "bind-dirs/nm/sub/deep.conf"])
-        #expect(box.exists("rw/bind-dirs/nm/wifi.conf") && box.mode("rw/bind-dirs/nm/wifi.conf") == 0o600)
+    /// A marker case: rules files (under `rules/`), volume entries (under `rw/`; a trailing `/` makes a
+    /// folder), and what must be quarantined; every other volume entry must still be there.
+    struct MarkerCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var rules: [String]
+        var volume: [String]
+        var quarantined: [String]
+        var testDescription: String { name }
     }
 
-    @Test func anyDirAllowsSubfoldersAtAnyDepthButNotFilesDirectlyInIt() throws {
+    @Test(arguments: [
+        MarkerCase(
+            name: ".any_file: a file in D kept, a folder in D and a file in D/sub quarantined",
+            rules: ["whitelist.ALL/nm/.any_file", "whitelist.ALL/nm/sub/"],
+            volume: ["nm/wifi.conf", "nm/dir/", "nm/sub/deep.conf"], quarantined: ["nm/dir", "nm/sub/deep.conf"]),
+        MarkerCase(
+            name: ".any_dir: D/sub and D/sub/x/y kept, the file D/f quarantined",
+            rules: ["whitelist.ALL/var-lib/.any_dir"],
+            volume: ["var-lib/sub/", "var-lib/sub/x/y", "var-lib/f"], quarantined: ["var-lib/f"]),
+        MarkerCase(
+            name: "./.any_dir: everything below the top level kept",
+            rules: ["whitelist.ALL/.any_dir"], volume: ["top/inner", "loose"], quarantined: ["loose"]),
+        MarkerCase(
+            name: "the qube's whitelist counts like ALL",
+            rules: ["whitelist.core-keys/nm/.any_file"], volume: ["nm/a", "nm/b/"], quarantined: ["nm/b"]),
+        MarkerCase(
+            name: "ALLOW_ROGUE=Yes keeps what no rule allows",
+            rules: ["settings.core-keys=ALLOW_ROGUE=Yes"], volume: ["rogue", "dir/file"], quarantined: []),
+    ])
+    func markers(_ test: MarkerCase) throws {
         let box = try Sandbox()
-        try box.file("rules/whitelist.ALL/var-lib/.any_dir")
-        try box.directory("rw/var-lib/sub")
-        try box.file("rw/var-lib/sub/x/y", "state")
-        try box.file("rw/var-lib/f", "loose")
+        for rule in test.rules {
+            let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
+            if rule.hasSuffix("/") { try box.directory("rules/" + rule) } else { try box.file("rules/" + parts[0], parts.count > 1 ? parts[1] + "\n" : "") }
+        }
+        for entry in test.volume {
+            if entry.hasSuffix("/") { try box.directory("rw/" + entry) } else { try box.file("rw/" + entry, "x") }
+        }
         let report = box.run()
-        #expect(report.quarantinedPaths == ["var-lib/f"])
-        #expect(box.exists("rw/var-lib/sub/x/y"))
-    }
-
-    @Test func anyDirAtTheRootAllowsEverythingBelowTopLevel() throws {
-        let box = try Sandbox()
-        try box.file("rules/whitelist.ALL/.any_dir")
-        try box.file("rw/top/inner", "x")
-        try box.file("rw/loose", "x")
-        let report = box.run()
-        #expect(report.quarantinedPaths == ["loose"])
-        #expect(box.exists("rw/top/inner"))
+        #expect(report.errors.isEmpty)
+        #expect(report.quarantinedPaths == test.quarantined)
+        for entry in test.volume where !test.quarantined.contains(where: { entry.hasPrefix($0) }) {
+            #expect(box.exists("rw/" + entry), "\(entry) kept")
+        }
     }
 
     @Test func rogueDirectoryIsQuarantinedOnceWithItsChildren() throws {
@@ -173,8 +186,7 @@ import Testing
         try box.file("rw/rogue/a/b", "1")
         try box.file("rw/rogue/c", "2")
         let report = box.run()
-        #expect(report.quarantinedPaths == ["rogue"])
-        #expect(report.errors.isEmpty)
+        #expect(report.quarantinedPaths == ["rogue"] && report.errors.isEmpty)
         #expect(box.content("rw/QUARANTINE/rogue/a/b") == "1")
     }
 
@@ -202,14 +214,6 @@ import Testing
         #expect(report.deployedPaths == ["config/rc.local"] && report.quarantined.isEmpty)
         #expect(!box.exists("rw/QUARANTINE") && !box.exists("rw/rogue"))
         #expect(box.list("rw/config") == ["rc.local"])
-    }
-
-    @Test func allowRogueKeeps() throws {
-        let box = try Sandbox()
-        try box.settings("ALLOW_ROGUE=Yes\n")
-        try box.file("rw/rogue", "x")
-        let report = box.run()
-        #expect(report.quarantined.isEmpty && box.exists("rw/rogue"))
     }
 
     @Test func activeNoIsANoOp() throws {
