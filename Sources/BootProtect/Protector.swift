@@ -60,6 +60,7 @@ public enum BootProtect {
         }
         if options.firstBoot {
             report.outcome = .firstBoot
+            report.powerOff = settings.powerOff ? .inOneMinute : nil
             return report
         }
         let root: String
@@ -73,8 +74,10 @@ public enum BootProtect {
                 let prefix = (try? system.readPrefix(device, count: blankPrefix)) ?? [1]
                 if !prefix.isEmpty && prefix.allSatisfy({ $0 == 0 }) {
                     report.outcome = .firstBoot
+                    report.powerOff = settings.powerOff ? .inOneMinute : nil
                 } else {
                     report.outcome = .failed
+                    report.powerOff = settings.powerOff ? .now : nil
                     report.errors.append(ProtectError(.mount, "cannot mount and not blank: \(mountError)", path: device))
                 }
                 return report
@@ -306,6 +309,8 @@ struct GuardRun {
             return .enforce(entry, rule: tree.name, immutable: false)
         case .file:
             guard info.type == .regular else { return .replace(tree, entry, reason: mismatch) }
+            // A second name for the inode would share its new owner, mode and immutability.
+            guard info.links == 1 else { return .replace(tree, entry, reason: "the file has \(info.links) hard links") }
             let expected: [UInt8]
             do {
                 expected = try tree.content(of: path, limit: options.maxFileSize, system: system)
@@ -331,6 +336,7 @@ struct GuardRun {
             guard info.type == .regular else {
                 return .remove(rule: tree.name, reason: "a \(info.type.rawValue) where a pinned file is expected")
             }
+            guard info.links == 1 else { return .remove(rule: tree.name, reason: "the pinned file has \(info.links) hard links") }
             let pin: ChecksumPin
             do {
                 pin = try ChecksumPin(parsing: try tree.content(of: path, limit: 4096, system: system))

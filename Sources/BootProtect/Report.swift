@@ -126,9 +126,17 @@ public struct ProtectReport: Sendable, Hashable {
         case failed
     }
 
+    /// `POWEROFF=Yes` asks the caller to power the qube off: at once after a mount failure, in a minute
+    /// after a first boot (the library itself never does).
+    public enum PowerOff: String, Sendable, Hashable {
+        case now
+        case inOneMinute = "in-one-minute"
+    }
+
     public var qube: String
     public var dryRun: Bool
     public var outcome: Outcome = .checked
+    public var powerOff: PowerOff? = nil
     /// Entries created from a template (pass 1 replacements and pass 2).
     public var deployed: [ReportEntry] = []
     /// Entries whose owner, group or mode was corrected, or that were made immutable.

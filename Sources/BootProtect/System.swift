@@ -388,7 +388,12 @@ public struct HostSystem: SystemCalls {
         let envp = [strdup("PATH=/usr/local/bin:/usr/bin:/bin"), nil]
         defer { for pointer in argv + envp { free(pointer) } }
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        var spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        // ETXTBSY: a just-written script is still open for writing in a child another thread forked.
+        for _ in 0..<50 where spawned == ETXTBSY {
+            usleep(20_000)
+            spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        }
         Glibc.close(toChild[0])
         Glibc.close(fromChild[1])
         guard spawned == 0 else {

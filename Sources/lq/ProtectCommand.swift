@@ -50,6 +50,10 @@ struct ProtectCommand: ParsableCommand {
             Terminal.write(Self.text(report))
         }
         for error in report.errors { Terminal.error("lq protect: \(name): \(error)") }
+        if let powerOff = report.powerOff, !dryRun {
+            Terminal.error("lq protect: \(name): POWEROFF=Yes: powering off \(powerOff == .now ? "now" : "in one minute")")
+            _ = try? system.run("/sbin/shutdown", powerOff == .now ? ["-h", "now"] : ["-h", "+1"], input: [], outputLimit: 0)
+        }
         if !report.errors.isEmpty || report.outcome == .failed { throw ExitCode(1) }
     }
 
@@ -105,6 +109,7 @@ struct ProtectCommand: ParsableCommand {
         })
         return .object([
             "qube": .string(report.qube), "dry_run": .bool(report.dryRun), "outcome": .string(report.outcome.rawValue),
+            "power_off": report.powerOff.map { .string($0.rawValue) } ?? .null,
             "deployed": entries(report.deployed), "fixed": entries(report.fixed), "quarantined": entries(report.quarantined),
             "deleted": entries(report.deleted), "errors": errors,
         ])

@@ -83,6 +83,26 @@ import Testing
         #expect(box.isSymlink("rw/home/user"), "left for the next boot; nothing followed")
     }
 
+    @Test func hardLinkedTemplateOrPinnedFilesAreNotFixedInPlace() throws {
+        let box = try Sandbox()
+        try box.file("rules/template.ALL/config/rc.local", "exit 0\n", mode: 0o755)
+        try box.bytes("rules/checksum.ALL/pinned", ChecksumPin(of: Array("same\n".utf8)).fileBytes)
+        try box.file("rules/whitelist.ALL/keep/.any_file")
+        try box.file("rw/keep/mine", "exit 0\n", mode: 0o666, owner: 1000, group: 1000)
+        try box.file("rw/keep/other", "same\n", mode: 0o666)
+        try box.directory("rw/config")
+        #expect(link(box.rw + "/keep/mine", box.rw + "/config/rc.local") == 0)
+        #expect(link(box.rw + "/keep/other", box.rw + "/pinned") == 0)
+        let report = box.run()
+        #expect(report.errors.isEmpty)
+        #expect(report.quarantinedPaths == ["config/rc.local", "pinned"])
+        #expect(report.quarantined.map(\.detail) == [
+            "the file has 2 hard links; moved to QUARANTINE/rc.local", "the pinned file has 2 hard links; moved to QUARANTINE/pinned",
+        ])
+        #expect(box.mode("rw/keep/mine") == 0o666 && box.owner("rw/keep/mine") == 1000 && !box.isImmutable("rw/keep/mine"))
+        #expect(box.mode("rw/config/rc.local") == 0o755 && box.isImmutable("rw/config/rc.local"))
+    }
+
     @Test func tenThousandFiles() throws {
         let box = try Sandbox()
         try box.directory("rules/template.ALL/usrlocal/share")

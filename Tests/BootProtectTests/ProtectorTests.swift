@@ -229,8 +229,11 @@ import Testing
     @Test func firstBootFlagIsANoOp() throws {
         let box = try Sandbox()
         try box.file("rw/rogue", "x")
-        #expect(box.run(firstBoot: true).outcome == .firstBoot)
+        let report = box.run(firstBoot: true)
+        #expect(report.outcome == .firstBoot && report.powerOff == nil)
         #expect(box.list("rw") == ["rogue"])
+        try box.settings("POWEROFF=yes\n")
+        #expect(box.run(firstBoot: true).powerOff == .inOneMinute)
     }
 
     @Test func allZeroDeviceIsAFirstBootAndANonZeroUnmountableOneAnError() throws {
@@ -242,7 +245,7 @@ import Testing
             let report = BootProtect.run(
                 volume: .device(box.folder + "/" + image, mountPoint: box.folder + "/mnt"), rules: box.rules,
                 options: ProtectOptions(qube: box.qube))
-            #expect(report.outcome == outcome)
+            #expect(report.outcome == outcome && report.powerOff == nil)
             #expect(report.errors.map(\.code) == (outcome == .failed ? [.mount] : []))
         }
     }

@@ -29,6 +29,7 @@ import Testing
              "errors": [],
              "fixed": [],
              "outcome": "checked",
+             "power_off": null,
              "quarantined": [
               {
                "detail": "a file no rule allows; would move to QUARANTINE/rogue file",
