@@ -72,12 +72,16 @@ struct ProtectCommand: ParsableCommand {
 
     static let qubesDBRead = "/usr/bin/qubesdb-read"
 
-    /// One line per action: `deployed|fixed|quarantined|deleted  PATH (RULE): DETAIL`, then a summary.
+    /// One line per action: `quarantined|deleted|deployed|fixed PATH (RULE): DETAIL` (`would quarantine` …
+    /// in a dry run), then a summary.
     static func text(_ report: ProtectReport) -> String {
         var lines: [String] = []
-        let verb = report.dryRun ? "would " : ""
-        for (word, entries) in [("deploy", report.deployed), ("fix", report.fixed), ("quarantine", report.quarantined), ("delete", report.deleted)] {
-            for entry in entries { lines.append("\(report.dryRun ? verb + word : pastTense(word)) \(entry)") }
+        let lists = [
+            ("quarantine", "quarantined", report.quarantined), ("delete", "deleted", report.deleted),
+            ("deploy", "deployed", report.deployed), ("fix", "fixed", report.fixed),
+        ]
+        for (verb, past, entries) in lists {
+            for entry in entries { lines.append("\(report.dryRun ? "would " + verb : past) \(entry)") }
         }
         switch report.outcome {
         case .checked: lines.append("\(report.qube): \(report.summary)")
@@ -86,14 +90,6 @@ struct ProtectCommand: ParsableCommand {
         case .failed: lines.append("\(report.qube): the volume was not checked")
         }
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    private static func pastTense(_ word: String) -> String {
-        switch word {
-        case "fix": "fixed"
-        case "delete": "deleted"
-        default: word + "d"
-        }
     }
 
     /// `{"qube", "dry_run", "outcome", "deployed", "fixed", "quarantined", "deleted", "errors"}`.

@@ -59,6 +59,23 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("rw/QUARANTINE/rogue file").path))
     }
 
+    @Test func dryRunTextSaysWhatWouldBeDone() throws {
+        let folder = try Self.volume()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("rules/template.ALL/config"), withIntermediateDirectories: true)
+        try Data("exit 0\n".utf8).write(to: folder.appendingPathComponent("rules/template.ALL/config/rc.local"))
+        let result = try LQ.run(
+            "protect", "--rw", folder.appendingPathComponent("rw").path, "--rules", folder.appendingPathComponent("rules").path,
+            "--qube", "core-net", "--dry-run")
+        #expect(result.status == 0)
+        #expect(result.stdout == """
+            would quarantine rogue file (no rule): a file no rule allows; would move to QUARANTINE/rogue file
+            would deploy config (template.ALL): would deploy: missing
+            core-net: Files quarantined during boot: 1 quarantined, 1 deployed
+
+            """)
+    }
+
     @Test func missingRulesFolderExitsOneNamingIt() throws {
         let folder = try Self.volume()
         defer { try? FileManager.default.removeItem(at: folder) }
