@@ -6,14 +6,20 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "lq", targets: ["lq"]),
+        .executable(name: "lq-splitfile", targets: ["lq-splitfile"]),
+        .executable(name: "lq-splitpassword", targets: ["lq-splitpassword"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
         .library(name: "QubesAdmin", targets: ["QubesAdmin"]),
         .library(name: "QrexecPolicy", targets: ["QrexecPolicy"]),
+        .library(name: "Provisioning", targets: ["Provisioning"]),
+        .library(name: "BootProtect", targets: ["BootProtect"]),
+        .library(name: "SplitServices", targets: ["SplitServices"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .target(
@@ -28,6 +34,18 @@ let package = Package(
             name: "QrexecPolicy",
             dependencies: ["QubesStore"]
         ),
+        .target(
+            name: "Provisioning",
+            dependencies: ["QubesStore", "QubesAdmin", .product(name: "Yams", package: "Yams")]
+        ),
+        .target(
+            name: "BootProtect",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(
+            name: "SplitServices",
+            dependencies: ["BootProtect"]
+        ),
         .executableTarget(
             name: "lq",
             dependencies: [
@@ -35,12 +53,21 @@ let package = Package(
                 "QubesAdmin",
                 "Provisioning",
                 "QrexecPolicy",
+                "BootProtect",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
-            name: "Provisioning",
-            dependencies: ["QubesStore", "QubesAdmin", .product(name: "Yams", package: "Yams")]
+            name: "SplitTool",
+            dependencies: ["SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "lq-splitfile",
+            dependencies: ["SplitTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "lq-splitpassword",
+            dependencies: ["SplitTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(
             name: "AdminServer",
@@ -71,8 +98,16 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "BootProtectTests",
+            dependencies: ["BootProtect"]
+        ),
+        .testTarget(
+            name: "SplitServicesTests",
+            dependencies: ["SplitServices", "BootProtect"]
+        ),
+        .testTarget(
             name: "lqTests",
-            dependencies: ["lq"]
+            dependencies: ["lq", "lq-splitfile", "lq-splitpassword"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,51 @@
+import BootProtect
+
+/// `liteqube.SplitFile` in core-keys: hands a qube one file from its own folder, `<store>/<caller>/<name>`.
+///
+/// The caller comes from `QREXEC_REMOTE_DOMAIN` (passed in), the name from the service argument or
+/// stdin. The name is one path component of qrexec's character set (`validateArgument`); the caller's
+/// folder and the file are opened with `O_NOFOLLOW`, so a symlink planted in the store is refused, as are
+/// special files, hard links and files over `maxSize`.
+/// dom0 hears "<caller> requested file <name>".
+public struct SplitFileServer: Sendable {
+    public var store: String
+    public var maxSize: Int
+    public var context: ServiceContext
+
+    public init(store: String = "/home/user", maxSize: Int = 16 << 20, context: ServiceContext = ServiceContext()) {
+        self.store = store
+        self.maxSize = maxSize
+        self.context = context
+    }
+
+    /// The file's bytes, or why it was refused.
+    public func serve(caller: String?, argument: [UInt8]) throws(SplitError) -> [UInt8] {
+        let (caller, name) = try context.accept(caller: caller, argument: argument, what: "file name")
+        return try SecureFile(system: context.system).read(store, [Array(caller.utf8), Array(name.utf8)], limit: maxSize).bytes
+    }
+}
+
+/// The client side of the split services: `qrexec-client-vm <target> <service>+<argument>`.
+public struct QrexecClient: Sendable {
+    public var client: String
+    public var system: any SystemCalls
+
+    public init(client: String = "/usr/bin/qrexec-client-vm", system: any SystemCalls = HostSystem()) {
+        self.client = client
+        self.system = system
+    }
+
+    /// Calls the service and returns its stdout; a non-zero status or more than `limit` bytes is a refusal.
+    public func call(_ target: String, _ service: String, argument: String, input: [UInt8] = [], limit: Int) throws(SplitError) -> [UInt8] {
+        guard isValidQubeName(target) else { throw SplitError(.argument, "refused: '\(shown(Array(target.utf8)))' is not a qube name") }
+        let result: ProcessOutput
+        do {
+            result = try system.run(client, [target, "\(service)+\(argument)"], input: input, outputLimit: limit)
+        } catch {
+            throw SplitError(.system, "cannot run \(client): \(error)")
+        }
+        guard result.status == 0 else { throw SplitError(.remote, "\(target) refused \(service)+\(argument) (exit \(result.status))") }
+        guard result.output.count <= limit else { throw SplitError(.tooLarge, "\(target): \(service)+\(argument) sent more than \(limit) bytes") }
+        return result.output
+    }
+}

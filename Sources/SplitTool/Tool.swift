@@ -1,0 +1,108 @@
+import ArgumentParser
+import BootProtect
+import Glibc
+import SplitServices
+
+// What lq-splitfile and lq-splitpassword share: reading the qrexec environment, stdin and stdout,
+// and exit statuses (0 done, 1 refused, 2 usage). The services themselves are in SplitServices.
+
+/// Options of a server side.
+public struct ServiceOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Re-arm the qube's shutdown to this many minutes after each request (core-keys: 2).", valueName: "minutes"))
+    public var rearmShutdown: Int?
+    @Flag(help: "Do not tell dom0 about requests (liteqube.Message).") public var noNotify = false
+
+    public init() {}
+
+    /// Notifier and keep-alive as asked.
+    public var context: ServiceContext {
+        let system = HostSystem()
+        var context = ServiceContext(system: system)
+        if !noNotify { context.notifier = QrexecNotifier(service: "liteqube.Message", system: system) }
+        if let minutes = rearmShutdown {
+            let root = geteuid() == 0
+            context.keepAlive = { ServiceRequest.rearmShutdown(minutes: minutes, system: system, root: root) }
+        }
+        return context
+    }
+}
+
+/// Options of a client side.
+public struct ClientOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The keys qube.", valueName: "qube")) public var from = "core-keys"
+    @Option(help: ArgumentHelp("The qrexec client.", valueName: "path")) public var client = "/usr/bin/qrexec-client-vm"
+
+    public init() {}
+}
+
+public enum Tool {
+    /// Parses and runs a command: exit 0, 1 after a refusal (already printed), 2 on usage errors.
+    public static func main<Command: ParsableCommand>(_ command: Command.Type) -> Never {
+        var status: Int32 = 0
+        do {
+            var parsed = try command.parseAsRoot()
+            try parsed.run()
+        } catch {
+            status = (error as? ExitCode)?.rawValue ?? usage(error, command)
+        }
+        Glibc.exit(status)
+    }
+
+    /// Prints help (exit 0) or a usage error (exit 2).
+    static func usage<Command: ParsableCommand>(_ error: any Error, _ command: Command.Type) -> Int32 {
+        let help = command.exitCode(for: error) == .success
+        let message = command.fullMessage(for: error)
+        write(help ? 1 : 2, Array((message.hasSuffix("\n") || message.isEmpty ? message : message + "\n").utf8))
+        return help ? 0 : 2
+    }
+
+    /// The server side: caller from `QREXEC_REMOTE_DOMAIN`, argument from `QREXEC_SERVICE_ARGUMENT`, the
+    /// command line or stdin; the answer's bytes to stdout, a refusal to stderr with exit 1.
+    public static func serve(_ handle: (String?, [UInt8]) throws(SplitError) -> [UInt8], argument positional: () -> String?) throws {
+        let argument = ServiceRequest.argument(
+            serviceArgument: environment("QREXEC_SERVICE_ARGUMENT"), positional: positional(), readLine: { input(lines: 1) })
+        try refusing { () throws(SplitError) in output(try handle(environment("QREXEC_REMOTE_DOMAIN"), argument)) }
+    }
+
+    /// The client side: `qrexec-client-vm <from> <service>+<name>`, to stdout or a new 0600 file.
+    public static func fetch(_ options: ClientOptions, _ service: String, _ name: String, what: String, limit: Int, output path: String?) throws {
+        try refusing { () throws(SplitError) in
+            let name = try validateArgument(Array(name.utf8), what: what)
+            let bytes = try QrexecClient(client: options.client).call(options.from, service, argument: name, limit: limit)
+            guard let path else { return output(bytes) }
+            let system = HostSystem()
+            do {
+                let fd = try system.createFile(currentDirectory, Array(path.utf8))
+                defer { system.close(fd) }
+                try system.write(fd, bytes)
+            } catch {
+                throw SplitError(.system, "\(path): \(error)")
+            }
+        }
+    }
+
+    /// Runs `body`; a refusal is printed (`<tool>: <message>`) and exits 1.
+    public static func refusing(_ body: () throws(SplitError) -> Void) throws {
+        do {
+            try body()
+        } catch {
+            write(2, Array("\(toolName): \(error.message)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    /// Stdin, at most 64 KiB, up to `lines` newlines.
+    public static func input(lines: Int) -> [UInt8] {
+        (try? HostSystem().read(stream: 0, limit: 65536, lines: lines)) ?? []
+    }
+
+    public static func output(_ bytes: [UInt8]) { write(1, bytes) }
+
+    static func write(_ fd: Int32, _ bytes: [UInt8]) { try? HostSystem().write(fd, bytes) }
+
+    static func environment(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+
+    static var toolName: String {
+        CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? "lq-split"
+    }
+}

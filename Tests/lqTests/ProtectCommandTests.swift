@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+@Suite struct ProtectCommandTests {
+    /// A temp folder with `rules/` and `rw/`: one template file, one rogue file.
+    static func volume() throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-protect-cli-\(UUID().uuidString)")
+        for path in ["rules/whitelist.ALL/notes", "rw/notes"] {
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent(path), withIntermediateDirectories: true)
+        }
+        try Data("x".utf8).write(to: folder.appendingPathComponent("rw/rogue file"))
+        try Data("QUARANTINE=Yes\n".utf8).write(to: folder.appendingPathComponent("rules/settings.core-net"))
+        return folder
+    }
+
+    @Test func dryRunPrintsJSONAndChangesNothing() throws {
+        let folder = try Self.volume()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try LQ.run(
+            "protect", "--rw", folder.appendingPathComponent("rw").path, "--rules", folder.appendingPathComponent("rules").path,
+            "--qube", "core-net", "--dry-run", "--json")
+        #expect(result.status == 0)
+        #expect(result.stderr.isEmpty)
+        #expect(result.stdout == """
+            {
+             "deleted": [],
+             "deployed": [],
+             "dry_run": true,
+             "errors": [],
+             "fixed": [],
+             "outcome": "checked",
+             "power_off": null,
+             "quarantined": [
+              {
+               "detail": "a file no rule allows; would move to QUARANTINE/rogue file",
+               "path": "rogue file",
+               "rule": "no rule"
+              }
+             ],
+             "qube": "core-net"
+            }
+
+            """)
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("rw/rogue file").path))
+    }
+
+    @Test func runQuarantinesAndPrintsOneLinePerAction() throws {
+        let folder = try Self.volume()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try LQ.run(
+            "protect", "--rw", folder.appendingPathComponent("rw").path, "--rules", folder.appendingPathComponent("rules").path,
+            "--qube", "core-net")
+        #expect(result.status == 0)
+        #expect(result.stdout == """
+            quarantined rogue file (no rule): a file no rule allows; moved to QUARANTINE/rogue file
+            core-net: Files quarantined during boot: 1 quarantined
+
+            """)
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("rw/QUARANTINE/rogue file").path))
+    }
+
+    @Test func dryRunTextSaysWhatWouldBeDone() throws {
+        let folder = try Self.volume()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("rules/template.ALL/config"), withIntermediateDirectories: true)
+        try Data("exit 0\n".utf8).write(to: folder.appendingPathComponent("rules/template.ALL/config/rc.local"))
+        let result = try LQ.run(
+            "protect", "--rw", folder.appendingPathComponent("rw").path, "--rules", folder.appendingPathComponent("rules").path,
+            "--qube", "core-net", "--dry-run")
+        #expect(result.status == 0)
+        #expect(result.stdout == """
+            would quarantine rogue file (no rule): a file no rule allows; would move to QUARANTINE/rogue file
+            would deploy config (template.ALL): would deploy: missing
+            core-net: Files quarantined during boot: 1 quarantined, 1 deployed
+
+            """)
+    }
+
+    @Test func missingRulesFolderExitsOneNamingIt() throws {
+        let folder = try Self.volume()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try LQ.run("protect", "--rw", folder.appendingPathComponent("rw").path, "--rules", "/nonexistent/protect", "--qube", "core-net")
+        #expect(result.status == 1)
+        #expect(result.stderr == "lq protect: core-net: /nonexistent/protect: cannot open the rules folder: openat: No such file or directory (errno 2)\n")
+    }
+
+    @Test func usageErrorsExitTwo() throws {
+        #expect(try LQ.run("protect", "--rw", "/tmp", "--device", "/dev/xvdb").status == 2)
+        #expect(try LQ.run("protect", "--qube", "../etc").status == 2)
+        #expect(try LQ.run("protect", "--no-such-flag").status == 2)
+        let help = try LQ.run("protect", "--help")
+        #expect(help.status == 0)
+        #expect(help.stdout.contains("USAGE: lq protect [--rw <dir>] [--device <path>] [--mount-point <dir>] [--rules <dir>] [--qube <name>] [--first-boot] [--dry-run] [--json]"))
+    }
+}
