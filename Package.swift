@@ -36,7 +36,7 @@ let package = Package(
         ),
         .target(
             name: "Provisioning",
-            dependencies: ["QubesStore", "QubesAdmin", .product(name: "Yams", package: "Yams")]
+            dependencies: ["QubesStore", "QubesAdmin", "QrexecPolicy", .product(name: "Yams", package: "Yams")]
         ),
         .target(
             name: "BootProtect",
@@ -89,7 +89,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvisioningTests",
-            dependencies: ["Provisioning", "AdminServer"],
+            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

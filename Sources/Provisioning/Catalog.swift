@@ -174,7 +174,7 @@ public enum Catalog {
                 devicesFrom: qubes.contains("sys-usb") ? "sys-usb" : nil)
             if qubes.contains("sys-usb") { retired.append(RetiredQube(name: "sys-usb", replacement: name("usb"), prohibitStart: true)) }
         }
-        return DesiredState(qubes: desired, globals: globals, retired: retired, policy: PolicyRules.text(manifest), notes: note.map { [$0] } ?? [])
+        return DesiredState(qubes: desired, globals: globals, retired: retired, policy: try PolicyRules.text(manifest), notes: note.map { [$0] } ?? [])
     }
 }
 

@@ -1,3 +1,5 @@
+import QrexecPolicy
+
 /// The qrexec policy of the installed components (spec §4.2, with the
 /// original's [BUG]s fixed), in the Qubes 4.1+ format.
 public enum PolicyRules {
@@ -62,13 +64,24 @@ public enum PolicyRules {
         return rules
     }
 
-    /// The policy file text.
-    public static func text(_ manifest: Manifest) -> String {
+    /// The policy file text, made and checked by the policy library: the
+    /// rules are parsed as dom0 parses them and the file must read back the same.
+    public static func text(_ manifest: Manifest) throws -> String {
+        let draft = "/draft/" + fileName
+        let lines = rules(manifest).map(\.line).joined(separator: "\n") + "\n"
+        let loaded = PolicyLoader(directories: ["/draft"], legacyDirectory: "/nonexistent", fileSystem: MemoryPolicyFiles([draft: lines]))
+            .load()
+        if let error = loaded.errors.first { throw ProvisioningError("generated policy does not parse: \(error)") }
         let header = [
-            "# Liteqube service qubes: qrexec policy written by lq.",
-            "# Changes are overwritten by the next `lq apply`; put your own rules in 30-user.policy.",
-            "",
+            "Liteqube service qubes: qrexec policy written by lq.",
+            "Changes are overwritten by the next `lq apply`; put your own rules in 30-user.policy.",
         ]
-        return (header + rules(manifest).map(\.line)).joined(separator: "\n") + "\n"
+        do {
+            let file = try PolicyFile(priority: 45, name: "liteqube", header: header, rules: loaded.policy.rules)
+            guard let text = try PolicyGenerator.render([file])[fileName] else { throw ProvisioningError("policy file name mismatch") }
+            return text
+        } catch let error as PolicyError {
+            throw ProvisioningError("generated policy is not valid: \(error)")
+        }
     }
 }

@@ -2,6 +2,7 @@ import AdminServer
 import Foundation
 import Provisioning
 import QubesAdmin
+import QrexecPolicy
 import QubesStore
 import Testing
 
@@ -17,7 +18,7 @@ struct Scratch {
         try FileManager.default.createDirectory(atPath: directory + "/policy.d", withIntermediateDirectories: true)
         let fixture = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/qubes-default.xml")
         try FileManager.default.copyItem(atPath: fixture.path, toPath: store)
-        try "dom0 rules of the user\n".write(toFile: policy + "/30-user.policy", atomically: true, encoding: .utf8)
+        try "# the user's own rules\n".write(toFile: policy + "/30-user.policy", atomically: true, encoding: .utf8)
     }
 
     func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
@@ -98,10 +99,50 @@ struct Scratch {
         let report = StoreCheck.check([UInt8](try scratch.bytes(scratch.store)))
         #expect(report.errors.isEmpty && report.warnings.isEmpty, "\(report.warnings)")
         let policy = try String(contentsOfFile: scratch.policy + "/45-liteqube.policy", encoding: .utf8)
-        #expect(policy.contains("liteqube.SplitFile\t*\tcore-net\tcore-keys\tallow"))
+        #expect(policy.contains("liteqube.SplitFile * core-net core-keys allow"))
         #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy"])
         // Idempotence.
         #expect(try scratch.planner(backend).plan(Self.manifest).operations.isEmpty)
+    }
+
+    /// The generated policy loads and lints clean, and dom0 decides each
+    /// Liteqube call as the spec intends (§4.2).
+    @Test func generatedPolicyDecidesAsIntended() throws {
+        let scratch = try Scratch()
+        try apply(scratch, OfflineBackend(path: scratch.store, random: .seeded(7)))
+        let store = try Store.load(xml: [UInt8](try scratch.bytes(scratch.store))).store
+        let system = try SystemInfo(store: store)
+        let load = PolicyLoader(directories: [scratch.policy], legacyDirectory: "/nonexistent").load()
+        #expect(load.errors.isEmpty)
+        #expect(PolicyLint.findings(load, system: system).isEmpty, "\(PolicyLint.findings(load, system: system))")
+        let evaluator = PolicyEvaluator(policy: load.policy, system: system)
+        let expectations: [(String, String, String, String)] = [
+            ("liteqube.SplitFile", "core-net", "core-keys", "allow"),
+            ("liteqube.SplitFile", "core-tor", "core-keys", "deny"),
+            ("liteqube.SplitFile", "work", "core-keys", "deny"),
+            ("liteqube.Message", "core-usb", "dom0", "allow"),
+            ("liteqube.Error", "fw-net", "dom0", "allow"),
+            ("liteqube.Message", "work", "dom0", "deny"),
+            ("liteqube.SplitXorg", "core-keys", "core-xorg", "allow"),
+            ("liteqube.SplitXorg", "work", "core-xorg", "deny"),
+            ("liteqube.SignalWifi", "core-net", "dom0", "allow"),
+            ("liteqube.SignalTor", "core-tor", "dom0", "allow"),
+            ("liteqube.TorSetAP", "core-net", "core-tor", "allow"),
+            ("liteqube.TorSetAP", "core-usb", "core-tor", "deny"),
+            ("liteqube.WifiRequestAP", "core-tor", "core-net", "allow"),
+            ("liteqube.SignalStorage", "core-usb", "dom0", "allow"),
+            ("qubes.InputKeyboard", "core-usb", "dom0", "allow"),
+            ("qubes.InputMouse", "work", "dom0", "deny"),
+            ("qubes.UpdatesProxy", "debian-core", "@default", "allow"),
+            ("qubes.UpdatesProxy", "work", "@default", "deny"),
+        ]
+        for (service, source, target, expected) in expectations {
+            let decision = evaluator.evaluate(Call(service: service, source: source, target: target))
+            #expect(decision.name == expected, "\(service) \(source) → \(target): \(decision.summary)")
+        }
+        let proxy = evaluator.evaluate(Call(service: "qubes.UpdatesProxy", source: "debian-core", target: "@default"))
+        guard case .allow(let target, _, _, _) = proxy.outcome else { return #expect(Bool(false), "\(proxy.summary)") }
+        #expect(target == "core-update")
     }
 
     @Test func destroyRestoresTheOriginal() throws {
