@@ -8,7 +8,7 @@ struct LQ: ParsableCommand {
         abstract: "Keep Qubes OS lean: read and write qubes.xml exactly as qubesd does.",
         subcommands: [
             StoreCommand.self, ListQubes.self, Prefs.self, Features.self, Tags.self, PlanCommand.self, ApplyCommand.self,
-            DestroyCommand.self, MemCommand.self, PolicyCommand.self,
+            DestroyCommand.self, MemCommand.self, GraphCommand.self, PolicyCommand.self,
             ProtectCommand.self,
         ]
     )

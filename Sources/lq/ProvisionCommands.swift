@@ -184,3 +184,28 @@ enum MemoryReport {
             rows: budget.entries.map { [$0.qube, String($0.memory), String($0.stubdomain), $0.presence.rawValue] })
     }
 }
+
+struct GraphCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "graph", abstract: "The qube topology (netvm chains, templates, PCI devices, memory) as Graphviz DOT.",
+        discussion: "--svg draws it directly (lq's own layout; Graphviz is not needed).")
+
+    @OptionGroup var options: BackendOptions
+    @Flag(help: "Write SVG instead of DOT.") var svg = false
+    @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
+
+    func run() throws {
+        try provisioning(options) { backend in
+            let topology = try Topology(backend: backend)
+            let text = svg ? topology.svg : topology.dot
+            if let output {
+                guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
+                    Terminal.error("\(output): cannot write")
+                    throw ExitCode(1)
+                }
+            } else {
+                Terminal.write(text)
+            }
+        }
+    }
+}

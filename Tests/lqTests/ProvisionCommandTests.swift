@@ -1,0 +1,77 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+
+@Suite struct ProvisionCommandTests {
+    /// A scratch folder with the default-install store and a manifest.
+    func scratch(_ manifest: String) throws -> (store: String, manifest: String, policy: String) {
+        let store = try LQ.copy("valid/qubes-default.xml")
+        let folder = store.deletingLastPathComponent()
+        let manifestPath = folder.appendingPathComponent("liteqube.yaml").path
+        try manifest.write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: folder.appendingPathComponent("policy.d").path, withIntermediateDirectories: true)
+        return (store.path, manifestPath, folder.appendingPathComponent("policy.d").path)
+    }
+
+    func json(_ text: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+    }
+
+    @Test func memReportsTheServiceTotalsOfBothProfiles() throws {
+        for (profile, total) in [("default", 1040), ("low-memory", 832)] {
+            let files = try scratch("components: [base, network, usb]\nprofile: \(profile)\n")
+            let result = try LQ.run("mem", "-f", files.manifest, "--store", files.store, "--json")
+            #expect(result.status == 0, "\(result.stderr)")
+            let report = try json(result.stdout)
+            #expect(report["service_total_mib"] as? Int == total, "\(profile)")
+            #expect(report["qubes_default_mib"] as? Int == 1888)
+        }
+    }
+
+    @Test func planApplyAndDestroyThroughTheCommandLine() throws {
+        let files = try scratch("components: [base, network, usb]\n")
+        let original = try Data(contentsOf: URL(fileURLWithPath: files.store))
+        let plan = try LQ.run("plan", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--json")
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let operations = try json(plan.stdout)["operations"] as? [[String: Any]]
+        #expect(operations?.first?["op"] as? String == "clone-template")
+        #expect((try json(plan.stdout)["notes"] as? [String])?.first?.contains("debian-12-minimal") == true)
+        #expect(try LQ.run("apply", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy).status == 0)
+        let again = try LQ.run("plan", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--json")
+        #expect((try json(again.stdout)["operations"] as? [Any])?.isEmpty == true)
+        #expect(try LQ.run("policy", "lint", files.policy).status == 0)
+        #expect(try LQ.run("destroy", "-f", files.manifest, "--store", files.store).status == 0)
+        #expect(try LQ.run("store", "fmt", files.store).status == 0)
+        let restored = try LQ.run("store", "fmt", LQ.fixture("valid/qubes-default.xml"), "-o", files.store + ".original")
+        #expect(restored.status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: files.store)) == (try Data(contentsOf: URL(fileURLWithPath: files.store + ".original"))))
+        #expect(original.count > 0)
+    }
+
+    @Test func badManifestNamesTheLine() throws {
+        let files = try scratch("components: [base]\nfrobnicate: yes\n")
+        let result = try LQ.run("plan", "-f", files.manifest, "--store", files.store)
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("line 2: unknown setting 'frobnicate'"))
+    }
+
+    @Test func graphIsDOTAndSVG() throws {
+        let files = try scratch("components: [base]\n")
+        let dot = try LQ.run("graph", "--store", files.store)
+        #expect(dot.status == 0)
+        #expect(dot.stdout.hasPrefix("digraph qubes {") && dot.stdout.hasSuffix("}\n"))
+        let declared = Set(dot.stdout.split(separator: "\n").compactMap { line -> String? in
+            line.contains("->") || !line.contains("[") ? nil : line.trimmingCharacters(in: .whitespaces).components(separatedBy: " [")[0]
+        })
+        for line in dot.stdout.split(separator: "\n") where line.contains("->") {
+            let ends = line.trimmingCharacters(in: .whitespaces).components(separatedBy: " [")[0].components(separatedBy: " -> ")
+            #expect(ends.count == 2 && ends.allSatisfy(declared.contains), "\(line)")
+        }
+        let svgPath = files.store + ".svg"
+        #expect(try LQ.run("graph", "--store", files.store, "--svg", "-o", svgPath).status == 0)
+        let parser = XMLParser(contentsOf: URL(fileURLWithPath: svgPath))!
+        #expect(parser.parse(), "SVG must be well-formed XML")
+    }
+}
