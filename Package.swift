@@ -32,7 +32,7 @@ let package = Package(
         ),
         .target(
             name: "QrexecPolicy",
-            dependencies: ["QubesStore"]
+            dependencies: ["QubesStore", "QubesAdmin"]
         ),
         .target(
             name: "Provisioning",
@@ -94,7 +94,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QrexecPolicyTests",
-            dependencies: ["QrexecPolicy", "QubesStore"],
+            dependencies: ["QrexecPolicy", "QubesStore", "QubesAdmin", "AdminServer"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

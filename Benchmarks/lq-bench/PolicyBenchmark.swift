@@ -27,10 +27,10 @@ enum PolicyBenchmark {
     static func name(_ index: Int) -> String { "q\(index)" }
 
     static func system(_ random: inout SplitMix64) throws -> SystemInfo {
-        var qubes = [QubeInfo(name: "dom0", type: "AdminVM", defaultDispVM: name(0), powerState: "Running")]
+        var qubes = [QrexecPolicy.QubeInfo(name: "dom0", type: "AdminVM", defaultDispVM: name(0), powerState: "Running")]
         for index in 0..<qubeCount {
             let type = index < templates ? "AppVM" : ["AppVM", "AppVM", "AppVM", "TemplateVM", "DispVM"][index % 5]
-            qubes.append(QubeInfo(
+            qubes.append(QrexecPolicy.QubeInfo(
                 name: name(index), type: type, tags: ["group-\(index % groups)", "t\(index % 7)"],
                 templateForDispVMs: index < templates, defaultDispVM: random.next() % 4 == 0 ? nil : name(Int(random.next() % UInt64(templates))),
                 powerState: random.next() % 2 == 0 ? "Running" : "Halted", uuid: nil, isInternal: index == 1))

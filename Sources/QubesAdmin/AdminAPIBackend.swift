@@ -35,7 +35,7 @@ public final class AdminAPIBackend: Backend {
 
     // MARK: Qubes
 
-    public func qubes() throws -> [QubeInfo] {
+    public func qubes() throws -> [QubeSummary] {
         try lines(call("admin.vm.List")).map { line in
             let fields = line.split(separator: " ").map(String.init)
             var values: [String: String] = [:]
@@ -46,7 +46,7 @@ public final class AdminAPIBackend: Backend {
             guard let name = fields.first, let vmClass = values["class"] else {
                 throw AdminError.malformedReply(call: "admin.vm.List", detail: "line '\(line)'")
             }
-            return QubeInfo(name: name, vmClass: vmClass, state: values["state"] ?? "", uuid: values["uuid"] ?? "")
+            return QubeSummary(name: name, vmClass: vmClass, state: values["state"] ?? "", uuid: values["uuid"] ?? "")
         }
     }
 

@@ -1,7 +1,7 @@
 import QubesStore
 
 /// One line of `admin.vm.List`.
-public struct QubeInfo: Sendable, Hashable {
+public struct QubeSummary: Sendable, Hashable {
     public var name: String
     public var vmClass: String
     public var state: String
@@ -81,7 +81,7 @@ public struct PropertyValue: Sendable, Hashable {
 /// socket (`AdminAPIBackend`) or edits a qubes.xml offline (`OfflineBackend`).
 /// `qube` `nil` means the global properties. Errors are `AdminError`.
 public protocol Backend: AnyObject {
-    func qubes() throws -> [QubeInfo]
+    func qubes() throws -> [QubeSummary]
     func create(_ qube: Store.NewQube) throws
     func remove(_ qube: String) throws
 

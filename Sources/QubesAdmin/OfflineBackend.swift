@@ -130,10 +130,10 @@ public final class OfflineBackend: Backend {
 
     // MARK: Qubes
 
-    public func qubes() throws -> [QubeInfo] {
+    public func qubes() throws -> [QubeSummary] {
         try read("admin.vm.List") { store in
             store.domains.map {
-                QubeInfo(name: $0.name, vmClass: $0.vmClass.rawValue, state: $0.vmClass == .adminVM ? "Running" : "Halted", uuid: $0.uuid)
+                QubeSummary(name: $0.name, vmClass: $0.vmClass.rawValue, state: $0.vmClass == .adminVM ? "Running" : "Halted", uuid: $0.uuid)
             }
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import QubesAdmin
 import QrexecPolicy
 import QubesStore
 
@@ -32,17 +33,21 @@ struct PolicyLocation: ParsableArguments {
     }
 }
 
-/// Where the qubes come from: a qubes.xml store or a GetSystemInfo JSON file.
+/// Where the qubes come from: qubesd's socket, a qubes.xml store or a GetSystemInfo JSON file.
 struct SystemOptions: ParsableArguments {
+    @Option(help: "qubesd's Admin API socket (the running system).") var socket: String?
     @Option(help: "A qubes.xml file to take the qubes from.") var store: String?
     @Option(name: .customLong("system-info"), help: "A JSON file in the form of qubesd's internal.GetSystemInfo.")
     var systemInfo: String?
 
     func validate() throws {
-        guard (store == nil) != (systemInfo == nil) else { throw ValidationError("Give exactly one of --store and --system-info.") }
+        guard [socket, store, systemInfo].compactMap({ $0 }).count == 1 else {
+            throw ValidationError("Give exactly one of --socket, --store and --system-info.")
+        }
     }
 
     var provider: any SystemInfoProvider {
+        if let socket { return SocketSystemInfo(path: socket) }
         if let store { return StoreSystemInfo(path: store) }
         return JSONSystemInfo(path: systemInfo!)
     }
@@ -56,6 +61,20 @@ struct StoreSystemInfo: SystemInfoProvider {
     var path: String
 
     func systemInfo() throws -> SystemInfo { try SystemInfo(store: try StoreInput.load(path).store) }
+}
+
+/// System information from a running qubesd, through the Admin API.
+struct SocketSystemInfo: SystemInfoProvider {
+    var path: String
+
+    func systemInfo() throws -> SystemInfo {
+        do {
+            return try SystemInfo(backend: AdminAPIBackend(transport: AdminTransport(socketPath: path)))
+        } catch let error as AdminError {
+            Terminal.error("\(path): \(error)")
+            throw ExitCode(1)
+        }
+    }
 }
 
 /// System information from a GetSystemInfo JSON file.
