@@ -17,6 +17,8 @@ public struct Journal: Codable, Sendable, Hashable {
         case devices([Device])
         /// A file's previous content.
         case file(String)
+        /// Packages of the step that were installed before.
+        case packages([String])
     }
 
     /// One PCI assignment as recorded.
@@ -65,11 +67,19 @@ public struct Applier {
     public let journalFile: StoreFile
     /// Policy files: read (nil when absent), write atomically, remove.
     public let files: PolicyFiles
+    /// Runs steps inside the template.
+    public let executor: Executor?
 
-    public init(backend: Backend, journalPath: String, files: PolicyFiles = .system) {
+    public init(backend: Backend, journalPath: String, files: PolicyFiles = .system, executor: Executor? = nil) {
         self.backend = backend
         self.journalFile = StoreFile(path: journalPath)
         self.files = files
+        self.executor = executor
+    }
+
+    private func requireExecutor() throws -> Executor {
+        guard let executor else { throw ProvisioningError("this step runs inside a qube: give --in-qube") }
+        return executor
     }
 
     /// The journal on disk (empty when there is none).
@@ -118,6 +128,10 @@ public struct Applier {
             return .devices(try backend.assignedDevices(of: from, deviceClass: "pci").map(Journal.Device.init))
         case .writePolicy(let path, _):
             return files.read(path).map(Journal.Prior.file) ?? .absent
+        case .pushFile(let qube, let path, _, _):
+            return try requireExecutor().read(path, in: qube).map(Journal.Prior.file) ?? .absent
+        case .installPackages(let qube, let packages):
+            return .packages(Array(try requireExecutor().installed(packages, in: qube)).sorted())
         }
     }
 
@@ -147,6 +161,10 @@ public struct Applier {
             }
         case .writePolicy(let path, let content):
             try files.write(path, content)
+        case .pushFile(let qube, let path, let content, let mode):
+            try requireExecutor().write(path, content: content, mode: mode, in: qube)
+        case .installPackages(let qube, let packages):
+            try requireExecutor().install(packages, in: qube)
         }
     }
 
@@ -204,6 +222,17 @@ public struct Applier {
             try files.write(path, content)
         case (.writePolicy(let path, _), .absent):
             files.remove(path)
+        case (.pushFile(let qube, let path, _, let mode), let prior):
+            if !existing.contains(qube) { return }
+            if case .file(let content) = prior {
+                try requireExecutor().write(path, content: content, mode: mode, in: qube)
+            } else {
+                try requireExecutor().remove(path, in: qube)
+            }
+        case (.installPackages(let qube, let packages), .packages(let before)):
+            if !existing.contains(qube) { return }
+            let added = packages.filter { !before.contains($0) }
+            if !added.isEmpty { try requireExecutor().uninstall(added, in: qube) }
         default:
             throw ProvisioningError("journal entry does not match its prior value: \(entry.operation.summary)")
         }

@@ -13,6 +13,10 @@ public enum Operation: Sendable, Hashable, Codable {
     case moveDevice(from: String, to: String, port: String, identity: String, options: [String: String])
     /// Write a policy file (created or replaced).
     case writePolicy(path: String, content: String)
+    /// Put a file into a qube (the template) through the executor.
+    case pushFile(qube: String, path: String, content: String, mode: Int)
+    /// Install packages in a qube (the template) through the executor.
+    case installPackages(qube: String, packages: [String])
 
     /// A one-line description for people.
     public var summary: String {
@@ -25,6 +29,8 @@ public enum Operation: Sendable, Hashable, Codable {
         case .setFeature(let qube, let name, let value): "set feature \(qube) \(name) = '\(value)'"
         case .moveDevice(let from, let to, let port, let identity, _): "move PCI device \(port) (\(identity)) from \(from) to \(to)"
         case .writePolicy(let path, let content): "write policy \(path) (\(content.split(separator: "\n").count) lines)"
+        case .pushFile(let qube, let path, _, let mode): "push \(path) (mode \(String(mode, radix: 8))) into \(qube)"
+        case .installPackages(let qube, let packages): "install packages in \(qube): \(packages.joined(separator: " "))"
         }
     }
 
@@ -53,6 +59,10 @@ public enum Operation: Sendable, Hashable, Codable {
             ]) { $1 }
         case .writePolicy(let path, _):
             members.merge(["op": .string("write-policy"), "path": .string(path)]) { $1 }
+        case .pushFile(let qube, let path, _, let mode):
+            members.merge(["op": .string("push-file"), "qube": .string(qube), "path": .string(path), "mode": .string(String(mode, radix: 8))]) { $1 }
+        case .installPackages(let qube, let packages):
+            members.merge(["op": .string("install-packages"), "qube": .string(qube), "packages": .array(packages.map(JSONValue.string))]) { $1 }
         }
         return .object(members)
     }
@@ -74,12 +84,18 @@ public struct Planner {
     public let readFile: (String) -> String?
     /// Names of installed kernels (for the mirage firewall); `nil`: unknown, not checked.
     public let kernels: Set<String>?
+    /// Runs steps inside the template; `nil`: those steps are left out (said in the plan's notes).
+    public let executor: Executor?
 
-    public init(backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?) {
+    public init(
+        backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
+        executor: Executor? = nil
+    ) {
         self.backend = backend
         self.policyDirectory = policyDirectory
         self.readFile = readFile
         self.kernels = kernels
+        self.executor = executor
     }
 
     public var policyPath: String { policyDirectory + "/" + PolicyRules.fileName }
@@ -112,6 +128,9 @@ public struct Planner {
                 }
                 operations.append(.setProperty(qube: qube.name, name: name, value: value))
             }
+            if qube.role == "core" {
+                operations += try templateSteps(manifest, template: qube.name, exists: exists)
+            }
             if let source = qube.devicesFrom, names.contains(source) {
                 for device in try backend.assignedDevices(of: source, deviceClass: "pci") {
                     var options: [String: String] = [:]
@@ -138,6 +157,23 @@ public struct Planner {
         if readFile(policyPath) != desired.policy {
             operations.append(.writePolicy(path: policyPath, content: desired.policy))
         }
-        return Plan(operations: operations, notes: desired.notes, desired: desired)
+        var notes = desired.notes
+        if executor == nil { notes.append("steps inside \(manifest.name("core")) (files, packages) are left out: give --in-qube") }
+        return Plan(operations: operations, notes: notes, desired: desired)
+    }
+
+    /// Files and packages the template lacks.
+    private func templateSteps(_ manifest: Manifest, template: String, exists: Bool) throws -> [Operation] {
+        guard let executor else { return [] }
+        var steps: [Operation] = []
+        for file in Catalog.templateFiles(manifest) {
+            if exists, try executor.read(file.path, in: template) == file.content { continue }
+            steps.append(.pushFile(qube: template, path: file.path, content: file.content, mode: file.mode))
+        }
+        let wanted = Catalog.templatePackages(manifest)
+        let present = exists ? try executor.installed(wanted, in: template) : []
+        let missing = wanted.filter { !present.contains($0) }
+        if !missing.isEmpty { steps.append(.installPackages(qube: template, packages: missing)) }
+        return steps
     }
 }

@@ -9,6 +9,20 @@ struct ManifestOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .customLong("file")], help: "The Liteqube manifest.") var manifest = "liteqube.yaml"
     @Option(help: "Folder of the qrexec policy files.") var policyDir = "/etc/qubes/policy.d"
     @Option(help: "The write-ahead journal (default: liteqube.journal.json beside the manifest).") var journal: String?
+    @Option(
+        name: .customLong("in-qube"),
+        help: "How steps inside the template run: qvm-run, or folder:DIR for a folder standing for its root (default: qvm-run with --socket; left out with --store).")
+    var inQube: String?
+
+    /// The executor for template steps.
+    func executor(_ options: BackendOptions) throws -> Executor? {
+        switch inQube {
+        case nil: return options.store == nil ? QvmRunExecutor() : nil
+        case "qvm-run"?: return QvmRunExecutor()
+        case let value? where value.hasPrefix("folder:") && value.count > 7: return FolderExecutor(root: String(value.dropFirst(7)))
+        case let value?: throw ValidationError("--in-qube must be qvm-run or folder:DIR, not '\(value)'")
+        }
+    }
 
     func load() throws -> Manifest {
         guard let data = FileManager.default.contents(atPath: manifest) else {
@@ -32,8 +46,10 @@ struct ManifestOptions: ParsableArguments {
         Set((try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/qubes/vm-kernels")) ?? [])
     }
 
-    func planner(_ backend: Backend) -> Planner {
-        Planner(backend: backend, policyDirectory: policyDir, readFile: PolicyFiles.system.read, kernels: Self.installedKernels)
+    func planner(_ backend: Backend, executor: Executor?) -> Planner {
+        Planner(
+            backend: backend, policyDirectory: policyDir, readFile: PolicyFiles.system.read, kernels: Self.installedKernels,
+            executor: executor)
     }
 }
 
@@ -62,7 +78,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let manifest = try manifestOptions.load()
         try provisioning(options) { backend in
-            let plan = try manifestOptions.planner(backend).plan(manifest)
+            let plan = try manifestOptions.planner(backend, executor: try manifestOptions.executor(options)).plan(manifest)
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let after = MemoryBudget(desired: plan.desired)
             if options.json {
@@ -98,8 +114,9 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let manifest = try manifestOptions.load()
         try provisioning(options) { backend in
-            let plan = try manifestOptions.planner(backend).plan(manifest)
-            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath)
+            let executor = try manifestOptions.executor(options)
+            let plan = try manifestOptions.planner(backend, executor: executor).plan(manifest)
+            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: executor)
             try applier.apply(plan) { event in
                 if case .starting(let index, let count, let operation) = event, !options.json {
                     Terminal.write("[\(index + 1)/\(count)] \(operation.summary)\n")
@@ -123,7 +140,7 @@ struct DestroyCommand: ParsableCommand {
 
     func run() throws {
         try provisioning(options) { backend in
-            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath)
+            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: try manifestOptions.executor(options))
             var undone: [Provisioning.Operation] = []
             try applier.destroy { operation in
                 undone.append(operation)
