@@ -179,16 +179,7 @@ extension Store {
             if error.value == nil { error.value = text }
             throw error
         }
-        if let qube {
-            update(qube) { domain in
-                domain.properties[property] = saved
-                domain.noneProperties.remove(property)
-            }
-            try afterChange(of: property, on: qube)
-        } else {
-            globalProperties[property] = saved
-            noneGlobalProperties.remove(property)
-        }
+        try store(saved, as: property, of: qube)
     }
 
     /// Drops an explicit value, so the default applies again.
@@ -198,16 +189,21 @@ extension Store {
         if spec.writeOnce {
             throw StoreError(.attributeError, "property '\(property)' is write-once", qube: qube, field: property)
         }
-        if let qube {
-            update(qube) { domain in
-                domain.properties[property] = nil
-                domain.noneProperties.remove(property)
-            }
-            try afterChange(of: property, on: qube)
-        } else {
-            globalProperties[property] = nil
+        try store(nil, as: property, of: qube)
+    }
+
+    /// Stores an explicit value (`nil`: none, back to the default) and runs qubesd's reactions.
+    private mutating func store(_ saved: String?, as property: String, of qube: String?) throws {
+        guard let qube else {
+            globalProperties[property] = saved
             noneGlobalProperties.remove(property)
+            return
         }
+        update(qube) { domain in
+            domain.properties[property] = saved
+            domain.noneProperties.remove(property)
+        }
+        try afterChange(of: property, on: qube)
     }
 
     /// The schema entry of a settable property, or qubesd's refusal.

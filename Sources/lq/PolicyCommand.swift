@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import QubesAdmin
 import QrexecPolicy
 import QubesStore
@@ -196,6 +197,12 @@ extension PolicyCommand {
 
         func run() throws {
             let merged = try StoreInput.load(store).store
+            do {
+                try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+            } catch {
+                Terminal.error("\(output): cannot create the policy directory: \(error.localizedDescription)")
+                throw ExitCode(1)
+            }
             try PolicyInput.orExit {
                 for (name, text) in try ShardIsolationPolicy.files(for: merged) {
                     try SystemPolicyFiles().replace(name, in: output, with: Array(text.utf8))
