@@ -106,3 +106,48 @@ import Testing
         #expect(try XMLReader.parse(bytes).root.children[0].text == "txAz")
     }
 }
+
+@Suite struct RobustnessTests {
+    /// SplitMix64, so failures reproduce.
+    struct Random {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var value = state
+            value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
+            return value ^ (value >> 31)
+        }
+    }
+
+    /// Mutated stores either load or fail with a `StoreError`: never a crash,
+    /// and a store that loads also saves or fails cleanly.
+    @Test func mutatedStoresNeverCrash() throws {
+        let original = try Fixtures.bytes(Fixtures.bundled.appendingPathComponent("valid/qubes-mini.xml"))
+        var random = Random(state: 2026)
+        let interesting: [UInt8] = Array("<>/&;=\"' \n\u{0}\u{1}\u{80}\u{FF}-_#a0".utf8)
+        for round in 0..<3000 {
+            var bytes = original
+            for _ in 0..<(1 + Int(random.next() % 8)) {
+                let position = Int(random.next() % UInt64(bytes.count))
+                switch random.next() % 4 {
+                case 0: bytes[position] = interesting[Int(random.next() % UInt64(interesting.count))]
+                case 1: bytes.remove(at: position)
+                case 2: bytes.insert(interesting[Int(random.next() % UInt64(interesting.count))], at: position)
+                default:
+                    let length = min(Int(random.next() % 200), bytes.count - position)
+                    bytes.removeSubrange(position..<(position + length))
+                }
+            }
+            do {
+                let loaded = try Store.load(xml: bytes)
+                _ = try? XMLWriter.write(loaded.store)
+                _ = StoreDump.json(loaded.store, effective: true).canonicalBytes()
+            } catch is StoreError {
+                continue
+            } catch {
+                Issue.record("round \(round): unexpected error \(error)")
+            }
+        }
+    }
+}
