@@ -5,7 +5,7 @@ import Glibc
 struct LQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lq",
-        abstract: "Keep Qubes OS lean: read and write qubes.xml exactly as qubesd does.",
+        abstract: "Keep Qubes OS lean: Liteqube service qubes, qubes.xml exactly as qubesd reads it, qrexec policy.",
         subcommands: [
             StoreCommand.self, ListQubes.self, Prefs.self, Features.self, Tags.self, PlanCommand.self, ApplyCommand.self,
             DestroyCommand.self, MemCommand.self, GraphCommand.self, PolicyCommand.self,
