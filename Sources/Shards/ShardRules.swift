@@ -1,0 +1,171 @@
+import QubesStore
+
+/// The merge rules that look at other qubes and pools: identity, pools,
+/// references (recovery) and volumes (spec "Merge rules" 2 to 4). Split uses
+/// the same rules to tell a qube merge left out from one removed while attached.
+struct ShardRules {
+    /// The main store (trusted).
+    let main: Store
+    /// The pools of the shard being merged that were accepted.
+    var shardPools: [String: Pool] = [:]
+
+    init(main: Store) { self.main = main }
+
+    func refuse(_ domain: Domain, _ field: String, _ value: String?, _ message: String) -> ShardIssue {
+        ShardIssue(message, qube: domain.name, field: field, value: value)
+    }
+
+    /// Name rules, class and label.
+    func checkIdentity(_ domain: Domain) throws {
+        do {
+            try Store.validateQubeName(domain.name)
+        } catch let error as StoreError {
+            throw refuse(domain, "name", domain.name, error.message)
+        }
+        guard ShardSanitizer.allowedClasses.contains(domain.vmClass) else {
+            throw refuse(domain, "class", domain.vmClass.rawValue, "a shard may not hold a qube of this class")
+        }
+        if let label = domain.properties["label"], main.label(named: label) == nil {
+            throw refuse(domain, "property.label", label, "no such label in the main store")
+        }
+    }
+
+    /// Where a pool keeps its data (`dir_path`, `volume_group` or `container`).
+    static func location(of pool: Pool) -> String? {
+        pool[attribute: "dir_path"] ?? pool[attribute: "volume_group"] ?? pool[attribute: "container"]
+    }
+
+    /// Whether `inner` is `outer` or lies inside it, comparing path components.
+    static func path(_ inner: String, isInside outer: String) -> Bool {
+        let innerParts = inner.split(separator: "/")
+        let outerParts = outer.split(separator: "/")
+        return innerParts.count >= outerParts.count && Array(innerParts.prefix(outerParts.count)) == outerParts
+    }
+
+    /// Checks a pool a shard declares against the main store's and `taken` names.
+    func checkPool(_ pool: Pool, taken: Set<String>) throws {
+        func refused(_ field: String, _ value: String?, _ message: String) -> ShardIssue {
+            ShardIssue(message, field: "pool." + field, value: value)
+        }
+        guard main.pools[pool.name] == nil, !taken.contains(pool.name) else {
+            throw refused("name", pool.name, "pool '\(pool.name)' already exists")
+        }
+        guard pool.driver != "linux-kernel", PoolDriver(rawValue: pool.driver) != nil else {
+            throw refused("driver", pool.driver, "pool '\(pool.name)': driver not allowed in a shard")
+        }
+        guard let location = Self.location(of: pool), !location.isEmpty,
+            !location.split(separator: "/").contains("..")
+        else {
+            throw refused("location", Self.location(of: pool), "pool '\(pool.name)' has no usable location")
+        }
+        for mainPool in main.pools.values {
+            guard let other = Self.location(of: mainPool) else { continue }
+            if Self.path(location, isInside: other) || Self.path(other, isInside: location) {
+                throw refused(
+                    "location", location, "pool '\(pool.name)' overlaps the main store's pool '\(mainPool.name)' (\(other))")
+            }
+        }
+    }
+
+    /// Recovery (spec "References"): every reference to a qube that `available`
+    /// does not know is set fail-closed and noted in `prohibit-start`.
+    /// - Returns: one change per recovered reference.
+    /// - Throws: when no valid replacement exists (a DispVM's template).
+    func recover(_ domain: inout Domain, available: (String) -> Domain?) throws -> [ShardChange] {
+        var changes: [ShardChange] = []
+        for (property, value) in domain.properties.sorted(by: { ExactString($0.key) < ExactString($1.key) })
+        where !value.isEmpty && Schema.property(property, of: domain.vmClass)?.kind == .qubeRef && available(value) == nil {
+            let replacement: String?
+            switch property {
+            case "netvm", "default_dispvm":
+                replacement = ""
+            case "template":
+                replacement = try templateReplacement(for: domain, original: value)
+            default:
+                replacement = nil
+            }
+            domain.properties[property] = replacement
+            changes.append(ShardChange(qube: domain.name, field: "property." + property, old: value, new: replacement))
+        }
+        if !changes.isEmpty {
+            let rationale = changes.map { change in
+                "\(change.field.dropFirst("property.".count)) was '\(change.old ?? "")', not available at merge"
+            }.joined(separator: "; ")
+            let key = ExactString("prohibit-start")
+            let existing = domain.features[key].map { $0.isEmpty ? "" : $0 + "; " } ?? ""
+            domain.features[key] = existing + rationale
+        }
+        return changes
+    }
+
+    private func templateReplacement(for domain: Domain, original: String) throws -> String {
+        let isDispVM = domain.vmClass == .dispVM
+        let global = isDispVM ? "default_dispvm" : "default_template"
+        guard let name = main.globalProperties[global], let target = main[name],
+            isDispVM ? Volume.isTrue(target.properties["template_for_dispvms"] ?? "False") : target.vmClass == .templateVM
+        else {
+            throw refuse(
+                domain, "property.template", original,
+                "template not available and the global \(global) is no valid replacement; qube not merged")
+        }
+        return name
+    }
+
+    /// The volume rules (spec "Sanitize", volumes). With `templateRecovered`
+    /// the pool and `source=` of snapshot volumes are rewritten to follow the new template.
+    /// - Parameter vids: (pool, vid) pairs already taken, updated.
+    func checkVolumes(
+        _ domain: inout Domain, templateRecovered: Bool, available: (String) -> Domain?, vids: inout Set<[String]>
+    ) throws {
+        for index in domain.volumes.indices {
+            var volume = domain.volumes[index]
+            let field = "volume." + volume.name
+            if Volume.isTrue(volume.snapOnStart) {
+                guard let templateName = domain.properties["template"], let template = available(templateName),
+                    let origin = template.volumes.first(where: { $0.name == volume.name })
+                else {
+                    throw refuse(domain, field, volume.source, "snapshot volume without a template volume to snapshot")
+                }
+                let expected = origin.source ?? origin.vid
+                if templateRecovered {
+                    volume.pool = origin.pool
+                    if volume.source != nil { volume.source = expected }
+                }
+                guard volume.pool == origin.pool else {
+                    throw refuse(domain, field + ".pool", volume.pool, "snapshot volume not in the pool of '\(expected)'")
+                }
+                if let source = volume.source, source != expected {
+                    throw refuse(domain, field + ".source", source, "source is not the template's volume '\(expected)'")
+                }
+                try checkVID(volume, of: domain, vids: &vids)
+            } else if volume.name == "kernel" {
+                guard main.pools[volume.pool]?.driver == "linux-kernel", volume.source == nil, !Volume.isTrue(volume.rw) else {
+                    throw refuse(domain, field + ".pool", volume.pool, "kernel volume outside the main store's linux-kernel pool")
+                }
+            } else if Volume.isTrue(volume.saveOnStop) || volume.name == "volatile" {
+                guard shardPools[volume.pool] != nil else {
+                    throw refuse(domain, field + ".pool", volume.pool, "data volume outside the shard's own pools")
+                }
+                guard volume.source == nil else {
+                    throw refuse(domain, field + ".source", volume.source, "a data volume may not have a source")
+                }
+                try checkVID(volume, of: domain, vids: &vids)
+            } else {
+                throw refuse(domain, field, volume.name, "volume neither keeps data nor snapshots a template volume")
+            }
+            domain.volumes[index] = volume
+        }
+    }
+
+    /// A vid must be a relative path naming the qube, unused in its pool.
+    private func checkVID(_ volume: Volume, of domain: Domain, vids: inout Set<[String]>) throws {
+        let field = "volume." + volume.name + ".vid"
+        let parts = volume.vid.split(separator: "/", omittingEmptySubsequences: false)
+        guard !parts.contains(".."), !parts.contains(""), parts.contains(Substring(domain.name)) else {
+            throw refuse(domain, field, volume.vid, "vid is not a path of the qube's own")
+        }
+        guard vids.insert([volume.pool, volume.vid]).inserted else {
+            throw refuse(domain, field, volume.vid, "another qube uses the same volume")
+        }
+    }
+}
