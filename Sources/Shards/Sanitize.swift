@@ -81,9 +81,10 @@ public enum ShardSanitizer {
         privilegedFeatures.contains(name) || privilegedFeaturePrefixes.contains { name.hasPrefix($0) }
     }
 
-    /// Whether a property value points into dom0 privileges.
+    /// Whether a property value points into dom0 privileges (none, the empty
+    /// value, grants nothing and stays).
     public static func isPrivileged(property name: String, value: String) -> Bool {
-        privilegedProperties.contains(name) || (name == "virt_mode" && value.lowercased() == "pv")
+        (privilegedProperties.contains(name) && !value.isEmpty) || (name == "virt_mode" && value.lowercased() == "pv")
     }
 
     /// `domain` of shard `shard` with everything withheld that it may not bring in.

@@ -5,10 +5,13 @@ public struct ShardDocument: Sendable {
     /// The file's path (root folder + relative path), as given.
     public var path: String
     public var file: ShardFile
+    /// The bytes read (what split keeps as `domains.xml.prev`).
+    public var bytes: [UInt8]
 
-    public init(path: String, file: ShardFile) {
+    public init(path: String, file: ShardFile, bytes: [UInt8]) {
         self.path = path
         self.file = file
+        self.bytes = bytes
     }
 }
 

@@ -73,7 +73,8 @@ public struct ShardFolder: Sendable {
             let paths = try filePaths()
             guard !paths.isEmpty else { throw ShardIssue("no \(Self.fileName) in the shard folder", file: root) }
             let documents = try paths.map { path in
-                ShardDocument(path: path, file: try ShardFile.parse(try readFile(path), file: path))
+                let bytes = try readFile(path)
+                return ShardDocument(path: path, file: try ShardFile.parse(bytes, file: path), bytes: bytes)
             }
             return ShardSource(root: root, shard: .success(try Shard(root: root, documents: documents).validated()))
         } catch let issue as ShardIssue {

@@ -30,6 +30,33 @@ struct ShardRules {
         }
     }
 
+    /// Why merge would leave `domain` of `shard` out against this main store, or `nil`.
+    func refusal(of domain: Domain, in shard: Shard, takenUUIDs: Set<String>) -> ShardIssue? {
+        var rules = self
+        for pool in shard.pools where (try? checkPool(pool, taken: [])) != nil { rules.shardPools[pool.name] = pool }
+        let local = Dictionary(shard.domains.map { (ExactString($0.domain.name), $0.domain) }, uniquingKeysWith: { first, _ in first })
+        let available: (String) -> Domain? = { name in self.main[name] ?? local[ExactString(name)] }
+        do {
+            try rules.checkIdentity(domain)
+            if main.contains(domain.name) {
+                throw ShardIssue("the name is taken by another qube", qube: domain.name, field: "name", value: domain.name)
+            }
+            if takenUUIDs.contains(domain.uuid) {
+                throw ShardIssue("the uuid is taken by another qube", qube: domain.name, field: "uuid", value: domain.uuid)
+            }
+            var copy = domain
+            let changes = try rules.recover(&copy, available: available)
+            var vids = Set<[String]>()
+            try rules.checkVolumes(
+                &copy, templateRecovered: changes.contains { $0.field == "property.template" }, available: available, vids: &vids)
+            return nil
+        } catch let issue as ShardIssue {
+            return issue
+        } catch {
+            return ShardIssue("\(error)", qube: domain.name)
+        }
+    }
+
     /// Where a pool keeps its data (`dir_path`, `volume_group` or `container`).
     static func location(of pool: Pool) -> String? {
         pool[attribute: "dir_path"] ?? pool[attribute: "volume_group"] ?? pool[attribute: "container"]

@@ -51,7 +51,8 @@ func shardSource(_ text: String, root: String = "mem") -> ShardSource {
     let path = root + "/domains.xml"
     do {
         let file = try ShardFile.parse(Array(text.utf8), file: path)
-        return ShardSource(root: root, shard: .success(Shard(root: root, documents: [ShardDocument(path: path, file: file)])))
+        let document = ShardDocument(path: path, file: file, bytes: Array(text.utf8))
+        return ShardSource(root: root, shard: .success(Shard(root: root, documents: [document])))
     } catch {
         return ShardSource(root: root, shard: .failure(error as! ShardIssue))
     }

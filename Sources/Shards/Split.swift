@@ -1,0 +1,251 @@
+import OrderedCollections
+import QubesStore
+
+/// Options of `ShardSplit.split`: the ones merge used.
+public struct SplitOptions: Sendable {
+    /// The qids merge gave shard qubes.
+    public var qidRange: ClosedRange<Int>
+    /// What merge withheld is recomputed with these to be written back.
+    public var sanitize: SanitizeOptions
+
+    public init(qidRange: ClosedRange<Int> = shardQIDRange, sanitize: SanitizeOptions = SanitizeOptions()) {
+        self.qidRange = qidRange
+        self.sanitize = sanitize
+    }
+}
+
+/// One shard file as split writes it.
+public struct SplitOutput: Sendable {
+    public var path: String
+    public var bytes: [UInt8]
+    /// What the file held before (kept as `domains.xml.prev` when it changes).
+    public var previous: [UInt8]
+    public var changed: Bool { bytes != previous }
+}
+
+/// What split did.
+public struct SplitReport: Sendable {
+    /// Shard qubes and the file each went to (`field` is the file path).
+    public var moved: [ShardChange] = []
+    /// Main-store references to shard qubes that were reset.
+    public var resets: [ShardChange] = []
+    /// Shard qubes merge had left out, written back unchanged.
+    public var kept: [ShardIssue] = []
+    /// Shard qubes removed while attached.
+    public var removed: [ShardIssue] = []
+    /// Shards that could not be read; their files are not touched.
+    public var errors: [ShardIssue] = []
+    /// Files written, in order.
+    public var written: [String] = []
+
+    public var json: JSONValue {
+        .object([
+            "moved": .array(moved.map { .object(["qube": .string($0.qube), "file": .string($0.field)]) }),
+            "resets": .array(resets.map(\.json)), "kept": .array(kept.map(\.json)), "removed": .array(removed.map(\.json)),
+            "errors": .array(errors.map(\.json)), "written": .array(written.map(JSONValue.string)),
+        ])
+    }
+}
+
+/// The new main store and shard files.
+public struct SplitResult: Sendable {
+    public var main: Store
+    public var mainBytes: [UInt8]
+    public var files: [SplitOutput]
+    public var report: SplitReport
+}
+
+/// Split (detach): merged store → main store + shard files (spec "Split rules").
+public enum ShardSplit {
+    /// Computes the new main store and shard files; writes nothing.
+    /// - Parameter shards: the shard roots as they are now (their files are the previous versions).
+    /// - Throws: `ShardIssue` when the main store would not load any more.
+    public static func split(merged: Store, shards: [ShardSource], options: SplitOptions = SplitOptions()) throws -> SplitResult {
+        var splitter = Splitter(merged: merged, options: options)
+        for source in shards {
+            switch source.shard {
+            case .success(let shard): splitter.shards.append(shard)
+            case .failure(let issue): splitter.report.errors.append(issue)
+            }
+        }
+        return try splitter.run()
+    }
+
+    /// Writes every changed shard file (keeping `domains.xml.prev`), then the
+    /// main store, each atomically. Returns the paths written.
+    /// - Throws: `ShardIssue` naming the file that failed and the files already written;
+    ///   every file is then either its old or its new version.
+    @discardableResult
+    public static func write(_ result: SplitResult, main: StoreFile, fileSystem: any FileSystem = SystemFileSystem()) throws -> [String] {
+        var written: [String] = []
+        do {
+            for output in result.files where output.changed {
+                let folder = ShardFolder(root: output.path, fileSystem: fileSystem)
+                try folder.replace(output.path, with: output.bytes, previous: output.previous)
+                written.append(output.path)
+            }
+            do {
+                try main.replace(with: result.mainBytes, expecting: nil)
+            } catch let error as StoreError {
+                throw ShardIssue(error, file: main.path)
+            }
+            written.append(main.path)
+        } catch var issue as ShardIssue {
+            let done = written.isEmpty ? "nothing" : written.joined(separator: ", ")
+            issue.message += "; already written: \(done); every other file is unchanged"
+            throw issue
+        }
+        return written
+    }
+
+    /// `current` (from the merged store) as its shard file holds it: the
+    /// `shard-<name>` tag removed, and what merge withheld from `previous`
+    /// restored wherever the qube still has the sanitized value.
+    static func restore(_ current: Domain, previous: Domain?, shard: String, options: SanitizeOptions) -> Domain {
+        var result = current
+        result.qid = 0
+        result.tags.remove(ExactString(ShardSanitizer.tag(ofShard: shard)))
+        guard let previous else { return result }
+        let sanitized = ShardSanitizer.sanitize(previous, shard: shard, options: options).0
+        result.properties = threeWay(previous.properties, sanitized.properties, result.properties)
+        result.features = OrderedDictionary(uniqueKeysWithValues: threeWay(
+            Array(previous.features), Array(sanitized.features), Array(result.features)))
+        let tags = threeWay(
+            previous.tags.map { ($0, true) }, sanitized.tags.map { ($0, true) }, result.tags.map { ($0, true) })
+        result.tags = OrderedSet(tags.map(\.0))
+        result.devices = OrderedDictionary(uniqueKeysWithValues: threeWay(
+            Array(previous.devices), Array(sanitized.devices), Array(result.devices)))
+        return result
+    }
+
+    /// Per key: the previous value where the current one is still the
+    /// sanitized one, else the current one. Order: previous keys, then new ones.
+    static func threeWay<Key: Hashable, Value: Equatable>(
+        _ previous: some Sequence<(Key, Value)>, _ sanitized: some Sequence<(Key, Value)>, _ current: some Sequence<(Key, Value)>
+    ) -> [(Key, Value)] {
+        let sanitizedValues = Dictionary(Array(sanitized), uniquingKeysWith: { first, _ in first })
+        let currentValues = Dictionary(Array(current), uniquingKeysWith: { first, _ in first })
+        var result: [(Key, Value)] = []
+        var seen = Set<Key>()
+        for (key, value) in previous {
+            seen.insert(key)
+            if currentValues[key] == sanitizedValues[key] {
+                result.append((key, value))
+            } else if let now = currentValues[key] {
+                result.append((key, now))
+            }
+        }
+        for (key, value) in current where !seen.contains(key) && sanitizedValues[key] != value { result.append((key, value)) }
+        return result
+    }
+
+    static func threeWay<Key: Hashable, Value: Equatable>(_ previous: [Key: Value], _ sanitized: [Key: Value], _ current: [Key: Value]) -> [Key: Value] {
+        Dictionary(uniqueKeysWithValues: threeWay(previous.map { ($0, $1) }, sanitized.map { ($0, $1) }, current.map { ($0, $1) }))
+    }
+}
+
+private struct Splitter {
+    var main: Store
+    let options: SplitOptions
+    var shards: [Shard] = []
+    var report = SplitReport()
+
+    init(merged: Store, options: SplitOptions) {
+        main = merged
+        self.options = options
+    }
+
+    mutating func run() throws -> SplitResult {
+        var previousByUUID: [String: (shard: Int, document: Int, domain: Domain)] = [:]
+        var shardByTag: [ExactString: Int] = [:]
+        var shardByPool: [String: Int] = [:]
+        for (index, shard) in shards.enumerated() {
+            shardByTag[ExactString(ShardSanitizer.tag(ofShard: shard.name))] = index
+            for pool in shard.pools { shardByPool[pool.name] = index }
+            for (document, domain) in shard.domains { previousByUUID[domain.uuid] = (index, document, domain) }
+        }
+        var outputs = shards.map { $0.documents.map { _ in [Domain]() } }
+        var claimed = Set<String>()
+        var movedNames = Set<ExactString>()
+        for domain in main.domains where domain.vmClass != .adminVM {
+            var owner: (shard: Int, document: Int, previous: Domain?)?
+            if let previous = previousByUUID[domain.uuid],
+                options.qidRange.contains(domain.qid)
+                    || domain.tags.contains(ExactString(ShardSanitizer.tag(ofShard: shards[previous.shard].name)))
+            {
+                owner = (previous.shard, previous.document, previous.domain)
+                claimed.insert(domain.uuid)
+            } else if let index = domain.tags.lazy.compactMap({ shardByTag[$0] }).first
+                ?? domain.volumes.lazy.compactMap({ shardByPool[$0.pool] }).first
+            {
+                owner = (index, 0, nil)
+            }
+            guard let owner else { continue }
+            let shard = shards[owner.shard]
+            outputs[owner.shard][owner.document].append(
+                ShardSplit.restore(domain, previous: owner.previous, shard: shard.name, options: options.sanitize))
+            report.moved.append(ShardChange(qube: domain.name, field: shard.documents[owner.document].path, old: nil, new: nil))
+            movedNames.insert(ExactString(domain.name))
+            main.remove(domain.name)
+        }
+        for name in shardByPool.keys { main.pools[name] = nil }
+        resetReferences(to: movedNames)
+        let rules = ShardRules(main: main)
+        let mainUUIDs = Set(main.domains.map(\.uuid))
+        for (index, shard) in shards.enumerated() {
+            for (document, domain) in shard.domains where !claimed.contains(domain.uuid) {
+                if var reason = rules.refusal(of: domain, in: shard, takenUUIDs: mainUUIDs) {
+                    reason.file = shard.documents[document].path
+                    outputs[index][document].append(domain)
+                    report.kept.append(reason)
+                } else {
+                    report.removed.append(ShardIssue("removed while attached", file: shard.documents[document].path, qube: domain.name))
+                }
+            }
+        }
+        let mainBytes = try XMLWriter.write(main)
+        if !report.resets.isEmpty {
+            do {
+                _ = try Store.load(xml: mainBytes)
+            } catch let error as StoreError {
+                throw ShardIssue("the main store would not load after resetting references to shard qubes: " + error.message, qube: error.qube, field: error.field, value: error.value)
+            }
+        }
+        var files: [SplitOutput] = []
+        for (index, shard) in shards.enumerated() {
+            for (document, source) in shard.documents.enumerated() {
+                var file = source.file
+                file.domains = outputs[index][document]
+                files.append(SplitOutput(path: source.path, bytes: try file.bytes(), previous: source.bytes))
+            }
+        }
+        return SplitResult(main: main, mainBytes: mainBytes, files: files, report: report)
+    }
+
+    /// Resets every main-store reference to a qube that moved into a shard.
+    mutating func resetReferences(to moved: Set<ExactString>) {
+        for (property, value) in main.globalProperties.sorted(by: { $0.key < $1.key })
+        where Schema.global[property]?.kind == .qubeRef && moved.contains(ExactString(value)) {
+            main.globalProperties[property] = nil
+            report.resets.append(ShardChange(qube: "dom0", field: "global." + property, old: value, new: nil))
+        }
+        for domain in main.domains {
+            var changes: [ShardChange] = []
+            main.update(domain.name) { qube in
+                for (property, value) in qube.properties.sorted(by: { $0.key < $1.key })
+                where moved.contains(ExactString(value)) && Schema.property(property, of: qube.vmClass)?.kind == .qubeRef {
+                    qube.properties[property] = nil
+                    changes.append(ShardChange(qube: qube.name, field: "property." + property, old: value, new: nil))
+                }
+                for (deviceClass, assignments) in qube.devices {
+                    let kept = assignments.filter { !moved.contains(ExactString($0.backendDomain ?? "")) }
+                    for device in assignments where moved.contains(ExactString(device.backendDomain ?? "")) {
+                        changes.append(ShardChange(qube: qube.name, field: "devices." + deviceClass, old: device.backendDomain, new: nil))
+                    }
+                    qube.devices[deviceClass] = kept
+                }
+            }
+            report.resets += changes
+        }
+    }
+}
