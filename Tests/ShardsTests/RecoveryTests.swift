@@ -9,9 +9,10 @@ func oneQubeShard(
 ) -> String {
     let props = properties.sorted { $0.key < $1.key }.map { "<property name=\"\($0.key)\">\($0.value)</property>" }.joined()
     let volumeConfig = volumes ?? """
-        <volume name="root" pool="varlibqubes" vid="appvms/\(qube)/root" revisions_to_keep="1" rw="True" save_on_stop="False" snap_on_start="True" source="vm-templates/fedora-40-xfce/root"/>
-        <volume name="private" pool="r-pool" vid="appvms/\(qube)/private" revisions_to_keep="1" rw="True" save_on_stop="True" snap_on_start="False"/>
-        <volume name="volatile" pool="r-pool" vid="appvms/\(qube)/volatile" revisions_to_keep="1" rw="True" save_on_stop="False" snap_on_start="False"/>
+        <volume name="root" pool="varlibqubes" vid="appvms/\(qube)/root" revisions_to_keep="1" rw="True" save_on_stop="False" snap_on_start="True" size="10737418240" source="vm-templates/fedora-40-xfce/root"/>
+        <volume name="private" pool="r-pool" vid="appvms/\(qube)/private" revisions_to_keep="1" rw="True" save_on_stop="True" snap_on_start="False" size="2147483648"/>
+        <volume name="volatile" pool="r-pool" vid="appvms/\(qube)/volatile" revisions_to_keep="1" rw="True" save_on_stop="False" snap_on_start="False" size="10737418240"/>
+        <volume name="kernel" pool="linux-kernel" vid="6.6.63-1.fc37" revisions_to_keep="0" rw="False" save_on_stop="False" snap_on_start="False"/>
         """
     return """
         <shard version="1" name="r"><pools><pool name="r-pool" dir_path="/run/shards/r/pool" driver="file-reflink" revisions_to_keep="1" ephemeral_volatile="False"/></pools>
