@@ -31,15 +31,25 @@ public struct ShardFolder: Sendable {
     /// Paths of every `domains.xml` below the root (symbolic links are not
     /// followed), the root's own first, then in code-point order.
     public func filePaths() throws -> [String] {
-        var found: [String] = []
-        try search(root, depth: 0, into: &found)
+        let found = try Self.files(under: root, limit: Self.maxFiles) { $0 == Self.fileName }
         return found.sorted { lhs, rhs in
             if lhs == rootFile || rhs == rootFile { return lhs == rootFile && rhs != rootFile }
             return ExactString(lhs) < ExactString(rhs)
         }
     }
 
-    private func search(_ folder: String, depth: Int, into found: inout [String]) throws {
+    /// Regular files below `folder` whose name `matches`, at most `maxDepth`
+    /// folders deep, without following symbolic links.
+    /// - Throws: `ShardIssue` when a folder cannot be read or more than `limit` files match.
+    public static func files(under folder: String, limit: Int, matching matches: (String) -> Bool) throws -> [String] {
+        var found: [String] = []
+        try search(folder, depth: 0, limit: limit, matches: matches, into: &found)
+        return found
+    }
+
+    private static func search(
+        _ folder: String, depth: Int, limit: Int, matches: (String) -> Bool, into found: inout [String]
+    ) throws {
         guard let directory = opendir(folder) else {
             let code = errno
             throw ShardIssue("cannot read the folder: \(String(cString: strerror(code)))", file: folder)
@@ -51,20 +61,29 @@ public struct ShardFolder: Sendable {
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
             guard name != ".", name != ".." else { continue }
-            let path = Self.join(folder, name)
+            let path = join(folder, name)
             var info = Glibc.stat()
             guard lstat(path, &info) == 0 else { continue }
             if info.st_mode & S_IFMT == S_IFDIR {
                 subfolders.append(path)
-            } else if name == Self.fileName && info.st_mode & S_IFMT == S_IFREG {
-                guard found.count < Self.maxFiles else {
-                    throw ShardIssue("more than \(Self.maxFiles) shard files", file: root)
-                }
+            } else if info.st_mode & S_IFMT == S_IFREG && matches(name) {
+                guard found.count < limit else { throw ShardIssue("more than \(limit) files", file: folder) }
                 found.append(path)
             }
         }
-        guard depth < Self.maxDepth else { return }
-        for subfolder in subfolders { try search(subfolder, depth: depth + 1, into: &found) }
+        guard depth < maxDepth else { return }
+        for subfolder in subfolders.sorted() {
+            try search(subfolder, depth: depth + 1, limit: limit, matches: matches, into: &found)
+        }
+    }
+
+    /// The bytes of the file at `path`, read under a shared lock.
+    public func readFile(_ path: String) throws -> [UInt8] {
+        do {
+            return try StoreFile(path: path, fileSystem: fileSystem).read().bytes
+        } catch let error as StoreError {
+            throw ShardIssue(error, file: path)
+        }
     }
 
     /// Reads and parses every shard file; any failure fails the whole shard.
@@ -84,14 +103,6 @@ public struct ShardFolder: Sendable {
         }
     }
 
-    private func readFile(_ path: String) throws -> [UInt8] {
-        do {
-            return try StoreFile(path: path, fileSystem: fileSystem).read().bytes
-        } catch let error as StoreError {
-            throw ShardIssue(error, file: path)
-        }
-    }
-
     /// Replaces the shard file at `path` atomically, keeping what it held as
     /// `domains.xml.prev` beside it (itself written atomically first).
     public func replace(_ path: String, with bytes: [UInt8], previous: [UInt8]?) throws {
@@ -105,5 +116,37 @@ public struct ShardFolder: Sendable {
         } catch let error as StoreError {
             throw ShardIssue(error, file: path)
         }
+    }
+
+    /// Writes every changed output (keeping `domains.xml.prev`), then `last`
+    /// (the main store) if given, each atomically. Returns the paths written.
+    /// - Throws: `ShardIssue` naming the file that failed and the files already
+    ///   written; every file is then either its old or its new version.
+    @discardableResult
+    public static func write(
+        _ outputs: [SplitOutput], then last: (file: StoreFile, bytes: [UInt8])? = nil,
+        fileSystem: any FileSystem = SystemFileSystem()
+    ) throws -> [String] {
+        var written: [String] = []
+        do {
+            for output in outputs where output.changed {
+                try ShardFolder(root: output.path, fileSystem: fileSystem)
+                    .replace(output.path, with: output.bytes, previous: output.previous)
+                written.append(output.path)
+            }
+            if let last {
+                do {
+                    try last.file.replace(with: last.bytes, expecting: nil)
+                } catch let error as StoreError {
+                    throw ShardIssue(error, file: last.file.path)
+                }
+                written.append(last.file.path)
+            }
+        } catch var issue as ShardIssue {
+            let done = written.isEmpty ? "nothing" : written.joined(separator: ", ")
+            issue.message += "; already written: \(done); every other file is unchanged"
+            throw issue
+        }
+        return written
     }
 }

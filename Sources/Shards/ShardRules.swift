@@ -8,6 +8,9 @@ struct ShardRules {
     let main: Store
     /// The pools of the shard being merged that were accepted.
     var shardPools: [String: Pool] = [:]
+    /// Checking a shard on its own (`lq shard check`): whatever needs the
+    /// main store (labels, templates, the kernel pool) is not checked.
+    var standalone = false
 
     init(main: Store) { self.main = main }
 
@@ -25,7 +28,7 @@ struct ShardRules {
         guard ShardSanitizer.allowedClasses.contains(domain.vmClass) else {
             throw refuse(domain, "class", domain.vmClass.rawValue, "a shard may not hold a qube of this class")
         }
-        if let label = domain.properties["label"], main.label(named: label) == nil {
+        if !standalone, let label = domain.properties["label"], main.label(named: label) == nil {
             throw refuse(domain, "property.label", label, "no such label in the main store")
         }
     }
@@ -147,7 +150,9 @@ struct ShardRules {
         for index in domain.volumes.indices {
             var volume = domain.volumes[index]
             let field = "volume." + volume.name
-            if Volume.isTrue(volume.snapOnStart) {
+            if standalone && (Volume.isTrue(volume.snapOnStart) || volume.name == "kernel") {
+                continue
+            } else if Volume.isTrue(volume.snapOnStart) {
                 guard let templateName = domain.properties["template"], let template = available(templateName),
                     let origin = template.volumes.first(where: { $0.name == volume.name })
                 else {
@@ -164,7 +169,7 @@ struct ShardRules {
                 if let source = volume.source, source != expected {
                     throw refuse(domain, field + ".source", source, "source is not the template's volume '\(expected)'")
                 }
-                try checkVID(volume, of: domain, vids: &vids)
+                try checkVID(volume, of: domain, namingQube: true, vids: &vids)
             } else if volume.name == "kernel" {
                 guard main.pools[volume.pool]?.driver == "linux-kernel", volume.source == nil, !Volume.isTrue(volume.rw) else {
                     throw refuse(domain, field + ".pool", volume.pool, "kernel volume outside the main store's linux-kernel pool")
@@ -176,7 +181,7 @@ struct ShardRules {
                 guard volume.source == nil else {
                     throw refuse(domain, field + ".source", volume.source, "a data volume may not have a source")
                 }
-                try checkVID(volume, of: domain, vids: &vids)
+                try checkVID(volume, of: domain, namingQube: false, vids: &vids)
             } else {
                 throw refuse(domain, field, volume.name, "volume neither keeps data nor snapshots a template volume")
             }
@@ -184,11 +189,12 @@ struct ShardRules {
         }
     }
 
-    /// A vid must be a relative path naming the qube, unused in its pool.
-    private func checkVID(_ volume: Volume, of domain: Domain, vids: inout Set<[String]>) throws {
+    /// A vid must be a relative path, unused in its pool; with `namingQube`
+    /// (snapshots, which live in main-store pools) it must name the qube too.
+    private func checkVID(_ volume: Volume, of domain: Domain, namingQube: Bool, vids: inout Set<[String]>) throws {
         let field = "volume." + volume.name + ".vid"
         let parts = volume.vid.split(separator: "/", omittingEmptySubsequences: false)
-        guard !parts.contains(".."), !parts.contains(""), parts.contains(Substring(domain.name)) else {
+        guard !parts.contains(".."), !parts.contains(""), !namingQube || parts.contains(Substring(domain.name)) else {
             throw refuse(domain, field, volume.vid, "vid is not a path of the qube's own")
         }
         guard vids.insert([volume.pool, volume.vid]).inserted else {

@@ -77,25 +77,7 @@ public enum ShardSplit {
     ///   every file is then either its old or its new version.
     @discardableResult
     public static func write(_ result: SplitResult, main: StoreFile, fileSystem: any FileSystem = SystemFileSystem()) throws -> [String] {
-        var written: [String] = []
-        do {
-            for output in result.files where output.changed {
-                let folder = ShardFolder(root: output.path, fileSystem: fileSystem)
-                try folder.replace(output.path, with: output.bytes, previous: output.previous)
-                written.append(output.path)
-            }
-            do {
-                try main.replace(with: result.mainBytes, expecting: nil)
-            } catch let error as StoreError {
-                throw ShardIssue(error, file: main.path)
-            }
-            written.append(main.path)
-        } catch var issue as ShardIssue {
-            let done = written.isEmpty ? "nothing" : written.joined(separator: ", ")
-            issue.message += "; already written: \(done); every other file is unchanged"
-            throw issue
-        }
-        return written
+        try ShardFolder.write(result.files, then: (main, result.mainBytes), fileSystem: fileSystem)
     }
 
     /// `current` (from the merged store) as its shard file holds it: the
