@@ -87,6 +87,13 @@ public enum ShardSanitizer {
         (privilegedProperties.contains(name) && !value.isEmpty) || (name == "virt_mode" && value.lowercased() == "pv")
     }
 
+    /// The prefixes of the tags qubesd derives from `guivm` and `audiovm`
+    /// (`guivm-<qube>`), for each of the two that sanitizing reset: the loader
+    /// derives them again from the default.
+    static func derivedTagPrefixes(withheldFrom original: Domain, in sanitized: Domain) -> [String] {
+        ["guivm", "audiovm"].filter { original.properties[$0] != sanitized.properties[$0] }.map { $0 + "-" }
+    }
+
     /// `domain` of shard `shard` with everything withheld that it may not bring in.
     /// - Returns: the sanitized qube and one change per withheld item.
     public static func sanitize(_ domain: Domain, shard: String, options: SanitizeOptions) -> (Domain, [ShardChange]) {
@@ -104,10 +111,11 @@ public enum ShardSanitizer {
             result.features[name] = nil
             change("feature." + name.value, value)
         }
+        let derived = derivedTagPrefixes(withheldFrom: domain, in: result)
         for tag in domain.tags {
             let isShardTag = tag.value.hasPrefix("shard-")
             let grants = options.grantingTags.contains(tag.value) && !options.allowTags.contains(tag.value)
-            if isShardTag || grants {
+            if isShardTag || grants || derived.contains(where: tag.value.hasPrefix) {
                 result.tags.remove(tag)
                 change("tag." + tag.value, tag.value)
             }

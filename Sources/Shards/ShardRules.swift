@@ -33,25 +33,47 @@ struct ShardRules {
         }
     }
 
-    /// Why merge would leave `domain` of `shard` out against this main store, or `nil`.
-    func refusal(of domain: Domain, in shard: Shard, takenUUIDs: Set<String>) -> ShardIssue? {
+    /// Names, uuids and (pool, vid) pairs in use.
+    struct Taken {
+        var names: Set<ExactString>
+        var uuids: Set<String>
+        var vids: Set<[String]>
+
+        init(_ domains: some Sequence<Domain>) {
+            names = []
+            uuids = []
+            vids = []
+            for domain in domains {
+                names.insert(ExactString(domain.name))
+                uuids.insert(domain.uuid)
+                for volume in domain.volumes { vids.insert([volume.pool, volume.vid]) }
+            }
+        }
+    }
+
+    /// Why merge would leave `domain` of `shard` out, given what is `taken`
+    /// (which gains the qube when it would be merged), or `nil`.
+    func refusal(of domain: Domain, in shard: Shard, taken: inout Taken) -> ShardIssue? {
         var rules = self
         for pool in shard.pools where (try? checkPool(pool, taken: [])) != nil { rules.shardPools[pool.name] = pool }
         let local = Dictionary(shard.domains.map { (ExactString($0.domain.name), $0.domain) }, uniquingKeysWith: { first, _ in first })
         let available: (String) -> Domain? = { name in self.main[name] ?? local[ExactString(name)] }
         do {
             try rules.checkIdentity(domain)
-            if main.contains(domain.name) {
+            if taken.names.contains(ExactString(domain.name)) {
                 throw ShardIssue("the name is taken by another qube", qube: domain.name, field: "name", value: domain.name)
             }
-            if takenUUIDs.contains(domain.uuid) {
+            if taken.uuids.contains(domain.uuid) {
                 throw ShardIssue("the uuid is taken by another qube", qube: domain.name, field: "uuid", value: domain.uuid)
             }
             var copy = domain
             let changes = try rules.recover(&copy, available: available)
-            var vids = Set<[String]>()
+            var vids = taken.vids
             try rules.checkVolumes(
                 &copy, templateRecovered: changes.contains { $0.field == "property.template" }, available: available, vids: &vids)
+            taken.vids = vids
+            taken.names.insert(ExactString(domain.name))
+            taken.uuids.insert(domain.uuid)
             return nil
         } catch let issue as ShardIssue {
             return issue
@@ -75,7 +97,7 @@ struct ShardRules {
     /// Checks a pool a shard declares against the main store's and `taken` names.
     func checkPool(_ pool: Pool, taken: Set<String>) throws {
         func refused(_ field: String, _ value: String?, _ message: String) -> ShardIssue {
-            ShardIssue(message, field: "pool." + field, value: value)
+            ShardIssue(message, field: "pool." + pool.name + "." + field, value: value)
         }
         guard main.pools[pool.name] == nil, !taken.contains(pool.name) else {
             throw refused("name", pool.name, "pool '\(pool.name)' already exists")

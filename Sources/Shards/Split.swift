@@ -58,10 +58,15 @@ public struct SplitResult: Sendable {
 /// Split (detach): merged store → main store + shard files (spec "Split rules").
 public enum ShardSplit {
     /// Computes the new main store and shard files; writes nothing.
-    /// - Parameter shards: the shard roots as they are now (their files are the previous versions).
+    /// - Parameters:
+    ///   - previousMain: the main store merge started from; its pools stay in the main store
+    ///     whatever a shard declares.
+    ///   - shards: the shard roots as they are now (their files are the previous versions).
     /// - Throws: `ShardIssue` when the main store would not load any more.
-    public static func split(merged: Store, shards: [ShardSource], options: SplitOptions = SplitOptions()) throws -> SplitResult {
-        var splitter = Splitter(merged: merged, options: options)
+    public static func split(
+        merged: Store, previousMain: Store, shards: [ShardSource], options: SplitOptions = SplitOptions()
+    ) throws -> SplitResult {
+        var splitter = Splitter(merged: merged, mainPools: Set(previousMain.pools.keys), options: options)
         for source in shards {
             switch source.shard {
             case .success(let shard): splitter.shards.append(shard)
@@ -89,6 +94,10 @@ public enum ShardSplit {
         result.tags.remove(ExactString(ShardSanitizer.tag(ofShard: shard)))
         guard let previous else { return result }
         let sanitized = ShardSanitizer.sanitize(previous, shard: shard, options: options).0
+        let derived = ShardSanitizer.derivedTagPrefixes(withheldFrom: previous, in: sanitized)
+        result.tags = OrderedSet(result.tags.filter { tag in
+            previous.tags.contains(tag) || !derived.contains(where: tag.value.hasPrefix)
+        })
         result.properties = threeWay(previous.properties, sanitized.properties, result.properties)
         result.features = OrderedDictionary(uniqueKeysWithValues: threeWay(
             Array(previous.features), Array(sanitized.features), Array(result.features)))
@@ -128,12 +137,15 @@ public enum ShardSplit {
 
 private struct Splitter {
     var main: Store
+    /// Pools of the main store merge started from.
+    let mainPools: Set<String>
     let options: SplitOptions
     var shards: [Shard] = []
     var report = SplitReport()
 
-    init(merged: Store, options: SplitOptions) {
+    init(merged: Store, mainPools: Set<String>, options: SplitOptions) {
         main = merged
+        self.mainPools = mainPools
         self.options = options
     }
 
@@ -143,11 +155,16 @@ private struct Splitter {
         var shardByPool: [String: Int] = [:]
         for (index, shard) in shards.enumerated() {
             shardByTag[ExactString(ShardSanitizer.tag(ofShard: shard.name))] = index
-            for pool in shard.pools { shardByPool[pool.name] = index }
-            for (document, domain) in shard.domains { previousByUUID[domain.uuid] = (index, document, domain) }
+            for pool in shard.pools where !mainPools.contains(pool.name) && shardByPool[pool.name] == nil {
+                shardByPool[pool.name] = index
+            }
+            for (document, domain) in shard.domains where previousByUUID[domain.uuid] == nil {
+                previousByUUID[domain.uuid] = (index, document, domain)
+            }
         }
         var outputs = shards.map { $0.documents.map { _ in [Domain]() } }
-        var claimed = Set<String>()
+        /// (shard, file, name) of every previous qube the merged store still has.
+        var claimed = Set<[String]>()
         var movedNames = Set<ExactString>()
         for domain in main.domains where domain.vmClass != .adminVM {
             var owner: (shard: Int, document: Int, previous: Domain?)?
@@ -156,7 +173,7 @@ private struct Splitter {
                     || domain.tags.contains(ExactString(ShardSanitizer.tag(ofShard: shards[previous.shard].name)))
             {
                 owner = (previous.shard, previous.document, previous.domain)
-                claimed.insert(domain.uuid)
+                claimed.insert([String(previous.shard), String(previous.document), previous.domain.name])
             } else if let index = domain.tags.lazy.compactMap({ shardByTag[$0] }).first
                 ?? domain.volumes.lazy.compactMap({ shardByPool[$0.pool] }).first
             {
@@ -173,10 +190,10 @@ private struct Splitter {
         for name in shardByPool.keys { main.pools[name] = nil }
         resetReferences(to: movedNames)
         let rules = ShardRules(main: main)
-        let mainUUIDs = Set(main.domains.map(\.uuid))
+        var taken = ShardRules.Taken(main.domains + outputs.joined().joined())
         for (index, shard) in shards.enumerated() {
-            for (document, domain) in shard.domains where !claimed.contains(domain.uuid) {
-                if var reason = rules.refusal(of: domain, in: shard, takenUUIDs: mainUUIDs) {
+            for (document, domain) in shard.domains where !claimed.contains([String(index), String(document), domain.name]) {
+                if var reason = rules.refusal(of: domain, in: shard, taken: &taken) {
                     reason.file = shard.documents[document].path
                     outputs[index][document].append(domain)
                     report.kept.append(reason)

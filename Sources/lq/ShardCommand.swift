@@ -145,8 +145,10 @@ extension ShardCommand {
         func run() throws {
             try ShardIO.run {
                 let merged = try StoreInput.load(merged).store
+                let previous = try StoreInput.load(main).store
                 let options = SplitOptions(qidRange: policy.qidRange.range, sanitize: policy.sanitize())
-                var result = try ShardSplit.split(merged: merged, shards: ShardIO.readShards(shards), options: options)
+                var result = try ShardSplit.split(
+                    merged: merged, previousMain: previous, shards: ShardIO.readShards(shards), options: options)
                 result.report.written = try ShardSplit.write(result, main: StoreFile(path: main))
                 if json { return ShardIO.printJSON(result.report.json) }
                 var text = result.report.moved.map { "moved: \($0.qube) -> \($0.field)\n" }.joined()

@@ -6,7 +6,7 @@ import Testing
     func afterSplit() throws -> (main: Store, bytes: [UInt8], shards: [Shard]) {
         let (main, sources) = try Fixtures.default2x2()
         let merge = try ShardMerge.merge(main: main, shards: sources, options: testOptions())
-        let split = try ShardSplit.split(merged: try Store.load(xml: merge.bytes).store, shards: sources)
+        let split = try ShardSplit.split(merged: try Store.load(xml: merge.bytes).store, previousMain: main, shards: sources)
         return (split.main, split.mainBytes, try sources.map { try $0.shard.get() })
     }
 

@@ -15,7 +15,7 @@ import Testing
         #expect(merged.report.shards.allSatisfy { $0.skipped.isEmpty && $0.error == nil })
         let loaded = try Store.load(xml: merged.bytes)
         #expect(try XMLWriter.write(loaded.store) == merged.bytes)
-        let split = try ShardSplit.split(merged: loaded.store, shards: sources)
+        let split = try ShardSplit.split(merged: loaded.store, previousMain: main, shards: sources)
         #expect(firstDifference(split.mainBytes, cut.main) == nil)
         #expect(split.report.resets.isEmpty && split.report.removed.isEmpty)
         for (output, original) in zip(split.files, cut.shards) {

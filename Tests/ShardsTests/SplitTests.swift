@@ -5,10 +5,10 @@ import Testing
 @testable import Shards
 
 @Suite struct SplitTests {
-    func mergedFixture() throws -> (merged: Store, shards: [ShardSource]) {
+    func mergedFixture() throws -> (merged: Store, main: Store, shards: [ShardSource]) {
         let (main, shards) = try Fixtures.default2x2()
         let result = try ShardMerge.merge(main: main, shards: shards, options: testOptions())
-        return (try Store.load(xml: result.bytes).store, shards)
+        return (try Store.load(xml: result.bytes).store, main, shards)
     }
 
     func file(_ result: SplitResult, _ shard: String) throws -> ShardFile {
@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func changesMadeWhileAttachedGoHome() throws {
-        var (merged, shards) = try mergedFixture()
+        var (merged, main, shards) = try mergedFixture()
         merged.update("work") { qube in
             qube.properties["memory"] = "999"
             qube.features["service.cups"] = "1"
@@ -39,7 +39,7 @@ import Testing
         merged.remove("vault")
         merged.update("personal") { $0.properties["netvm"] = "untrusted" }
 
-        let result = try ShardSplit.split(merged: merged, shards: shards)
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: shards)
         let s0 = try file(result, "s0"), s1 = try file(result, "s1")
         #expect(s0.domains.map(\.name) == ["anon-whonix", "fresh", "untrusted"])
         #expect(s1.domains.map(\.name) == ["tagged", "work"])
@@ -64,7 +64,7 @@ import Testing
         try conflicting.insert(copy)
         let merge = try ShardMerge.merge(main: conflicting, shards: shards, options: testOptions())
         #expect(merge.report.shards[0].skipped.map(\.qube) == ["untrusted"])
-        let result = try ShardSplit.split(merged: try Store.load(xml: merge.bytes).store, shards: shards)
+        let result = try ShardSplit.split(merged: try Store.load(xml: merge.bytes).store, previousMain: conflicting, shards: shards)
         #expect(result.files.allSatisfy { !$0.changed })
         #expect(result.report.kept.map(\.qube) == ["untrusted"])
         #expect(result.main["untrusted"]?.uuid == copy.uuid)
@@ -83,7 +83,7 @@ import Testing
         #expect(qube.features.isEmpty && qube.devices.isEmpty && !qube.tags.contains("granted") && qube.properties["kernelopts"] == nil)
         #expect(merge.report.shards[0].changes.count == 4)
         let result = try ShardSplit.split(
-            merged: try Store.load(xml: merge.bytes).store, shards: [source], options: SplitOptions(sanitize: options))
+            merged: try Store.load(xml: merge.bytes).store, previousMain: main, shards: [source], options: SplitOptions(sanitize: options))
         #expect(firstDifference(result.files[0].bytes, canonical) == nil)
     }
 
@@ -95,12 +95,13 @@ import Testing
         let roots = ["s0", "s1"].map { folder.appendingPathComponent($0).path }
         let sources = roots.map { ShardFolder(root: $0).read() }
         let oldMain = try Fixtures.bytes("default-2x2/main.xml")
-        let merge = try ShardMerge.merge(main: try Store.load(xml: oldMain).store, shards: sources, options: testOptions())
+        let previousMain = try Store.load(xml: oldMain).store
+        let merge = try ShardMerge.merge(main: previousMain, shards: sources, options: testOptions())
         var merged = try Store.load(xml: merge.bytes).store
         merged.update("work") { $0.properties["memory"] = "999" }
         merged.update("untrusted") { $0.properties["memory"] = "998" }
         merged.update("personal") { $0.properties["memory"] = "997" }
-        let result = try ShardSplit.split(merged: merged, shards: sources)
+        let result = try ShardSplit.split(merged: merged, previousMain: previousMain, shards: sources)
         let oldShards = try roots.map { try Data(contentsOf: URL(fileURLWithPath: $0 + "/domains.xml")) }
 
         // The second shard file's rename fails: s0 is new (with .prev), s1 and main are old.
