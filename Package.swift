@@ -81,7 +81,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "lq-bench",
-            dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy"],
+            dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "Shards"],
             path: "Benchmarks/lq-bench"
         ),
         .testTarget(

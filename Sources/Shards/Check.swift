@@ -22,7 +22,7 @@ public enum ShardCheck {
         }
         var names = Set<ExactString>()
         var uuids = Set<String>()
-        var vids = Set<[String]>()
+        var vids = Set<VolumeKey>()
         for (index, domain) in shard.domains {
             let file = shard.documents[index].path
             do {

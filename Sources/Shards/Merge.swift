@@ -90,7 +90,7 @@ private struct Merger {
     var uuids: Set<String>
     var poolNames = Set<String>()
     var shardNames = Set<String>()
-    var vids = Set<[String]>()
+    var vids = Set<VolumeKey>()
     var allocator: QIDAllocator
     /// Shard qube name → index of its report.
     var owner: [ExactString: Int] = [:]
@@ -103,7 +103,7 @@ private struct Merger {
         names = Set(domains.map { ExactString($0.name) })
         uuids = Set(domains.map(\.uuid))
         for domain in domains {
-            for volume in domain.volumes { vids.insert([volume.pool, volume.vid]) }
+            for volume in domain.volumes { vids.insert(VolumeKey(volume)) }
             if options.qidRange.contains(domain.qid) {
                 report.mainQIDsInRange.append(
                     StoreFinding(
@@ -209,7 +209,7 @@ private struct Merger {
             }
             domain.qid = qid
             domain.tags.append(ExactString(ShardSanitizer.tag(ofShard: shard)))
-            for volume in domain.volumes { vids.insert([volume.pool, volume.vid]) }
+            for volume in domain.volumes { vids.insert(VolumeKey(volume)) }
             do {
                 try store.insert(domain)
                 owner[ExactString(domain.name)] = reportIndex
@@ -229,8 +229,9 @@ private struct Merger {
     mutating func finish() throws -> MergeResult {
         while true {
             let loaded: LoadedStore
+            let written = try XMLWriter.write(store)
             do {
-                loaded = try Store.load(xml: try XMLWriter.write(store))
+                loaded = try Store.load(xml: written)
             } catch let error as StoreError {
                 guard let qube = error.qube, let index = owner.removeValue(forKey: ExactString(qube)) else {
                     throw ShardIssue(error, file: nil)
@@ -240,7 +241,23 @@ private struct Merger {
                 report.shards[index].skipped.append(ShardIssue("refused by the store loader: " + error.message, qube: qube, field: error.field, value: error.value))
                 continue
             }
-            return MergeResult(store: loaded.store, bytes: try XMLWriter.write(loaded.store), report: report)
+            // The loader normalizes values; the bytes are rewritten only when it changed something.
+            let bytes = Self.sameContent(loaded.store, store) ? written : try XMLWriter.write(loaded.store)
+            return MergeResult(store: loaded.store, bytes: bytes, report: report)
+        }
+    }
+
+    /// Whether two stores hold the same pools, global properties and qubes
+    /// (so that they are written as the same bytes).
+    static func sameContent(_ lhs: Store, _ rhs: Store) -> Bool {
+        guard lhs.count == rhs.count, lhs.pools == rhs.pools, lhs.globalProperties == rhs.globalProperties,
+            lhs.noneGlobalProperties == rhs.noneGlobalProperties, lhs.sortedLabels == rhs.sortedLabels
+        else { return false }
+        return lhs.domainsByQID.elementsEqual(rhs.domainsByQID) { left, right in
+            left.qid == right.qid && left.vmClass == right.vmClass && left.name.utf8.elementsEqual(right.name.utf8)
+                && left.uuid == right.uuid && left.properties == right.properties && left.noneProperties == right.noneProperties
+                && left.features == right.features && left.tags == right.tags && left.devices == right.devices
+                && left.volumes == right.volumes
         }
     }
 }

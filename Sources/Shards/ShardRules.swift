@@ -1,5 +1,16 @@
 import QubesStore
 
+/// A volume's identity in storage: its pool and vid.
+struct VolumeKey: Hashable {
+    var pool: String
+    var vid: String
+
+    init(_ volume: Volume) {
+        pool = volume.pool
+        vid = volume.vid
+    }
+}
+
 /// The merge rules that look at other qubes and pools: identity, pools,
 /// references (recovery) and volumes (spec "Merge rules" 2 to 4). Split uses
 /// the same rules to tell a qube merge left out from one removed while attached.
@@ -37,7 +48,7 @@ struct ShardRules {
     struct Taken {
         var names: Set<ExactString>
         var uuids: Set<String>
-        var vids: Set<[String]>
+        var vids: Set<VolumeKey>
 
         init(_ domains: some Sequence<Domain>) {
             names = []
@@ -46,7 +57,7 @@ struct ShardRules {
             for domain in domains {
                 names.insert(ExactString(domain.name))
                 uuids.insert(domain.uuid)
-                for volume in domain.volumes { vids.insert([volume.pool, volume.vid]) }
+                for volume in domain.volumes { vids.insert(VolumeKey(volume)) }
             }
         }
     }
@@ -167,7 +178,7 @@ struct ShardRules {
     /// the pool and `source=` of snapshot volumes are rewritten to follow the new template.
     /// - Parameter vids: (pool, vid) pairs already taken, updated.
     func checkVolumes(
-        _ domain: inout Domain, templateRecovered: Bool, available: (String) -> Domain?, vids: inout Set<[String]>
+        _ domain: inout Domain, templateRecovered: Bool, available: (String) -> Domain?, vids: inout Set<VolumeKey>
     ) throws {
         for index in domain.volumes.indices {
             var volume = domain.volumes[index]
@@ -213,13 +224,13 @@ struct ShardRules {
 
     /// A vid must be a relative path, unused in its pool; with `namingQube`
     /// (snapshots, which live in main-store pools) it must name the qube too.
-    private func checkVID(_ volume: Volume, of domain: Domain, namingQube: Bool, vids: inout Set<[String]>) throws {
+    private func checkVID(_ volume: Volume, of domain: Domain, namingQube: Bool, vids: inout Set<VolumeKey>) throws {
         let field = "volume." + volume.name + ".vid"
         let parts = volume.vid.split(separator: "/", omittingEmptySubsequences: false)
         guard !parts.contains(".."), !parts.contains(""), !namingQube || parts.contains(Substring(domain.name)) else {
             throw refuse(domain, field, volume.vid, "vid is not a path of the qube's own")
         }
-        guard vids.insert([volume.pool, volume.vid]).inserted else {
+        guard vids.insert(VolumeKey(volume)).inserted else {
             throw refuse(domain, field, volume.vid, "another qube uses the same volume")
         }
     }

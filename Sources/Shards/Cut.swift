@@ -1,19 +1,19 @@
+import OrderedCollections
 import QubesStore
-@testable import Shards
 
-/// Makes shards from a store for tests: moves chosen qubes, with their data
-/// volumes in a pool of the shard's own, out of the store.
-struct ShardCutter {
+/// Makes shards from a store (for tests and benchmarks): moves chosen qubes,
+/// with their data volumes in a pool of the shard's own, out of the store.
+public enum ShardCutter {
     /// A store cut into a main store and shard files (canonical bytes).
-    struct Cut {
-        var main: [UInt8]
+    public struct Cut: Sendable {
+        public var main: [UInt8]
         /// Shard name → shard file bytes.
-        var shards: [(name: String, bytes: [UInt8])]
-        var movedCount: Int
+        public var shards: [(name: String, bytes: [UInt8])]
+        public var movedCount: Int
     }
 
     /// Qubes no other qube or global property refers to, whose volumes a shard may hold.
-    static func leaves(of store: Store) -> [Domain] {
+    public static func leaves(of store: Store) -> [Domain] {
         var referenced = Set<ExactString>()
         for (property, value) in store.globalProperties where Schema.global[property]?.kind == .qubeRef {
             referenced.insert(ExactString(value))
@@ -36,8 +36,9 @@ struct ShardCutter {
         }
     }
 
-    /// Deals up to `limit` leaf qubes round-robin into `count` shards named `s0`, `s1`, ….
-    static func cut(_ store: Store, into count: Int, limit: Int = .max) throws -> Cut {
+    /// Deals up to `limit` leaf qubes round-robin into `count` shards named `s0`,
+    /// `s1`, …, each with one `file-reflink` pool `sN-pool` under `/run/shards/sN`.
+    public static func cut(_ store: Store, into count: Int, limit: Int = .max) throws -> Cut {
         var main = store
         var files = (0..<count).map { index in
             ShardFile(
@@ -68,5 +69,3 @@ struct ShardCutter {
             main: try XMLWriter.write(main), shards: try files.map { ($0.name, try $0.bytes()) }, movedCount: chosen.count)
     }
 }
-
-import OrderedCollections
