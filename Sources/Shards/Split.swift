@@ -1,19 +1,6 @@
 import OrderedCollections
 import QubesStore
 
-/// Options of `ShardSplit.split`: the ones merge used.
-public struct SplitOptions: Sendable {
-    /// The qids merge gave shard qubes.
-    public var qidRange: ClosedRange<Int>
-    /// What merge withheld is recomputed with these to be written back.
-    public var sanitize: SanitizeOptions
-
-    public init(qidRange: ClosedRange<Int> = shardQIDRange, sanitize: SanitizeOptions = SanitizeOptions()) {
-        self.qidRange = qidRange
-        self.sanitize = sanitize
-    }
-}
-
 /// One shard file as split writes it.
 public struct SplitOutput: Sendable {
     public var path: String
@@ -62,9 +49,11 @@ public enum ShardSplit {
     ///   - previousMain: the main store merge started from; its pools stay in the main store
     ///     whatever a shard declares.
     ///   - shards: the shard roots as they are now (their files are the previous versions).
+    ///   - options: the options merge was given: what it withheld is recomputed
+    ///     with them to be written back (the random source is not used).
     /// - Throws: `ShardIssue` when the main store would not load any more.
     public static func split(
-        merged: Store, previousMain: Store, shards: [ShardSource], options: SplitOptions = SplitOptions()
+        merged: Store, previousMain: Store, shards: [ShardSource], options: MergeOptions = MergeOptions()
     ) throws -> SplitResult {
         var splitter = Splitter(merged: merged, mainPools: Set(previousMain.pools.keys), options: options)
         for source in shards {
@@ -139,11 +128,11 @@ private struct Splitter {
     var main: Store
     /// Pools of the main store merge started from.
     let mainPools: Set<String>
-    let options: SplitOptions
+    let options: MergeOptions
     var shards: [Shard] = []
     var report = SplitReport()
 
-    init(merged: Store, mainPools: Set<String>, options: SplitOptions) {
+    init(merged: Store, mainPools: Set<String>, options: MergeOptions) {
         main = merged
         self.mainPools = mainPools
         self.options = options

@@ -74,6 +74,17 @@ enum ShardIO {
 
     static func printJSON(_ value: JSONValue) { Terminal.write(value.canonicalBytes()) }
 
+    /// Prints `json` when given, else each finding on stderr; exit 1 when
+    /// there is any finding or `failed`.
+    static func conclude(_ findings: [ShardIssue], json: JSONValue?, prefix: String = "", failed: Bool = false) throws {
+        if let json {
+            printJSON(json)
+        } else {
+            for finding in findings { Terminal.error(prefix + finding.description) }
+        }
+        if failed || !findings.isEmpty { throw ExitCode(1) }
+    }
+
     /// Runs `body`, turning a `ShardIssue` into a message and exit 1.
     static func run(_ body: () throws -> Void) throws {
         do {
@@ -146,7 +157,7 @@ extension ShardCommand {
             try ShardIO.run {
                 let merged = try StoreInput.load(merged).store
                 let previous = try StoreInput.load(main).store
-                let options = SplitOptions(qidRange: policy.qidRange.range, sanitize: policy.sanitize())
+                let options = MergeOptions(qidRange: policy.qidRange.range, sanitize: policy.sanitize())
                 var result = try ShardSplit.split(
                     merged: merged, previousMain: previous, shards: ShardIO.readShards(shards), options: options)
                 result.report.written = try ShardSplit.write(result, main: StoreFile(path: main))
@@ -180,12 +191,7 @@ extension ShardCommand {
                 case .failure(let issue): issues.append(issue)
                 }
             }
-            if json {
-                ShardIO.printJSON(.array(issues.map(\.json)))
-            } else {
-                for issue in issues { Terminal.error(issue.description) }
-            }
-            if !issues.isEmpty { throw ExitCode(1) }
+            try ShardIO.conclude(issues, json: json ? .array(issues.map(\.json)) : nil)
         }
     }
 
@@ -219,13 +225,8 @@ extension ShardCommand {
                 }
                 let report = ShardAudit.audit(
                     main: store, mainPath: main, shards: known, scanned: scanned, qidRange: qidRange.range)
-                if json {
-                    ShardIO.printJSON(report.json)
-                } else {
-                    for finding in report.findings { Terminal.error("finding: \(finding)") }
-                    Terminal.write(report.information.map { "info: \($0)\n" }.joined())
-                }
-                if failed || !report.findings.isEmpty { throw ExitCode(1) }
+                if !json { Terminal.write(report.information.map { "info: \($0)\n" }.joined()) }
+                try ShardIO.conclude(report.findings, json: json ? report.json : nil, prefix: "finding: ", failed: failed)
             }
         }
     }

@@ -64,7 +64,7 @@ import Testing
         {
             let split = try ShardSplit.split(
                 merged: try Store.load(xml: result.bytes).store, previousMain: main, shards: [fixtureShards[0], source],
-                options: SplitOptions(sanitize: Self.options.sanitize))
+                options: MergeOptions(sanitize: Self.options.sanitize))
             #expect(split.files.allSatisfy { !$0.changed }, "\(split.files.filter(\.changed).map { firstDifference($0.bytes, $0.previous) })")
             #expect(split.mainBytes == (try XMLWriter.write(main)))
         }

@@ -49,6 +49,20 @@ func oneQubeShard(
         #expect(qube.features["prohibit-start"]?.contains("fedora-38") == true)
     }
 
+    @Test func missingDispVMTemplateFollowsTheDisposableDefault() throws {
+        let text = oneQubeShard(vmClass: "DispVM", properties: ["template": "gone-dvm"], volumes: """
+            <volume name="root" pool="varlibqubes" vid="appvms/lost/root" revisions_to_keep="1" rw="True" save_on_stop="False" snap_on_start="True" size="10737418240" source="vm-templates/gone/root"/>
+            <volume name="private" pool="varlibqubes" vid="appvms/lost/private" revisions_to_keep="1" rw="True" save_on_stop="False" snap_on_start="True" size="2147483648" source="appvms/gone-dvm/private"/>
+            <volume name="volatile" pool="r-pool" vid="appvms/lost/volatile" revisions_to_keep="1" rw="True" save_on_stop="False" snap_on_start="False" size="10737418240"/>
+            <volume name="kernel" pool="linux-kernel" vid="6.6.63-1.fc37" revisions_to_keep="0" rw="False" save_on_stop="False" snap_on_start="False"/>
+            """)
+        let result = try merge(text)
+        let qube = try #require(result.store["lost"], "\(result.report.shards[0].skipped)")
+        #expect(qube.properties["template"] == "default-dvm")
+        #expect(qube.volumes.first { $0.name == "private" }?.source == "appvms/default-dvm/private")
+        #expect(qube.features["prohibit-start"]?.contains("gone-dvm") == true)
+    }
+
     @Test func dispVMWithoutADisposableDefaultIsNotMerged() throws {
         let (main, _) = try Fixtures.default2x2()
         var noDefault = main

@@ -83,7 +83,7 @@ import Testing
         #expect(qube.features.isEmpty && qube.devices.isEmpty && !qube.tags.contains("granted") && qube.properties["kernelopts"] == nil)
         #expect(merge.report.shards[0].changes.count == 4)
         let result = try ShardSplit.split(
-            merged: try Store.load(xml: merge.bytes).store, previousMain: main, shards: [source], options: SplitOptions(sanitize: options))
+            merged: try Store.load(xml: merge.bytes).store, previousMain: main, shards: [source], options: MergeOptions(sanitize: options))
         #expect(firstDifference(result.files[0].bytes, canonical) == nil)
     }
 
