@@ -92,8 +92,8 @@ private struct Merger {
     var shardNames = Set<String>()
     var vids = Set<VolumeKey>()
     var allocator: QIDAllocator
-    /// Shard qube name → index of its report.
-    var owner: [ExactString: Int] = [:]
+    /// Shard qube name → index of its report and its file.
+    var owner: [ExactString: (report: Int, file: String)] = [:]
 
     init(main: Store, options: MergeOptions) {
         self.main = main
@@ -171,6 +171,7 @@ private struct Merger {
     /// Recovery and volume checks until no candidate is refused any more
     /// (refusing one may break references of another).
     mutating func accept(_ initial: [(Domain, file: String)], rules: ShardRules, shard: String, into shardReport: inout ShardMergeReport) {
+        let files = Dictionary(initial.map { (ExactString($0.0.name), $0.file) }, uniquingKeysWith: { first, _ in first })
         var candidates = initial
         var accepted: [Domain] = []
         var recoveries: [ShardChange] = []
@@ -212,7 +213,7 @@ private struct Merger {
             for volume in domain.volumes { vids.insert(VolumeKey(volume)) }
             do {
                 try store.insert(domain)
-                owner[ExactString(domain.name)] = reportIndex
+                owner[ExactString(domain.name)] = (reportIndex, files[ExactString(domain.name)] ?? "")
                 shardReport.merged.append(domain.name)
             } catch let error as StoreError {
                 shardReport.skipped.append(ShardIssue(error, file: nil))
@@ -233,12 +234,14 @@ private struct Merger {
             do {
                 loaded = try Store.load(xml: written)
             } catch let error as StoreError {
-                guard let qube = error.qube, let index = owner.removeValue(forKey: ExactString(qube)) else {
+                guard let qube = error.qube, let (index, file) = owner.removeValue(forKey: ExactString(qube)) else {
                     throw ShardIssue(error, file: nil)
                 }
                 store.remove(qube)
                 report.shards[index].merged.removeAll { ExactString($0) == ExactString(qube) }
-                report.shards[index].skipped.append(ShardIssue("refused by the store loader: " + error.message, qube: qube, field: error.field, value: error.value))
+                report.shards[index].skipped.append(ShardIssue(
+                    "refused by the store loader: " + error.message, file: file, qube: qube, field: error.field ?? "qube",
+                    value: error.value))
                 continue
             }
             // The loader normalizes values; the bytes are rewritten only when it changed something.

@@ -168,7 +168,10 @@ private struct Splitter {
             {
                 owner = (index, 0, nil)
             }
-            guard let owner else { continue }
+            guard let owner else {
+                try checkNotAShardQube(domain)
+                continue
+            }
             let shard = shards[owner.shard]
             outputs[owner.shard][owner.document].append(
                 ShardSplit.restore(domain, previous: owner.previous, shard: shard.name, options: options.sanitize))
@@ -208,6 +211,17 @@ private struct Splitter {
             }
         }
         return SplitResult(main: main, mainBytes: mainBytes, files: files, report: report)
+    }
+
+    /// Fails when a qube no given shard claims looks like a shard qube (a qid
+    /// from the shard range, a `shard-` tag): its shard is missing, and
+    /// writing it into the main store would leave a trace.
+    func checkNotAShardQube(_ domain: Domain) throws {
+        let tag = domain.tags.first { $0.value.hasPrefix("shard-") }
+        guard tag != nil || options.qidRange.contains(domain.qid) else { return }
+        throw ShardIssue(
+            "the qube looks like a shard qube but no given shard holds it; give its shard (nothing was written)",
+            qube: domain.name, field: tag == nil ? "qid" : "tag", value: tag?.value ?? String(domain.qid))
     }
 
     /// Resets every main-store reference to a qube that moved into a shard.

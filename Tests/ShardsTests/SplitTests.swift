@@ -54,6 +54,16 @@ import Testing
         #expect(try Store.load(xml: result.mainBytes).store.count == 15)
     }
 
+    @Test func shardQubeOfAMissingShardStopsTheSplit() throws {
+        let (merged, main, shards) = try mergedFixture()
+        #expect {
+            try ShardSplit.split(merged: merged, previousMain: main, shards: [shards[0]])
+        } throws: { error in
+            let issue = error as! ShardIssue
+            return ["vault", "work"].contains(issue.qube) && issue.field != nil
+        }
+    }
+
     @Test func skippedQubeLeavesItsShardFileUnchanged() throws {
         let (main, shards) = try Fixtures.default2x2()
         var conflicting = main
