@@ -11,13 +11,14 @@ public enum ShardCheck {
         rules.standalone = true
         for document in shard.documents {
             for pool in document.file.pools {
-                do {
+                do throws(ShardIssue) {
                     try rules.checkPool(pool, taken: Set(rules.shardPools.keys))
                     rules.shardPools[pool.name] = pool
-                } catch var issue as ShardIssue {
+                } catch {
+                    var issue = error
                     issue.file = document.path
                     issues.append(issue)
-                } catch {}
+                }
             }
         }
         var names = Set<ExactString>()
@@ -25,7 +26,7 @@ public enum ShardCheck {
         var vids = Set<VolumeKey>()
         for (index, domain) in shard.domains {
             let file = shard.documents[index].path
-            do {
+            do throws(ShardIssue) {
                 try rules.checkIdentity(domain)
                 guard names.insert(ExactString(domain.name)).inserted else {
                     throw ShardIssue("another qube of the shard has the same name", qube: domain.name, field: "name", value: domain.name)
@@ -35,10 +36,11 @@ public enum ShardCheck {
                 }
                 var copy = domain
                 try rules.checkVolumes(&copy, templateRecovered: false, available: { _ in nil }, vids: &vids)
-            } catch var issue as ShardIssue {
+            } catch {
+                var issue = error
                 issue.file = file
                 issues.append(issue)
-            } catch {}
+            }
             for change in ShardSanitizer.sanitize(domain, shard: shard.name, options: options).1 {
                 issues.append(
                     ShardIssue("merge would withhold this", file: file, qube: change.qube, field: change.field, value: change.old))

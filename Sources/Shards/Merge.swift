@@ -134,19 +134,20 @@ private struct Merger {
         var rules = ShardRules(main: main)
         for document in shard.documents {
             for pool in document.file.pools {
-                do {
+                do throws(ShardIssue) {
                     try rules.checkPool(pool, taken: poolNames.union(rules.shardPools.keys))
                     rules.shardPools[pool.name] = pool
-                } catch var issue as ShardIssue {
+                } catch {
+                    var issue = error
                     issue.file = document.path
                     shardReport.refusedPools.append(issue)
-                } catch {}
+                }
             }
         }
         var candidates: [(Domain, file: String)] = []
         for (index, domain) in shard.domains {
             let file = shard.documents[index].path
-            do {
+            do throws(ShardIssue) {
                 try rules.checkIdentity(domain)
                 let key = ExactString(domain.name)
                 guard !names.contains(key) else {
@@ -160,10 +161,11 @@ private struct Merger {
                 names.insert(key)
                 uuids.insert(domain.uuid)
                 candidates.append((sanitized, file))
-            } catch var issue as ShardIssue {
+            } catch {
+                var issue = error
                 issue.file = file
                 shardReport.skipped.append(issue)
-            } catch {}
+            }
         }
         accept(candidates, rules: rules, shard: shard.name, into: &shardReport)
     }
@@ -185,19 +187,20 @@ private struct Merger {
             recoveries = []
             for (domain, file) in candidates {
                 var result = domain
-                do {
+                do throws(ShardIssue) {
                     let changes = try rules.recover(&result, available: available)
                     let templateRecovered = changes.contains { $0.field == "property.template" }
                     try rules.checkVolumes(&result, templateRecovered: templateRecovered, available: available, vids: &takenVIDs)
                     recoveries += changes
                     accepted.append(result)
-                } catch var issue as ShardIssue {
+                } catch {
+                    var issue = error
                     issue.file = file
                     shardReport.skipped.append(issue)
                     candidates.removeAll { ExactString($0.0.name) == ExactString(domain.name) }
                     refused = true
                     break
-                } catch {}
+                }
             }
         }
         shardReport.recoveries = recoveries
@@ -215,9 +218,11 @@ private struct Merger {
                 try store.insert(domain)
                 owner[ExactString(domain.name)] = (reportIndex, files[ExactString(domain.name)] ?? "")
                 shardReport.merged.append(domain.name)
-            } catch let error as StoreError {
-                shardReport.skipped.append(ShardIssue(error, file: nil))
-            } catch {}
+            } catch {
+                shardReport.skipped.append(ShardIssue(
+                    (error as? StoreError)?.message ?? "\(error)", file: files[ExactString(domain.name)], qube: domain.name,
+                    field: "name", value: domain.name))
+            }
         }
         for pool in rules.shardPools.values.sorted(by: { $0.name < $1.name }) {
             store.pools[pool.name] = pool

@@ -30,11 +30,11 @@ struct ShardRules {
     }
 
     /// Name rules, class and label.
-    func checkIdentity(_ domain: Domain) throws {
+    func checkIdentity(_ domain: Domain) throws(ShardIssue) {
         do {
             try Store.validateQubeName(domain.name)
-        } catch let error as StoreError {
-            throw refuse(domain, "name", domain.name, error.message)
+        } catch {
+            throw refuse(domain, "name", domain.name, (error as? StoreError)?.message ?? "\(error)")
         }
         guard ShardSanitizer.allowedClasses.contains(domain.vmClass) else {
             throw refuse(domain, "class", domain.vmClass.rawValue, "a shard may not hold a qube of this class")
@@ -69,7 +69,7 @@ struct ShardRules {
         for pool in shard.pools where (try? checkPool(pool, taken: [])) != nil { rules.shardPools[pool.name] = pool }
         let local = Dictionary(shard.domains.map { (ExactString($0.domain.name), $0.domain) }, uniquingKeysWith: { first, _ in first })
         let available: (String) -> Domain? = { name in self.main[name] ?? local[ExactString(name)] }
-        do {
+        do throws(ShardIssue) {
             try rules.checkIdentity(domain)
             if taken.names.contains(ExactString(domain.name)) {
                 throw ShardIssue("the name is taken by another qube", qube: domain.name, field: "name", value: domain.name)
@@ -86,10 +86,8 @@ struct ShardRules {
             taken.names.insert(ExactString(domain.name))
             taken.uuids.insert(domain.uuid)
             return nil
-        } catch let issue as ShardIssue {
-            return issue
         } catch {
-            return ShardIssue("\(error)", qube: domain.name)
+            return error
         }
     }
 
@@ -106,7 +104,7 @@ struct ShardRules {
     }
 
     /// Checks a pool a shard declares against the main store's and `taken` names.
-    func checkPool(_ pool: Pool, taken: Set<String>) throws {
+    func checkPool(_ pool: Pool, taken: Set<String>) throws(ShardIssue) {
         func refused(_ field: String, _ value: String?, _ message: String) -> ShardIssue {
             ShardIssue(message, field: "pool." + pool.name + "." + field, value: value)
         }
@@ -134,7 +132,7 @@ struct ShardRules {
     /// does not know is set fail-closed and noted in `prohibit-start`.
     /// - Returns: one change per recovered reference.
     /// - Throws: when no valid replacement exists (a DispVM's template).
-    func recover(_ domain: inout Domain, available: (String) -> Domain?) throws -> [ShardChange] {
+    func recover(_ domain: inout Domain, available: (String) -> Domain?) throws(ShardIssue) -> [ShardChange] {
         var changes: [ShardChange] = []
         for (property, value) in domain.properties.sorted(by: { ExactString($0.key) < ExactString($1.key) })
         where !value.isEmpty && Schema.property(property, of: domain.vmClass)?.kind == .qubeRef && available(value) == nil {
@@ -161,7 +159,7 @@ struct ShardRules {
         return changes
     }
 
-    private func templateReplacement(for domain: Domain, original: String) throws -> String {
+    private func templateReplacement(for domain: Domain, original: String) throws(ShardIssue) -> String {
         let isDispVM = domain.vmClass == .dispVM
         let global = isDispVM ? "default_dispvm" : "default_template"
         guard let name = main.globalProperties[global], let target = main[name],
@@ -179,7 +177,7 @@ struct ShardRules {
     /// - Parameter vids: (pool, vid) pairs already taken, updated.
     func checkVolumes(
         _ domain: inout Domain, templateRecovered: Bool, available: (String) -> Domain?, vids: inout Set<VolumeKey>
-    ) throws {
+    ) throws(ShardIssue) {
         for index in domain.volumes.indices {
             var volume = domain.volumes[index]
             let field = "volume." + volume.name
@@ -224,7 +222,7 @@ struct ShardRules {
 
     /// A vid must be a relative path, unused in its pool; with `namingQube`
     /// (snapshots, which live in main-store pools) it must name the qube too.
-    private func checkVID(_ volume: Volume, of domain: Domain, namingQube: Bool, vids: inout Set<VolumeKey>) throws {
+    private func checkVID(_ volume: Volume, of domain: Domain, namingQube: Bool, vids: inout Set<VolumeKey>) throws(ShardIssue) {
         let field = "volume." + volume.name + ".vid"
         let parts = volume.vid.split(separator: "/", omittingEmptySubsequences: false)
         guard !parts.contains(".."), !parts.contains(""), !namingQube || parts.contains(Substring(domain.name)) else {
