@@ -81,6 +81,13 @@ public enum ShardMerge {
     }
 }
 
+/// A shard qube that passed the per-qube rules: sanitized, with its file version.
+private struct Candidate {
+    var domain: Domain
+    var original: Domain
+    var file: String
+}
+
 private struct Merger {
     let main: Store
     let options: MergeOptions
@@ -144,7 +151,7 @@ private struct Merger {
                 }
             }
         }
-        var candidates: [(Domain, file: String)] = []
+        var candidates: [Candidate] = []
         for (index, domain) in shard.domains {
             let file = shard.documents[index].path
             do throws(ShardIssue) {
@@ -160,7 +167,7 @@ private struct Merger {
                 shardReport.changes += changes
                 names.insert(key)
                 uuids.insert(domain.uuid)
-                candidates.append((sanitized, file))
+                candidates.append(Candidate(domain: sanitized, original: domain, file: file))
             } catch {
                 var issue = error
                 issue.file = file
@@ -172,32 +179,32 @@ private struct Merger {
 
     /// Recovery and volume checks until no candidate is refused any more
     /// (refusing one may break references of another).
-    mutating func accept(_ initial: [(Domain, file: String)], rules: ShardRules, shard: String, into shardReport: inout ShardMergeReport) {
-        let files = Dictionary(initial.map { (ExactString($0.0.name), $0.file) }, uniquingKeysWith: { first, _ in first })
+    mutating func accept(_ initial: [Candidate], rules: ShardRules, shard: String, into shardReport: inout ShardMergeReport) {
+        let files = Dictionary(initial.map { (ExactString($0.domain.name), $0.file) }, uniquingKeysWith: { first, _ in first })
         var candidates = initial
         var accepted: [Domain] = []
         var recoveries: [ShardChange] = []
         var refused = true
         while refused {
             refused = false
-            let local = Dictionary(candidates.map { (ExactString($0.0.name), $0.0) }, uniquingKeysWith: { first, _ in first })
+            let local = Dictionary(candidates.map { (ExactString($0.domain.name), $0.domain) }, uniquingKeysWith: { first, _ in first })
             let available: (String) -> Domain? = { name in self.main[name] ?? local[ExactString(name)] }
             var takenVIDs = vids
             accepted = []
             recoveries = []
-            for (domain, file) in candidates {
-                var result = domain
+            for candidate in candidates {
+                var result = candidate.domain
                 do throws(ShardIssue) {
-                    let changes = try rules.recover(&result, available: available)
+                    let changes = try rules.recover(&result, from: candidate.original, available: available)
                     let templateRecovered = changes.contains { $0.field == "property.template" }
                     try rules.checkVolumes(&result, templateRecovered: templateRecovered, available: available, vids: &takenVIDs)
                     recoveries += changes
                     accepted.append(result)
                 } catch {
                     var issue = error
-                    issue.file = file
+                    issue.file = candidate.file
                     shardReport.skipped.append(issue)
-                    candidates.removeAll { ExactString($0.0.name) == ExactString(domain.name) }
+                    candidates.removeAll { ExactString($0.domain.name) == ExactString(candidate.domain.name) }
                     refused = true
                     break
                 }

@@ -78,7 +78,7 @@ struct ShardRules {
                 throw ShardIssue("the uuid is taken by another qube", qube: domain.name, field: "uuid", value: domain.uuid)
             }
             var copy = domain
-            let changes = try rules.recover(&copy, available: available)
+            let changes = try rules.recover(&copy, from: domain, available: available)
             var vids = taken.vids
             try rules.checkVolumes(
                 &copy, templateRecovered: changes.contains { $0.field == "property.template" }, available: available, vids: &vids)
@@ -128,16 +128,20 @@ struct ShardRules {
         }
     }
 
-    /// Recovery (spec "References"): every reference to a qube that `available`
-    /// does not know is set fail-closed and noted in `prohibit-start`.
+    /// Recovery (spec "References"): every reference of `original` (the qube
+    /// before sanitizing) to a qube that `available` does not know is set
+    /// fail-closed in `domain` and noted in `prohibit-start`; a reference
+    /// sanitizing already reset stays at its default, and is noted too.
     /// - Returns: one change per recovered reference.
     /// - Throws: when no valid replacement exists (a DispVM's template).
-    func recover(_ domain: inout Domain, available: (String) -> Domain?) throws(ShardIssue) -> [ShardChange] {
+    func recover(_ domain: inout Domain, from original: Domain, available: (String) -> Domain?) throws(ShardIssue) -> [ShardChange] {
         var changes: [ShardChange] = []
-        for (property, value) in domain.properties.sorted(by: { ExactString($0.key) < ExactString($1.key) })
+        for (property, value) in original.properties.sorted(by: { ExactString($0.key) < ExactString($1.key) })
         where !value.isEmpty && Schema.property(property, of: domain.vmClass)?.kind == .qubeRef && available(value) == nil {
             let replacement: String?
             switch property {
+            case _ where domain.properties[property] == nil:
+                replacement = nil
             case "netvm", "default_dispvm":
                 replacement = ""
             case "template":

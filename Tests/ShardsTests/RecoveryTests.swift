@@ -82,6 +82,15 @@ func oneQubeShard(
         #expect(Set(result.report.shards[0].changes.map(\.field)) == ["property.guivm", "property.audiovm", "property.management_dispvm"])
     }
 
+    @Test(arguments: ["guivm", "audiovm", "management_dispvm"])
+    func missingDom0PrivilegeTargetStaysAtItsDefaultWithProhibitStart(property: String) throws {
+        let result = try merge(oneQubeShard(properties: ["template": "fedora-40-xfce", property: "sys-gone"]))
+        let qube = try #require(result.store["lost"])
+        #expect(qube.properties[property] == nil)
+        #expect(qube.features["prohibit-start"]?.contains("sys-gone") == true)
+        #expect(result.report.shards[0].recoveries == [ShardChange(qube: "lost", field: "property." + property, old: "sys-gone", new: nil)])
+    }
+
     @Test func referenceToAnotherShardsQubeIsRecovered() throws {
         let (main, shards) = try Fixtures.default2x2()
         let text = oneQubeShard(properties: ["template": "fedora-40-xfce", "netvm": "work"])
