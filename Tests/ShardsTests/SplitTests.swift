@@ -159,3 +159,37 @@ final class FailingRename: FileSystem, @unchecked Sendable {
     func attributes(_ fd: Int32) throws -> FileAttributes { try base.attributes(fd) }
     func setAttributes(_ fd: Int32, _ attributes: FileAttributes) throws { try base.setAttributes(fd, attributes) }
 }
+
+@Suite struct NestedShardFileTests {
+    @Test func eachQubeGoesBackToItsFileAndNewOnesToTheRootFile() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-nested-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (main, sources) = try Fixtures.default2x2()
+        var file = try sources[1].shard.get().documents[0].file
+        let work = file.domains.removeLast()
+        var nested = ShardFile(name: "s1", domains: [work])
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("deeper/er"), withIntermediateDirectories: true)
+        try Data(try file.bytes()).write(to: folder.appendingPathComponent("domains.xml"))
+        try Data(try nested.bytes()).write(to: folder.appendingPathComponent("deeper/er/domains.xml"))
+        let source = ShardFolder(root: folder.path).read()
+        #expect(try source.shard.get().documents.map(\.path) == [folder.path + "/domains.xml", folder.path + "/deeper/er/domains.xml"])
+
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
+        var merged = try Store.load(xml: merge.bytes).store
+        #expect(merge.report.shards[0].merged == ["vault", "work"])
+        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(unchanged.files.allSatisfy { !$0.changed })
+
+        var fresh = try #require(merged["work"])
+        fresh.name = "work2"
+        fresh.qid = 90
+        fresh.uuid = "99999999-2222-4333-8444-888888888888"
+        for index in fresh.volumes.indices { fresh.volumes[index].vid = fresh.volumes[index].vid.replacingOccurrences(of: "work", with: "work2") }
+        try merged.insert(fresh)
+        let split = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        let root = try ShardFile.parse(split.files[0].bytes, file: "root")
+        nested = try ShardFile.parse(split.files[1].bytes, file: "nested")
+        #expect(root.domains.map(\.name) == ["vault", "work2"])
+        #expect(nested.domains.map(\.name) == ["work"] && !split.files[1].changed)
+    }
+}
