@@ -93,11 +93,10 @@ private struct Merger {
     let options: MergeOptions
     var store: Store
     var report = MergeReport()
-    var names: Set<ExactString>
-    var uuids: Set<String>
+    /// Names, uuids, volumes and addresses of the main store and the shard qubes so far.
+    var taken: ShardRules.Taken
     var poolNames = Set<String>()
     var shardNames = Set<String>()
-    var vids = Set<VolumeKey>()
     var allocator: QIDAllocator
     /// Shard qube name → index of its report and its file.
     var owner: [ExactString: (report: Int, file: String)] = [:]
@@ -107,10 +106,8 @@ private struct Merger {
         self.options = options
         store = main
         let domains = main.domains
-        names = Set(domains.map { ExactString($0.name) })
-        uuids = Set(domains.map(\.uuid))
+        taken = ShardRules.Taken(main: main)
         for domain in domains {
-            for volume in domain.volumes { vids.insert(VolumeKey(volume)) }
             if options.qidRange.contains(domain.qid) {
                 report.mainQIDsInRange.append(
                     StoreFinding(
@@ -156,17 +153,10 @@ private struct Merger {
             let file = shard.documents[index].path
             do throws(ShardIssue) {
                 try rules.checkIdentity(domain)
-                let key = ExactString(domain.name)
-                guard !names.contains(key) else {
-                    throw ShardIssue("the name is taken by another qube", qube: domain.name, field: "name", value: domain.name)
-                }
-                guard !uuids.contains(domain.uuid) else {
-                    throw ShardIssue("the uuid is taken by another qube", qube: domain.name, field: "uuid", value: domain.uuid)
-                }
+                try taken.checkUnique(domain)
                 let (sanitized, changes) = ShardSanitizer.sanitize(domain, shard: shard.name, options: options.sanitize)
                 shardReport.changes += changes
-                names.insert(key)
-                uuids.insert(domain.uuid)
+                taken.claim(domain, volumes: false)
                 candidates.append(Candidate(domain: sanitized, original: domain, file: file))
             } catch {
                 var issue = error
@@ -189,7 +179,7 @@ private struct Merger {
             refused = false
             let local = Dictionary(candidates.map { (ExactString($0.domain.name), $0.domain) }, uniquingKeysWith: { first, _ in first })
             let available: (String) -> Domain? = { name in self.main[name] ?? local[ExactString(name)] }
-            var takenVIDs = vids
+            var takenVIDs = taken.vids
             accepted = []
             recoveries = []
             for candidate in candidates {
@@ -220,7 +210,7 @@ private struct Merger {
             }
             domain.qid = qid
             domain.tags.append(ExactString(ShardSanitizer.tag(ofShard: shard)))
-            for volume in domain.volumes { vids.insert(VolumeKey(volume)) }
+            for volume in domain.volumes { taken.vids.insert(VolumeKey(volume)) }
             do {
                 try store.insert(domain)
                 owner[ExactString(domain.name)] = (reportIndex, files[ExactString(domain.name)] ?? "")

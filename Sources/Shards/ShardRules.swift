@@ -44,21 +44,70 @@ struct ShardRules {
         }
     }
 
-    /// Names, uuids and (pool, vid) pairs in use.
+    /// What qubes already use: names, uuids, (pool, vid) pairs and network addresses.
     struct Taken {
-        var names: Set<ExactString>
-        var uuids: Set<String>
-        var vids: Set<VolumeKey>
+        /// Properties a qube may set to claim a network address.
+        static let addressProperties = ["ip", "ip6", "mac"]
 
-        init(_ domains: some Sequence<Domain>) {
-            names = []
-            uuids = []
-            vids = []
-            for domain in domains {
-                names.insert(ExactString(domain.name))
-                uuids.insert(domain.uuid)
+        let main: Store
+        var names = Set<ExactString>()
+        var uuids = Set<String>()
+        var vids = Set<VolumeKey>()
+        /// Explicit addresses of shard qubes claimed so far.
+        private var shardAddresses = Set<String>()
+        /// Effective addresses of the main store's qubes, computed when first needed.
+        private var mainAddresses: Set<String>?
+
+        /// What the qubes of `main` and `shardQubes` use.
+        init(main: Store, shardQubes: some Sequence<Domain> = []) {
+            self.main = main
+            for domain in main.domains { claim(domain, addresses: false) }
+            for domain in shardQubes { claim(domain) }
+        }
+
+        /// Marks the name and uuid of `domain` as used, and its volumes and
+        /// explicit addresses unless told otherwise.
+        mutating func claim(_ domain: Domain, volumes: Bool = true, addresses: Bool = true) {
+            names.insert(ExactString(domain.name))
+            uuids.insert(domain.uuid)
+            if volumes {
                 for volume in domain.volumes { vids.insert(VolumeKey(volume)) }
             }
+            guard addresses else { return }
+            for property in Self.addressProperties {
+                if let value = domain.properties[property], !value.isEmpty { shardAddresses.insert(value) }
+            }
+        }
+
+        /// Throws when the name, uuid or an explicit network address of `domain` is in use.
+        mutating func checkUnique(_ domain: Domain) throws(ShardIssue) {
+            if names.contains(ExactString(domain.name)) {
+                throw ShardIssue("the name is taken by another qube", qube: domain.name, field: "name", value: domain.name)
+            }
+            if uuids.contains(domain.uuid) {
+                throw ShardIssue("the uuid is taken by another qube", qube: domain.name, field: "uuid", value: domain.uuid)
+            }
+            for property in Self.addressProperties {
+                guard let value = domain.properties[property], !value.isEmpty else { continue }
+                if shardAddresses.contains(value) || effectiveMainAddresses().contains(value) {
+                    throw ShardIssue(
+                        "the address is taken by another qube", qube: domain.name, field: "property." + property, value: value)
+                }
+            }
+        }
+
+        private mutating func effectiveMainAddresses() -> Set<String> {
+            if let mainAddresses { return mainAddresses }
+            let effective = EffectiveProperties(store: main)
+            var found = Set<String>()
+            for domain in main.domains {
+                if let mac = domain.properties["mac"] { found.insert(mac) }
+                for property in ["ip", "ip6", "visible_ip"] {
+                    if case .success(.string(let address)) = effective.value(property, of: domain) { found.insert(address) }
+                }
+            }
+            mainAddresses = found
+            return found
         }
     }
 
@@ -71,20 +120,13 @@ struct ShardRules {
         let available: (String) -> Domain? = { name in self.main[name] ?? local[ExactString(name)] }
         do throws(ShardIssue) {
             try rules.checkIdentity(domain)
-            if taken.names.contains(ExactString(domain.name)) {
-                throw ShardIssue("the name is taken by another qube", qube: domain.name, field: "name", value: domain.name)
-            }
-            if taken.uuids.contains(domain.uuid) {
-                throw ShardIssue("the uuid is taken by another qube", qube: domain.name, field: "uuid", value: domain.uuid)
-            }
+            try taken.checkUnique(domain)
             var copy = domain
             let changes = try rules.recover(&copy, from: domain, available: available)
             var vids = taken.vids
             try rules.checkVolumes(
                 &copy, templateRecovered: changes.contains { $0.field == "property.template" }, available: available, vids: &vids)
-            taken.vids = vids
-            taken.names.insert(ExactString(domain.name))
-            taken.uuids.insert(domain.uuid)
+            taken.claim(copy)
             return nil
         } catch {
             return error

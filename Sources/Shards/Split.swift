@@ -182,7 +182,7 @@ private struct Splitter {
         for name in shardByPool.keys { main.pools[name] = nil }
         resetReferences(to: movedNames)
         let rules = ShardRules(main: main)
-        var taken = ShardRules.Taken(main.domains + outputs.joined().joined())
+        var taken = ShardRules.Taken(main: main, shardQubes: outputs.joined().joined())
         for (index, shard) in shards.enumerated() {
             for (document, domain) in shard.domains where !claimed.contains([String(index), String(document), domain.name]) {
                 if var reason = rules.refusal(of: domain, in: shard, taken: &taken) {
