@@ -258,8 +258,9 @@ private struct Merger {
         guard lhs.count == rhs.count, lhs.pools == rhs.pools, lhs.globalProperties == rhs.globalProperties,
             lhs.noneGlobalProperties == rhs.noneGlobalProperties, lhs.sortedLabels == rhs.sortedLabels
         else { return false }
-        return lhs.domainsByQID.elementsEqual(rhs.domainsByQID) { left, right in
-            left.qid == right.qid && left.vmClass == right.vmClass && left.name.utf8.elementsEqual(right.name.utf8)
+        return lhs.domainsByQID.allSatisfy { left in
+            guard let right = rhs[qid: left.qid] else { return false }
+            return left.vmClass == right.vmClass && left.name.utf8.elementsEqual(right.name.utf8)
                 && left.uuid == right.uuid && left.properties == right.properties && left.noneProperties == right.noneProperties
                 && left.features == right.features && left.tags == right.tags && left.devices == right.devices
                 && left.volumes == right.volumes

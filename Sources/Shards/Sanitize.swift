@@ -102,8 +102,8 @@ public enum ShardSanitizer {
         func change(_ field: String, _ old: String?, _ new: String? = nil) {
             changes.append(ShardChange(qube: domain.name, field: field, old: old, new: new))
         }
-        for (name, value) in domain.properties.sorted(by: { ExactString($0.key) < ExactString($1.key) })
-        where isPrivileged(property: name, value: value) {
+        let privileged = domain.properties.filter { isPrivileged(property: $0.key, value: $0.value) }
+        for (name, value) in privileged.sorted(by: { ExactString($0.key) < ExactString($1.key) }) {
             result.properties[name] = nil
             change("property." + name, value)
         }

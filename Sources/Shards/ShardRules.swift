@@ -178,8 +178,10 @@ struct ShardRules {
     /// - Throws: when no valid replacement exists (a DispVM's template).
     func recover(_ domain: inout Domain, from original: Domain, available: (String) -> Domain?) throws(ShardIssue) -> [ShardChange] {
         var changes: [ShardChange] = []
-        for (property, value) in original.properties.sorted(by: { ExactString($0.key) < ExactString($1.key) })
-        where !value.isEmpty && Schema.property(property, of: domain.vmClass)?.kind == .qubeRef && available(value) == nil {
+        let missing = original.properties.filter { property, value in
+            !value.isEmpty && Schema.property(property, of: domain.vmClass)?.kind == .qubeRef && available(value) == nil
+        }
+        for (property, value) in missing.sorted(by: { ExactString($0.key) < ExactString($1.key) }) {
             let replacement: String?
             switch property {
             case _ where domain.properties[property] == nil:
