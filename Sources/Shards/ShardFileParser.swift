@@ -2,6 +2,11 @@ import OrderedCollections
 import QubesStore
 
 extension ShardFile {
+    /// Most qubes one shard file may hold (the default qid range holds 2,000).
+    public static let maxDomains = 2000
+    /// Most children of one container (`<features>`, `<tags>`, `<pools>`, …).
+    public static let maxChildren = 4096
+
     /// Parses an untrusted shard file strictly: no DTD, `XMLReader.Limits.untrusted`,
     /// only the elements and attributes the format knows.
     /// - Parameter file: the path, for messages.
@@ -41,6 +46,10 @@ private struct ShardFileParser {
         var seen = Set<String>()
         for attribute in node.attributes where !seen.insert(attribute.name).inserted {
             throw issue("repeated attribute of <\(node.name)>", node, qube: qube, field: attribute.name)
+        }
+        let limit = node.name == "domains" ? ShardFile.maxDomains : ShardFile.maxChildren
+        if node.children.count > limit {
+            throw issue("<\(node.name)> has \(node.children.count) children, more than the limit of \(limit)", node, qube: qube)
         }
         for child in node.children where !children.contains(child.name) {
             throw issue("unexpected element <\(child.name)> in <\(node.name)>", child, qube: qube, field: child.name)

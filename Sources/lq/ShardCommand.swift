@@ -217,14 +217,19 @@ extension ShardCommand {
                 var failed = false
                 let known = ShardIO.readable(ShardIO.readShards(shards), failed: &failed)
                 var scanned: [(path: String, bytes: [UInt8])] = [(main, bytes)]
+                var skipped: [String] = []
                 for folder in scan {
                     for path in try ShardFolder.files(under: folder, limit: Self.maxScannedFiles, matching: { _ in true }) {
-                        let content = try ShardFolder(root: folder).readFile(path)
-                        scanned.append((path, Array(content.prefix(Self.maxScannedSize))))
+                        guard let size = try? SystemFileSystem().stat(path).size, size <= Self.maxScannedSize else {
+                            skipped.append(path)
+                            continue
+                        }
+                        scanned.append((path, try ShardFolder(root: folder).readFile(path)))
                     }
                 }
-                let report = ShardAudit.audit(
+                var report = ShardAudit.audit(
                     main: store, mainPath: main, shards: known, scanned: scanned, qidRange: qidRange.range)
+                report.information += skipped.map { "not scanned (larger than \(Self.maxScannedSize) bytes or unreadable): \($0)" }
                 if !json { Terminal.write(report.information.map { "info: \($0)\n" }.joined()) }
                 try ShardIO.conclude(report.findings, json: json ? report.json : nil, prefix: "finding: ", failed: failed)
             }

@@ -43,3 +43,15 @@ import Testing
         }
     }
 }
+
+@Suite struct ShardFileLimitTests {
+    @Test func tooManyQubesInOneFileIsRefused() throws {
+        let domain = "<domain class=\"AppVM\"><properties><property name=\"name\">a</property><property name=\"uuid\">u</property></properties></domain>"
+        let text = "<shard version=\"1\" name=\"x\"><domains>" + String(repeating: domain, count: ShardFile.maxDomains + 1) + "</domains></shard>"
+        #expect {
+            try ShardFile.parse(Array(text.utf8), file: "x/domains.xml")
+        } throws: { error in
+            (error as! ShardIssue).message.contains("more than the limit of \(ShardFile.maxDomains)")
+        }
+    }
+}
