@@ -204,8 +204,8 @@ private struct Merger {
         let reportIndex = report.shards.count
         for var domain in accepted {
             guard let qid = allocator.next() else {
-                shardReport.skipped.append(
-                    ShardIssue("no free qid left in the shard range", qube: domain.name, field: "qid"))
+                shardReport.skipped.append(ShardIssue(
+                    "no free qid left in the shard range", file: files[ExactString(domain.name)], qube: domain.name, field: "qid"))
                 continue
             }
             domain.qid = qid
@@ -221,7 +221,7 @@ private struct Merger {
                     field: "name", value: domain.name))
             }
         }
-        for pool in rules.shardPools.values.sorted(by: { $0.name < $1.name }) {
+        for pool in rules.shardPools.values {
             store.pools[pool.name] = pool
             poolNames.insert(pool.name)
         }
@@ -245,6 +245,12 @@ private struct Merger {
                     "refused by the store loader: " + error.message, file: file, qube: qube, field: error.field ?? "qube",
                     value: error.value))
                 continue
+            }
+            for note in loaded.notes {
+                guard let qube = note.finding.qube, let (index, file) = owner[ExactString(qube)] else { continue }
+                report.shards[index].notices.append(ShardIssue(
+                    "the store loader: " + note.finding.message, file: file, qube: qube, field: note.finding.field,
+                    value: note.finding.value))
             }
             // The loader normalizes values; the bytes are rewritten only when it changed something.
             let bytes = Self.sameContent(loaded.store, store) ? written : try XMLWriter.write(loaded.store)

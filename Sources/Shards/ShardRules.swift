@@ -1,3 +1,4 @@
+import OrderedCollections
 import QubesStore
 
 /// A volume's identity in storage: its pool and vid.
@@ -18,7 +19,7 @@ struct ShardRules {
     /// The main store (trusted).
     let main: Store
     /// The pools of the shard being merged that were accepted.
-    var shardPools: [String: Pool] = [:]
+    var shardPools: OrderedDictionary<String, Pool> = [:]
     /// Checking a shard on its own (`lq shard check`): whatever needs the
     /// main store (labels, templates, the kernel pool) is not checked.
     var standalone = false
