@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Provisioning", targets: ["Provisioning"]),
         .library(name: "BootProtect", targets: ["BootProtect"]),
         .library(name: "SplitServices", targets: ["SplitServices"]),
+        .library(name: "Shards", targets: ["Shards"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,6 +40,10 @@ let package = Package(
             dependencies: ["QubesStore", "QubesAdmin", "QrexecPolicy", .product(name: "Yams", package: "Yams")]
         ),
         .target(
+            name: "Shards",
+            dependencies: ["QubesStore", "QrexecPolicy", .product(name: "OrderedCollections", package: "swift-collections")]
+        ),
+        .target(
             name: "BootProtect",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
@@ -54,6 +59,7 @@ let package = Package(
                 "Provisioning",
                 "QrexecPolicy",
                 "BootProtect",
+                "Shards",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -75,7 +81,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "lq-bench",
-            dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy"],
+            dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "Shards"],
             path: "Benchmarks/lq-bench"
         ),
         .testTarget(
@@ -95,6 +101,11 @@ let package = Package(
         .testTarget(
             name: "QrexecPolicyTests",
             dependencies: ["QrexecPolicy", "QubesStore", "QubesAdmin", "AdminServer"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "ShardsTests",
+            dependencies: ["Shards", "QubesStore", "QrexecPolicy"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -5,3 +5,4 @@ let folder = CommandLine.arguments.dropFirst().first ?? "../shared/fixtures/qube
 try storeBenchmarks(folder)
 try adminBenchmarks(folder)
 try PolicyBenchmark.run(in: temporaryDirectory())
+try shardBenchmarks(folder)

@@ -5,7 +5,7 @@ public enum XMLWriter {
     ///   label without colour, a device option without name.
     /// - Complexity: O(n log n) in the number of qubes (sorting by name).
     public static func write(_ store: Store) throws -> [UInt8] {
-        var output = Output()
+        var output = XMLOutput()
         output.bytes.reserveCapacity(1024 + store.count * 1500)
         output.open("qubes", level: 0)
 
@@ -18,9 +18,7 @@ public enum XMLWriter {
             }
         }
         output.container("pools", level: 1, isEmpty: store.pools.isEmpty) { output in
-            for pool in store.pools.values {
-                output.emptyElement("pool", attributes: pool.attributes.map { ($0.name, $0.value) }, level: 2)
-            }
+            for pool in store.pools.values { write(pool, into: &output) }
         }
         writeProperties(store.globalProperties, vmClass: nil, level: 1, into: &output)
         let domains = store.domains
@@ -31,11 +29,16 @@ public enum XMLWriter {
         return output.bytes
     }
 
+    /// Writes one `<pool>` element at nesting level 2.
+    public static func write(_ pool: Pool, into output: inout XMLOutput) {
+        output.emptyElement("pool", attributes: pool.attributes.map { ($0.name, $0.value) }, level: 2)
+    }
+
     static func unsavable(_ detail: String) -> StoreError {
         StoreError(.typeError, "Argument must be bytes or unicode, got 'NoneType' (\(detail))")
     }
 
-    private static func writeProperties(_ properties: [String: String], vmClass: VMClass?, level: Int, into output: inout Output) {
+    private static func writeProperties(_ properties: [String: String], vmClass: VMClass?, level: Int, into output: inout XMLOutput) {
         let names = Schema.sortedForSave(properties.keys, of: vmClass)
         output.container("properties", level: level, isEmpty: names.isEmpty) { output in
             for name in names {
@@ -44,16 +47,30 @@ public enum XMLWriter {
         }
     }
 
-    private static func write(_ domain: Domain, into output: inout Output) throws {
-        output.open("domain", attributes: [("id", "domain-\(domain.qid)"), ("class", domain.vmClass.rawValue)], level: 2)
-        writeProperties(domain.explicitProperties, vmClass: domain.vmClass, level: 3, into: &output)
+    /// Writes one `<domain>` element at nesting level 2.
+    /// - Parameters:
+    ///   - withQID: `false` leaves out the `id=` attribute and the `qid` property (shard files).
+    ///   - sortedTags: write tags in code-point order instead of insertion order (shard files).
+    public static func write(
+        _ domain: Domain, withQID: Bool = true, sortedTags: Bool = false, into output: inout XMLOutput
+    ) throws {
+        var attributes = [("class", domain.vmClass.rawValue)]
+        var properties = domain.explicitProperties
+        if withQID {
+            attributes.insert(("id", "domain-\(domain.qid)"), at: 0)
+        } else {
+            properties["qid"] = nil
+        }
+        output.open("domain", attributes: attributes, level: 2)
+        writeProperties(properties, vmClass: domain.vmClass, level: 3, into: &output)
         output.container("features", level: 3, isEmpty: domain.features.isEmpty) { output in
             for (name, value) in domain.features {
                 output.textElement("feature", attributes: [("name", name.value)], text: value, level: 4)
             }
         }
         output.container("tags", level: 3, isEmpty: domain.tags.isEmpty) { output in
-            for tag in domain.tags { output.emptyElement("tag", attributes: [("name", tag.value)], level: 4) }
+            let tags = sortedTags ? domain.tags.sorted() : Array(domain.tags)
+            for tag in tags { output.emptyElement("tag", attributes: [("name", tag.value)], level: 4) }
         }
         for (deviceClass, assignments) in domain.devices {
             try output.container("devices", attributes: [("class", deviceClass)], level: 3, isEmpty: assignments.isEmpty) { output in
@@ -84,17 +101,20 @@ public enum XMLWriter {
     }
 }
 
-/// A byte buffer with lxml's pretty-printing rules.
-struct Output {
-    var bytes: [UInt8] = []
+/// A byte buffer with lxml's pretty-printing rules, shared by every writer
+/// of qubes.xml-style files.
+public struct XMLOutput: Sendable {
+    public var bytes: [UInt8] = []
 
-    mutating func indent(_ level: Int) {
+    public init() {}
+
+    public mutating func indent(_ level: Int) {
         for _ in 0..<(level * 2) { bytes.append(0x20) }
     }
 
-    mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
+    public mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
 
-    mutating func startTag(_ name: String, _ attributes: [(String, String)]) {
+    public mutating func startTag(_ name: String, _ attributes: [(String, String)]) {
         bytes.append(UInt8(ascii: "<"))
         append(name)
         for (key, value) in attributes {
@@ -106,26 +126,26 @@ struct Output {
         }
     }
 
-    mutating func open(_ name: String, attributes: [(String, String)] = [], level: Int) {
+    public mutating func open(_ name: String, attributes: [(String, String)] = [], level: Int) {
         indent(level)
         startTag(name, attributes)
         bytes.append(contentsOf: ">\n".utf8)
     }
 
-    mutating func close(_ name: String, level: Int) {
+    public mutating func close(_ name: String, level: Int) {
         indent(level)
         bytes.append(contentsOf: "</".utf8)
         append(name)
         bytes.append(contentsOf: ">\n".utf8)
     }
 
-    mutating func emptyElement(_ name: String, attributes: [(String, String)], level: Int) {
+    public mutating func emptyElement(_ name: String, attributes: [(String, String)], level: Int) {
         indent(level)
         startTag(name, attributes)
         bytes.append(contentsOf: "/>\n".utf8)
     }
 
-    mutating func textElement(_ name: String, attributes: [(String, String)], text: String, level: Int) {
+    public mutating func textElement(_ name: String, attributes: [(String, String)], text: String, level: Int) {
         indent(level)
         startTag(name, attributes)
         bytes.append(UInt8(ascii: ">"))
@@ -136,9 +156,9 @@ struct Output {
     }
 
     /// An element with children, written self-closing when it has none.
-    mutating func container(
+    public mutating func container(
         _ name: String, attributes: [(String, String)] = [], level: Int, isEmpty: Bool,
-        _ body: (inout Output) throws -> Void
+        _ body: (inout XMLOutput) throws -> Void
     ) rethrows {
         if isEmpty {
             emptyElement(name, attributes: attributes, level: level)
@@ -149,9 +169,9 @@ struct Output {
         close(name, level: level)
     }
 
-    mutating func escapeText(_ text: String) { escape(text, inAttribute: false) }
+    public mutating func escapeText(_ text: String) { escape(text, inAttribute: false) }
 
-    mutating func escapeAttribute(_ text: String) { escape(text, inAttribute: true) }
+    public mutating func escapeAttribute(_ text: String) { escape(text, inAttribute: true) }
 
     /// lxml's escaping: `& < >` and CR always; in attributes also `"`, TAB and LF.
     private mutating func escape(_ text: String, inAttribute: Bool) {

@@ -9,7 +9,7 @@ struct LQ: ParsableCommand {
         subcommands: [
             StoreCommand.self, ListQubes.self, Prefs.self, Features.self, Tags.self, PlanCommand.self, ApplyCommand.self,
             DestroyCommand.self, MemCommand.self, GraphCommand.self, PolicyCommand.self,
-            ProtectCommand.self,
+            ProtectCommand.self, ShardCommand.self,
         ]
     )
 }

@@ -1,0 +1,253 @@
+import OrderedCollections
+import QubesStore
+
+/// One shard file as split writes it.
+public struct SplitOutput: Sendable {
+    public var path: String
+    public var bytes: [UInt8]
+    /// What the file held before (kept as `domains.xml.prev` when it changes).
+    public var previous: [UInt8]
+    public var changed: Bool { bytes != previous }
+}
+
+/// What split did.
+public struct SplitReport: Sendable {
+    /// Shard qubes and the file each went to (`field` is the file path).
+    public var moved: [ShardChange] = []
+    /// Main-store references to shard qubes that were reset.
+    public var resets: [ShardChange] = []
+    /// Shard qubes merge had left out, written back unchanged.
+    public var kept: [ShardIssue] = []
+    /// Shard qubes removed while attached.
+    public var removed: [ShardIssue] = []
+    /// Shards that could not be read; their files are not touched.
+    public var errors: [ShardIssue] = []
+    /// Files written, in order.
+    public var written: [String] = []
+
+    public var json: JSONValue {
+        .object([
+            "moved": .array(moved.map { .object(["qube": .string($0.qube), "file": .string($0.field)]) }),
+            "resets": .array(resets.map(\.json)), "kept": .array(kept.map(\.json)), "removed": .array(removed.map(\.json)),
+            "errors": .array(errors.map(\.json)), "written": .array(written.map(JSONValue.string)),
+        ])
+    }
+}
+
+/// The new main store and shard files.
+public struct SplitResult: Sendable {
+    public var main: Store
+    public var mainBytes: [UInt8]
+    public var files: [SplitOutput]
+    public var report: SplitReport
+}
+
+/// Split (detach): merged store → main store + shard files (spec "Split rules").
+public enum ShardSplit {
+    /// Computes the new main store and shard files; writes nothing.
+    /// - Parameters:
+    ///   - previousMain: the main store merge started from; its pools stay in the main store
+    ///     whatever a shard declares.
+    ///   - shards: the shard roots as they are now (their files are the previous versions).
+    ///   - options: the options merge was given: what it withheld is recomputed
+    ///     with them to be written back (the random source is not used).
+    /// - Throws: `ShardIssue` when the main store would not load any more.
+    public static func split(
+        merged: Store, previousMain: Store, shards: [ShardSource], options: MergeOptions = MergeOptions()
+    ) throws -> SplitResult {
+        var splitter = Splitter(merged: merged, mainPools: Set(previousMain.pools.keys), options: options)
+        for source in shards {
+            switch source.shard {
+            case .success(let shard): splitter.shards.append(shard)
+            case .failure(let issue): splitter.report.errors.append(issue)
+            }
+        }
+        return try splitter.run()
+    }
+
+    /// Writes every changed shard file (keeping `domains.xml.prev`), then the
+    /// main store, each atomically. Returns the paths written.
+    /// - Throws: `ShardIssue` naming the file that failed and the files already written;
+    ///   every file is then either its old or its new version.
+    @discardableResult
+    public static func write(_ result: SplitResult, main: StoreFile, fileSystem: any FileSystem = SystemFileSystem()) throws -> [String] {
+        try ShardFolder.write(result.files, then: (main, result.mainBytes), fileSystem: fileSystem)
+    }
+
+    /// `current` (from the merged store) as its shard file holds it: the
+    /// `shard-<name>` tag removed, and what merge withheld from `previous`
+    /// restored wherever the qube still has the sanitized value.
+    static func restore(_ current: Domain, previous: Domain?, shard: String, options: SanitizeOptions) -> Domain {
+        var result = current
+        result.qid = 0
+        result.tags.remove(ExactString(ShardSanitizer.tag(ofShard: shard)))
+        guard let previous else { return result }
+        let sanitized = ShardSanitizer.sanitize(previous, shard: shard, options: options).0
+        let derived = ShardSanitizer.derivedTagPrefixes(withheldFrom: previous, in: sanitized)
+        result.tags = OrderedSet(result.tags.filter { tag in
+            previous.tags.contains(tag) || !derived.contains(where: tag.value.hasPrefix)
+        })
+        result.properties = threeWay(previous.properties, sanitized.properties, result.properties)
+        result.features = OrderedDictionary(uniqueKeysWithValues: threeWay(
+            Array(previous.features), Array(sanitized.features), Array(result.features)))
+        let tags = threeWay(
+            previous.tags.map { ($0, true) }, sanitized.tags.map { ($0, true) }, result.tags.map { ($0, true) })
+        result.tags = OrderedSet(tags.map(\.0))
+        result.devices = OrderedDictionary(uniqueKeysWithValues: threeWay(
+            Array(previous.devices), Array(sanitized.devices), Array(result.devices)))
+        return result
+    }
+
+    /// Per key: the previous value where the current one is still the
+    /// sanitized one, else the current one. Order: previous keys, then new ones.
+    static func threeWay<Key: Hashable, Value: Equatable>(
+        _ previous: some Sequence<(Key, Value)>, _ sanitized: some Sequence<(Key, Value)>, _ current: some Sequence<(Key, Value)>
+    ) -> [(Key, Value)] {
+        let sanitizedValues = Dictionary(Array(sanitized), uniquingKeysWith: { first, _ in first })
+        let currentValues = Dictionary(Array(current), uniquingKeysWith: { first, _ in first })
+        var result: [(Key, Value)] = []
+        var seen = Set<Key>()
+        for (key, value) in previous {
+            seen.insert(key)
+            if currentValues[key] == sanitizedValues[key] {
+                result.append((key, value))
+            } else if let now = currentValues[key] {
+                result.append((key, now))
+            }
+        }
+        for (key, value) in current where !seen.contains(key) && sanitizedValues[key] != value { result.append((key, value)) }
+        return result
+    }
+
+    static func threeWay<Key: Hashable, Value: Equatable>(_ previous: [Key: Value], _ sanitized: [Key: Value], _ current: [Key: Value]) -> [Key: Value] {
+        Dictionary(uniqueKeysWithValues: threeWay(previous.map { ($0, $1) }, sanitized.map { ($0, $1) }, current.map { ($0, $1) }))
+    }
+}
+
+private struct Splitter {
+    var main: Store
+    /// Pools of the main store merge started from.
+    let mainPools: Set<String>
+    let options: MergeOptions
+    var shards: [Shard] = []
+    var report = SplitReport()
+
+    init(merged: Store, mainPools: Set<String>, options: MergeOptions) {
+        main = merged
+        self.mainPools = mainPools
+        self.options = options
+    }
+
+    mutating func run() throws -> SplitResult {
+        var previousByUUID: [String: (shard: Int, document: Int, domain: Domain)] = [:]
+        var shardByTag: [ExactString: Int] = [:]
+        var shardByPool: [String: Int] = [:]
+        for (index, shard) in shards.enumerated() {
+            shardByTag[ExactString(ShardSanitizer.tag(ofShard: shard.name))] = index
+            for pool in shard.pools where !mainPools.contains(pool.name) && shardByPool[pool.name] == nil {
+                shardByPool[pool.name] = index
+            }
+            for (document, domain) in shard.domains where previousByUUID[domain.uuid] == nil {
+                previousByUUID[domain.uuid] = (index, document, domain)
+            }
+        }
+        var outputs = shards.map { $0.documents.map { _ in [Domain]() } }
+        /// (shard, file, name) of every previous qube the merged store still has.
+        var claimed = Set<[String]>()
+        var movedNames = Set<ExactString>()
+        for domain in main.domains where domain.vmClass != .adminVM {
+            var owner: (shard: Int, document: Int, previous: Domain?)?
+            if let previous = previousByUUID[domain.uuid],
+                options.qidRange.contains(domain.qid)
+                    || domain.tags.contains(ExactString(ShardSanitizer.tag(ofShard: shards[previous.shard].name)))
+            {
+                owner = (previous.shard, previous.document, previous.domain)
+                claimed.insert([String(previous.shard), String(previous.document), previous.domain.name])
+            } else if let index = domain.tags.lazy.compactMap({ shardByTag[$0] }).first
+                ?? domain.volumes.lazy.compactMap({ shardByPool[$0.pool] }).first
+            {
+                owner = (index, 0, nil)
+            }
+            guard let owner else {
+                try checkNotAShardQube(domain)
+                continue
+            }
+            let shard = shards[owner.shard]
+            outputs[owner.shard][owner.document].append(
+                ShardSplit.restore(domain, previous: owner.previous, shard: shard.name, options: options.sanitize))
+            report.moved.append(ShardChange(qube: domain.name, field: shard.documents[owner.document].path, old: nil, new: nil))
+            movedNames.insert(ExactString(domain.name))
+            main.remove(domain.name)
+        }
+        for name in shardByPool.keys { main.pools[name] = nil }
+        resetReferences(to: movedNames)
+        let rules = ShardRules(main: main)
+        var taken = ShardRules.Taken(main: main, shardQubes: outputs.joined().joined())
+        for (index, shard) in shards.enumerated() {
+            for (document, domain) in shard.domains where !claimed.contains([String(index), String(document), domain.name]) {
+                if var reason = rules.refusal(of: domain, in: shard, taken: &taken) {
+                    reason.file = shard.documents[document].path
+                    outputs[index][document].append(domain)
+                    report.kept.append(reason)
+                } else {
+                    report.removed.append(ShardIssue("removed while attached", file: shard.documents[document].path, qube: domain.name))
+                }
+            }
+        }
+        let mainBytes = try XMLWriter.write(main)
+        if !report.resets.isEmpty {
+            do {
+                _ = try Store.load(xml: mainBytes)
+            } catch let error as StoreError {
+                throw ShardIssue("the main store would not load after resetting references to shard qubes: " + error.message, qube: error.qube, field: error.field, value: error.value)
+            }
+        }
+        var files: [SplitOutput] = []
+        for (index, shard) in shards.enumerated() {
+            for (document, source) in shard.documents.enumerated() {
+                var file = source.file
+                file.domains = outputs[index][document]
+                files.append(SplitOutput(path: source.path, bytes: try file.bytes(), previous: source.bytes))
+            }
+        }
+        return SplitResult(main: main, mainBytes: mainBytes, files: files, report: report)
+    }
+
+    /// Fails when a qube no given shard claims looks like a shard qube (a qid
+    /// from the shard range, a `shard-` tag): its shard is missing, and
+    /// writing it into the main store would leave a trace.
+    func checkNotAShardQube(_ domain: Domain) throws {
+        let tag = domain.tags.first { $0.value.hasPrefix("shard-") }
+        guard tag != nil || options.qidRange.contains(domain.qid) else { return }
+        throw ShardIssue(
+            "the qube looks like a shard qube but no given shard holds it; give its shard (nothing was written)",
+            qube: domain.name, field: tag == nil ? "qid" : "tag", value: tag?.value ?? String(domain.qid))
+    }
+
+    /// Resets every main-store reference to a qube that moved into a shard.
+    mutating func resetReferences(to moved: Set<ExactString>) {
+        for (property, value) in main.globalProperties.sorted(by: { $0.key < $1.key })
+        where Schema.global[property]?.kind == .qubeRef && moved.contains(ExactString(value)) {
+            main.globalProperties[property] = nil
+            report.resets.append(ShardChange(qube: "dom0", field: "global." + property, old: value, new: nil))
+        }
+        for domain in main.domains {
+            var changes: [ShardChange] = []
+            main.update(domain.name) { qube in
+                for (property, value) in qube.properties.sorted(by: { $0.key < $1.key })
+                where moved.contains(ExactString(value)) && Schema.property(property, of: qube.vmClass)?.kind == .qubeRef {
+                    qube.properties[property] = nil
+                    changes.append(ShardChange(qube: qube.name, field: "property." + property, old: value, new: nil))
+                }
+                for (deviceClass, assignments) in qube.devices {
+                    let kept = assignments.filter { !moved.contains(ExactString($0.backendDomain ?? "")) }
+                    for device in assignments where moved.contains(ExactString(device.backendDomain ?? "")) {
+                        changes.append(ShardChange(qube: qube.name, field: "devices." + deviceClass, old: device.backendDomain, new: nil))
+                    }
+                    qube.devices[deviceClass] = kept
+                }
+            }
+            report.resets += changes
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import OrderedCollections
+import QubesStore
+import Testing
+@testable import Shards
+
+@Suite struct SplitTests {
+    func mergedFixture() throws -> (merged: Store, main: Store, shards: [ShardSource]) {
+        let (main, shards) = try Fixtures.default2x2()
+        let result = try ShardMerge.merge(main: main, shards: shards, options: testOptions())
+        return (try Store.load(xml: result.bytes).store, main, shards)
+    }
+
+    func file(_ result: SplitResult, _ shard: String) throws -> ShardFile {
+        let output = try #require(result.files.first { $0.path.hasSuffix(shard + "/domains.xml") })
+        return try ShardFile.parse(output.bytes, file: output.path)
+    }
+
+    @Test func changesMadeWhileAttachedGoHome() throws {
+        var (merged, main, shards) = try mergedFixture()
+        merged.update("work") { qube in
+            qube.properties["memory"] = "999"
+            qube.features["service.cups"] = "1"
+            qube.tags.append("new-tag")
+        }
+        var fresh = try #require(merged["untrusted"])
+        fresh.name = "fresh"
+        fresh.qid = 77
+        fresh.uuid = "99999999-2222-4333-8444-555555555555"
+        fresh.tags = []
+        for index in fresh.volumes.indices { fresh.volumes[index].vid = fresh.volumes[index].vid.replacingOccurrences(of: "untrusted", with: "fresh") }
+        try merged.insert(fresh)
+        var tagged = try #require(merged["personal"])
+        tagged.name = "tagged"
+        tagged.qid = 78
+        tagged.uuid = "99999999-2222-4333-8444-666666666666"
+        tagged.tags = ["shard-s1"]
+        try merged.insert(tagged)
+        merged.remove("vault")
+        merged.update("personal") { $0.properties["netvm"] = "untrusted" }
+
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: shards)
+        let s0 = try file(result, "s0"), s1 = try file(result, "s1")
+        #expect(s0.domains.map(\.name) == ["anon-whonix", "fresh", "untrusted"])
+        #expect(s1.domains.map(\.name) == ["tagged", "work"])
+        let work = try #require(s1.domains.last)
+        #expect(work.properties["memory"] == "999" && work.features["service.cups"] == "1" && work.tags.contains("new-tag"))
+        #expect(!work.tags.contains("shard-s1") && s1.domains[0].tags.isEmpty)
+        #expect(result.report.removed.map(\.qube) == ["vault"])
+        #expect(result.report.resets == [ShardChange(qube: "personal", field: "property.netvm", old: "untrusted", new: nil)])
+        #expect(result.main["personal"]?.properties["netvm"] == nil)
+        let mainText = String(decoding: result.mainBytes, as: UTF8.self)
+        for trace in [">untrusted<", "anon-whonix", ">work<", "s0-pool", "s1-pool", "shard-"] { #expect(!mainText.contains(trace), "\(trace)") }
+        #expect(try Store.load(xml: result.mainBytes).store.count == 15)
+    }
+
+    @Test func shardQubeOfAMissingShardStopsTheSplit() throws {
+        let (merged, main, shards) = try mergedFixture()
+        #expect {
+            try ShardSplit.split(merged: merged, previousMain: main, shards: [shards[0]])
+        } throws: { error in
+            let issue = error as! ShardIssue
+            return ["vault", "work"].contains(issue.qube) && issue.field != nil
+        }
+    }
+
+    @Test func skippedQubeLeavesItsShardFileUnchanged() throws {
+        let (main, shards) = try Fixtures.default2x2()
+        var conflicting = main
+        var copy = try #require(main["personal"])
+        copy.name = "untrusted"
+        copy.qid = 50
+        copy.uuid = "99999999-2222-4333-8444-777777777777"
+        try conflicting.insert(copy)
+        let merge = try ShardMerge.merge(main: conflicting, shards: shards, options: testOptions())
+        #expect(merge.report.shards[0].skipped.map(\.qube) == ["untrusted"])
+        let result = try ShardSplit.split(merged: try Store.load(xml: merge.bytes).store, previousMain: conflicting, shards: shards)
+        #expect(result.files.allSatisfy { !$0.changed })
+        #expect(result.report.kept.map(\.qube) == ["untrusted"])
+        #expect(result.main["untrusted"]?.uuid == copy.uuid)
+    }
+
+    @Test func withheldDataIsWrittenBackUnchanged() throws {
+        let (main, _) = try Fixtures.default2x2()
+        let text = oneQubeShard(properties: ["template": "fedora-40-xfce", "kernelopts": "nopat"])
+            .replacingOccurrences(of: "<features/>", with: "<features><feature name=\"gui-allow-fullscreen\">1</feature></features>")
+            .replacingOccurrences(of: "<tags/>", with: "<tags><tag name=\"audiovm-dom0\"/><tag name=\"granted\"/><tag name=\"guivm-dom0\"/></tags><devices class=\"pci\"><device backend-domain=\"dom0\" id=\"00_14.3\" mode=\"required\" identity=\"8086:a0f0::p028000\"/></devices>")
+        let canonical = try ShardFile.parse(Array(text.utf8), file: "r").bytes()
+        let source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
+        let options = SanitizeOptions(grantingTags: ["granted"])
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions(options))
+        let qube = try #require(merge.store["lost"])
+        #expect(qube.features.isEmpty && qube.devices.isEmpty && !qube.tags.contains("granted") && qube.properties["kernelopts"] == nil)
+        #expect(merge.report.shards[0].changes.count == 4)
+        let result = try ShardSplit.split(
+            merged: try Store.load(xml: merge.bytes).store, previousMain: main, shards: [source], options: MergeOptions(sanitize: options))
+        #expect(firstDifference(result.files[0].bytes, canonical) == nil)
+    }
+
+    @Test func writeFailureLeavesEveryFileOldOrNewAndSaysWhich() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-split-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.copyItem(at: Fixtures.root.appendingPathComponent("default-2x2"), to: folder)
+        let mainPath = folder.appendingPathComponent("main.xml").path
+        let roots = ["s0", "s1"].map { folder.appendingPathComponent($0).path }
+        let sources = roots.map { ShardFolder(root: $0).read() }
+        let oldMain = try Fixtures.bytes("default-2x2/main.xml")
+        let previousMain = try Store.load(xml: oldMain).store
+        let merge = try ShardMerge.merge(main: previousMain, shards: sources, options: testOptions())
+        var merged = try Store.load(xml: merge.bytes).store
+        merged.update("work") { $0.properties["memory"] = "999" }
+        merged.update("untrusted") { $0.properties["memory"] = "998" }
+        merged.update("personal") { $0.properties["memory"] = "997" }
+        let result = try ShardSplit.split(merged: merged, previousMain: previousMain, shards: sources)
+        let oldShards = try roots.map { try Data(contentsOf: URL(fileURLWithPath: $0 + "/domains.xml")) }
+
+        // The second shard file's rename fails: s0 is new (with .prev), s1 and main are old.
+        #expect {
+            try ShardSplit.write(result, main: StoreFile(path: mainPath), fileSystem: FailingRename(at: 3))
+        } throws: { error in
+            let issue = error as! ShardIssue
+            return issue.message.contains(roots[0] + "/domains.xml") && issue.file?.hasSuffix("s1/domains.xml") == true
+        }
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: roots[0] + "/domains.xml"))) == result.files[0].bytes)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: roots[0] + "/domains.xml.prev")) == oldShards[0])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: roots[1] + "/domains.xml")) == oldShards[1])
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: mainPath))) == oldMain)
+
+        let written = try ShardSplit.write(result, main: StoreFile(path: mainPath))
+        #expect(written == [roots[0] + "/domains.xml", roots[1] + "/domains.xml", mainPath])
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: mainPath))) == result.mainBytes)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: roots[1] + "/domains.xml.prev")) == oldShards[1])
+    }
+}
+
+/// The system file system, except that the `at`-th rename fails.
+final class FailingRename: FileSystem, @unchecked Sendable {
+    let base = SystemFileSystem()
+    let failAt: Int
+    private var renames = 0
+
+    init(at call: Int) { failAt = call }
+
+    func rename(_ from: String, _ to: String) throws {
+        renames += 1
+        if renames == failAt { throw StoreError(.osError, "injected failure at rename #\(renames)", file: to) }
+        try base.rename(from, to)
+    }
+
+    func open(_ path: String, flags: Int32, mode: UInt32) throws -> Int32 { try base.open(path, flags: flags, mode: mode) }
+    func close(_ fd: Int32) { base.close(fd) }
+    func fstat(_ fd: Int32) throws -> FileStamp { try base.fstat(fd) }
+    func stat(_ path: String) throws -> FileStamp { try base.stat(path) }
+    func read(_ fd: Int32) throws -> [UInt8] { try base.read(fd) }
+    func write(_ fd: Int32, _ bytes: [UInt8]) throws { try base.write(fd, bytes) }
+    func fsync(_ fd: Int32) throws { try base.fsync(fd) }
+    func unlink(_ path: String) throws { try base.unlink(path) }
+    func lock(_ fd: Int32, exclusive: Bool) throws { try base.lock(fd, exclusive: exclusive) }
+    func attributes(_ fd: Int32) throws -> FileAttributes { try base.attributes(fd) }
+    func setAttributes(_ fd: Int32, _ attributes: FileAttributes) throws { try base.setAttributes(fd, attributes) }
+}
+
+@Suite struct NestedShardFileTests {
+    @Test func eachQubeGoesBackToItsFileAndNewOnesToTheRootFile() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-nested-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (main, sources) = try Fixtures.default2x2()
+        var file = try sources[1].shard.get().documents[0].file
+        let work = file.domains.removeLast()
+        var nested = ShardFile(name: "s1", domains: [work])
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("deeper/er"), withIntermediateDirectories: true)
+        try Data(try file.bytes()).write(to: folder.appendingPathComponent("domains.xml"))
+        try Data(try nested.bytes()).write(to: folder.appendingPathComponent("deeper/er/domains.xml"))
+        let source = ShardFolder(root: folder.path).read()
+        #expect(try source.shard.get().documents.map(\.path) == [folder.path + "/domains.xml", folder.path + "/deeper/er/domains.xml"])
+
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
+        var merged = try Store.load(xml: merge.bytes).store
+        #expect(merge.report.shards[0].merged == ["vault", "work"])
+        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(unchanged.files.allSatisfy { !$0.changed })
+
+        var fresh = try #require(merged["work"])
+        fresh.name = "work2"
+        fresh.qid = 90
+        fresh.uuid = "99999999-2222-4333-8444-888888888888"
+        for index in fresh.volumes.indices { fresh.volumes[index].vid = fresh.volumes[index].vid.replacingOccurrences(of: "work", with: "work2") }
+        try merged.insert(fresh)
+        let split = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        let root = try ShardFile.parse(split.files[0].bytes, file: "root")
+        nested = try ShardFile.parse(split.files[1].bytes, file: "nested")
+        #expect(root.domains.map(\.name) == ["vault", "work2"])
+        #expect(nested.domains.map(\.name) == ["work"] && !split.files[1].changed)
+    }
+}
