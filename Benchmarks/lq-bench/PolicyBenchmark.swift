@@ -4,21 +4,9 @@
 // the reference Python evaluator's 320 calls per second.
 import Glibc
 import QrexecPolicy
+import QubesStore
 
 enum PolicyBenchmark {
-    /// A fixed-seed generator, so every run measures the same input.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var value = state
-            value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-            return value ^ (value >> 31)
-        }
-    }
-
     static let qubeCount = 1000
     static let groups = 20
     static let templates = 20
@@ -86,7 +74,7 @@ enum PolicyBenchmark {
 
     /// Runs the suite; the on-disk copy of the policy goes in a folder under `folder`.
     static func run(in folder: String) throws {
-        var random = SplitMix64(state: 2026)
+        var random = SplitMix64(seed: 2026)
         let system = try system(&random)
         let files = files(&random)
         let calls = calls(&random)

@@ -17,16 +17,8 @@ public struct RandomSource: Sendable {
 
     /// A reproducible sequence (SplitMix64) for tests and demos.
     public static func seeded(_ seed: UInt64) -> RandomSource {
-        let state = Mutex(seed)
-        @Sendable func next() -> UInt64 {
-            state.withLock { value in
-                value &+= 0x9E37_79B9_7F4A_7C15
-                var mixed = value
-                mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-                mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-                return mixed ^ (mixed >> 31)
-            }
-        }
+        let generator = Mutex(SplitMix64(seed: seed))
+        @Sendable func next() -> UInt64 { generator.withLock { $0.next() } }
         return RandomSource(
             uuid: {
                 let hex = (0..<2).map { _ in next() }.map { word in

@@ -1,4 +1,5 @@
 import QrexecPolicy
+import QubesStore
 import Testing
 
 /// Syntax errors carry file, line, column and what was expected; hostile input never crashes.
@@ -79,7 +80,7 @@ import Testing
             let bytes = try PolicyFixtures.bytes(name)
             inputs += (0...bytes.count).map { Array(bytes[..<$0]) }
         }
-        var random = SeededGenerator(seed: 42)
+        var random = SplitMix64(seed: 42)
         let alphabet = Array("@*+=,$!#:\t \n\r-.abcdefgz019".utf8) + [0x00, 0x80, 0xC2, 0xA0, 0xE2, 0x80, 0xFF]
         for _ in 0..<2000 {
             let count = Int(random.next() % 120)
@@ -99,19 +100,5 @@ import Testing
                 #expect(!decision.name.isEmpty)
             }
         }
-    }
-}
-
-/// A small deterministic generator for test inputs (xorshift64*).
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-
-    init(seed: UInt64) { state = seed | 1 }
-
-    mutating func next() -> UInt64 {
-        state ^= state >> 12
-        state ^= state << 25
-        state ^= state >> 27
-        return state &* 0x2545_F491_4F6C_DD1D
     }
 }

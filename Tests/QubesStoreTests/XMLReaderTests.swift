@@ -108,23 +108,11 @@ import Testing
 }
 
 @Suite struct RobustnessTests {
-    /// SplitMix64, so failures reproduce.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var value = state
-            value = (value ^ (value >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
-            return value ^ (value >> 31)
-        }
-    }
-
     /// Mutated stores either load or fail with a `StoreError`: never a crash,
     /// and a store that loads also saves or fails cleanly.
     @Test func mutatedStoresNeverCrash() throws {
         let original = try Fixtures.bytes(Fixtures.bundled.appendingPathComponent("valid/qubes-mini.xml"))
-        var random = Random(state: 2026)
+        var random = SplitMix64(seed: 2026)
         let interesting: [UInt8] = Array("<>/&;=\"' \n\u{0}\u{1}\u{80}\u{FF}-_#a0".utf8)
         for round in 0..<3000 {
             var bytes = original
