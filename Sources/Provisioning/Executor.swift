@@ -167,6 +167,29 @@ extension Catalog {
 
                 """),
             TemplateFile(path: "/etc/protect/settings.\(manifest.name("core"))", mode: 0o644, content: "OBSCURE=No\n"),
+            // Every qube's /rw/config starts from these (spec §2.1 template.ALL).
+            TemplateFile(path: "/etc/protect/template.ALL/config/rc.local", mode: 0o755, content: "#!/bin/sh\nexit 0\n"),
+            TemplateFile(path: "/etc/protect/template.ALL/config/qubes-firewall-user-script", mode: 0o755, content: "#!/bin/sh\nexit 0\n"),
+            TemplateFile(path: "/etc/protect/template.ALL/config/suspend-module-blacklist", mode: 0o644, content: ""),
+            // The blank disposable template wipes what its first boot left and powers off.
+            TemplateFile(path: "/etc/protect/template.\(manifest.name("dvm"))/config/rc.local", mode: 0o755, content: """
+                #!/bin/sh
+                # Keep \(manifest.name("dvm")) empty: every disposable starts from a blank private volume.
+                for entry in /rw/QUARANTINE /rw/home /rw/config; do
+                    chattr -R -i "$entry" 2>/dev/null
+                    rm -rf "$entry"
+                done
+                sync
+                poweroff
+
+                """),
+            // The keys qube stays up only two minutes after the last request.
+            TemplateFile(path: "/etc/protect/template.\(manifest.name("keys"))/config/rc.local", mode: 0o755, content: """
+                #!/bin/sh
+                fstrim /rw
+                shutdown +2
+
+                """),
         ]
         if manifest.components.contains(.network) {
             files.append(TemplateFile(path: "/etc/protect/settings.\(manifest.name("net"))", mode: 0o644, content: "QUARANTINE=Yes\n"))

@@ -159,6 +159,8 @@ struct Scratch {
         try applier.apply(plan)
         let unit = try String(contentsOfFile: root + "/etc/systemd/system/liteqube-vm-template.service", encoding: .utf8)
         #expect(unit.contains("lq protect --device /dev/xvdb"))
+        let keys = try String(contentsOfFile: root + "/etc/protect/template.core-keys/config/rc.local", encoding: .utf8)
+        #expect(keys.contains("shutdown +2"))
         let mode = try FileManager.default.attributesOfItem(atPath: root + "/etc/qubes-rpc/liteqube.SplitPassword")[.posixPermissions] as? Int
         #expect(mode == 0o755)
         #expect(try executor.installed(["tor", "usbguard"], in: "debian-core") == ["tor", "usbguard"])
