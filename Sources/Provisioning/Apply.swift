@@ -260,6 +260,6 @@ public struct PolicyFiles: Sendable {
             guard let bytes = try? StoreFile(path: path).read().bytes else { return nil }
             return String(decoding: bytes, as: UTF8.self)
         },
-        write: { path, content in try StoreFile(path: path).replace(with: Array(content.utf8), expecting: nil) },
+        write: { path, content in try StoreFile(path: path, newFileMode: 0o644).replace(with: Array(content.utf8), expecting: nil) },
         remove: { path in _ = unlink(path) })
 }

@@ -1,3 +1,4 @@
+import QubesStore
 import Yams
 
 /// What the user asks for: `liteqube.yaml`. Every setting has a default, so
@@ -126,9 +127,9 @@ public struct Manifest: Sendable, Hashable {
 
     private static func qubeName(_ node: Node, _ key: String) throws -> String {
         let name = try string(node, key)
-        let valid = name.utf8.count <= 31 && name.first?.isLetter == true
-            && name.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
-        guard valid else { throw Error(line: node.mark?.line, message: "\(key): '\(name)' is not a valid qube name") }
+        if let problem = QubeName.problem(name) {
+            throw Error(line: node.mark?.line, message: "\(key): '\(name)' is not a valid qube name (\(problem))")
+        }
         return name
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+import QubesStore
 
 /// What a path is, following symbolic links.
 public enum PolicyEntryKind: Sendable, Hashable {
@@ -58,36 +59,19 @@ public struct SystemPolicyFiles: PolicyFileSystem {
         }
     }
 
-    /// Replaces `name` in `directory` atomically: a temp file named with a
-    /// leading `.` in the same directory (so qrexec ignores it), fsync,
-    /// rename over the old file, fsync of the directory. Mode 0644.
+    /// Replaces `name` in `directory` atomically, as the store writes
+    /// qubes.xml: a temp file whose name starts with `.` (so qrexec ignores
+    /// it), fsync, rename over the old file, fsync of the directory. A new
+    /// file gets mode 0644; a replaced one keeps its mode.
     public func replace(_ name: String, in directory: String, with bytes: [UInt8]) throws(PolicyError) {
         let path = directory + "/" + name
-        var template = Array((directory + "/." + name + ".XXXXXX").utf8CString)
-        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        guard descriptor >= 0 else { throw failure("create a temporary file in", directory) }
-        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-        let temporary = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        var renamed = false
-        defer {
-            close(descriptor)
-            if !renamed { unlink(temporary) }
+        do {
+            try StoreFile(path: path, newFileMode: 0o644).replace(with: bytes, expecting: nil)
+        } catch let error as StoreError {
+            throw PolicyError(.unreadable, error.message, file: path)
+        } catch {
+            throw PolicyError(.unreadable, "\(error)", file: path)
         }
-        var offset = 0
-        while offset < bytes.count {
-            let count = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw failure("write", temporary) }
-            offset += count
-        }
-        guard fchmod(descriptor, 0o644) == 0 else { throw failure("chmod", temporary) }
-        guard fsync(descriptor) == 0 else { throw failure("fsync", temporary) }
-        guard rename(temporary, path) == 0 else { throw failure("rename to \(path)", temporary) }
-        renamed = true
-        let folder = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard folder >= 0 else { throw failure("open", directory) }
-        defer { close(folder) }
-        guard fsync(folder) == 0 else { throw failure("fsync", directory) }
     }
 
     private func failure(_ call: String, _ path: String) -> PolicyError {

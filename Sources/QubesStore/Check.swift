@@ -114,34 +114,35 @@ public enum StoreCheck {
     }
 }
 
-/// The qube-name rules qubesd applies to new qubes (spec §5).
+/// The qube-name rules qubesd applies to new qubes and request values (spec §5).
 public enum QubeName {
-    /// Why `name` is not a valid qube name, or `nil` when it is.
+    /// qubesd's message for an invalid `name`, or `nil` when it is valid.
     public static func problem(_ name: String) -> String? {
         let bytes = Array(name.utf8)
-        guard let first = bytes.first else { return "empty" }
-        if bytes.count > 31 { return "longer than 31 characters" }
+        guard let first = bytes.first else { return "VM name cannot be empty" }
+        guard bytes.count <= 31 else { return "VM name must be shorter than 32 characters" }
         let isLetter: (UInt8) -> Bool = { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
-        guard isLetter(first) else { return "must start with a letter" }
+        guard isLetter(first) else { return "VM name cannot start with hyphen, underscore, dot or numbers" }
         let allowed: (UInt8) -> Bool = { isLetter($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }
-        guard bytes.allSatisfy(allowed) else { return "may contain only letters, digits, '_', '.' and '-'" }
-        if ["Domain-0", "none", "default"].contains(name) { return "reserved name" }
-        if name.hasSuffix("-dm") { return "must not end in '-dm'" }
+        guard bytes.allSatisfy(allowed) else { return "VM name contains illegal characters" }
+        guard !["Domain-0", "none", "default"].contains(name) else { return "VM name cannot be '\(name)'" }
+        guard !name.hasSuffix("-dm") else { return "VM name cannot end with -dm" }
         return nil
     }
 }
 
 /// What qubesd's Admin API accepts (spec §5): stricter than what a load accepts.
 public enum AdminAPIRules {
-    /// Why a feature cannot be set through the Admin API, or `nil`.
+    /// Why a feature cannot be set through the Admin API (qubesd's
+    /// ProtocolError message), or `nil`.
     public static func featureProblem(name: String, value: String) -> String? {
         let nameOK = !name.isEmpty && name.utf8.allSatisfy {
             (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2E
                 || $0 == 0x2D
         }
-        if !nameOK { return "feature name must match [a-zA-Z0-9_.-]+" }
+        if !nameOK { return "feature name contains illegal characters" }
         if !value.utf8.allSatisfy({ (0x20...0x7E).contains($0) }) {
-            return "feature value must be printable ASCII (no tab, no newline)"
+            return "\(name) value contains illegal characters"
         }
         return nil
     }

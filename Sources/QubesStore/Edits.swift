@@ -4,17 +4,11 @@ extension Store {
     // MARK: - Names and identifiers
 
     /// qubesd's qube-name check for new qubes and request values.
+    /// - Throws: `QubesValueError` with qubesd's message.
     public static func validateQubeName(_ name: String) throws {
-        func invalid(_ message: String) -> StoreError { StoreError(.qubesValueError, message, field: "name", value: name) }
-        let bytes = Array(name.utf8)
-        guard !bytes.isEmpty else { throw invalid("VM name cannot be empty") }
-        guard bytes.count <= 31 else { throw invalid("VM name must be shorter than 32 characters") }
-        let isLetter: (UInt8) -> Bool = { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
-        guard isLetter(bytes[0]) else { throw invalid("VM name cannot start with hyphen, underscore, dot or numbers") }
-        let allowed: (UInt8) -> Bool = { isLetter($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }
-        guard bytes.allSatisfy(allowed) else { throw invalid("VM name contains illegal characters") }
-        guard !["Domain-0", "none", "default"].contains(name) else { throw invalid("VM name cannot be '\(name)'") }
-        guard !name.hasSuffix("-dm") else { throw invalid("VM name cannot end with -dm") }
+        if let problem = QubeName.problem(name) {
+            throw StoreError(.qubesValueError, problem, field: "name", value: name)
+        }
     }
 
     /// The lowest qid in 1..<8000 no qube uses (the range above belongs to shards).
@@ -338,9 +332,7 @@ extension Store {
     public mutating func setFeature(_ name: String, to value: String, of qube: String) throws {
         _ = try existing(qube)
         if let problem = AdminAPIRules.featureProblem(name: name, value: value) {
-            let message =
-                problem.hasPrefix("feature name") ? "feature name contains illegal characters" : "\(name) value contains illegal characters"
-            throw StoreError(.protocolError, message, qube: qube, field: "features.\(name)", value: value)
+            throw StoreError(.protocolError, problem, qube: qube, field: "features.\(name)", value: value)
         }
         guard !Self.protectedFeatures.contains(name) else {
             throw StoreError(

@@ -473,7 +473,7 @@ struct Loader {
                 }
                 let assignment = DeviceAssignment(backendDomain: backend, port: port, identity: identity, mode: mode, options: options)
                 var list = domain.devices[deviceClass] ?? []
-                if list.contains(where: { $0.backendDomain == backend && $0.port == port && $0.identity == identity }) {
+                if list.contains(where: { $0.sameDevice(as: assignment) }) {
                     throw located(
                         StoreError(.assertionError, "device \(deviceClass) '\(port)' is assigned twice", qube: domain.name, field: "device", value: port),
                         device.offset)

@@ -234,15 +234,18 @@ private let tempCounter = TempCounter()
 public struct StoreFile: Sendable {
     public let path: String
     public let fileSystem: any FileSystem
+    /// Permission bits of the file when `replace` has to create it.
+    public let newFileMode: UInt32
 
     /// How often to reopen after finding that the file was replaced while we waited for its lock.
     /// Each retry means another writer finished a save, so this only bounds a pathological loop;
     /// it is large because under contention one waiter can lose many rounds in a row.
     static let maxLockAttempts = 1000
 
-    public init(path: String, fileSystem: any FileSystem = SystemFileSystem()) {
+    public init(path: String, fileSystem: any FileSystem = SystemFileSystem(), newFileMode: UInt32 = 0o660) {
         self.path = path
         self.fileSystem = fileSystem
+        self.newFileMode = newFileMode
     }
 
     /// Reads the file under a shared lock. Returns the bytes and the stamp of what was read.
@@ -254,7 +257,7 @@ public struct StoreFile: Sendable {
 
     /// Replaces the file atomically under an exclusive lock, and returns the stamp of the new file.
     ///
-    /// With `expecting` nil the file is created (mode 0o660) if it does not exist; otherwise it
+    /// With `expecting` nil the file is created (mode `newFileMode`) if it does not exist; otherwise it
     /// must exist and still have exactly that stamp, else this throws
     /// `.qubesException` "Someone else modified qubes.xml in the meantime" and changes nothing.
     /// The new content goes to a temp file in the same directory (keeping the old file's mode,
@@ -303,7 +306,7 @@ public struct StoreFile: Sendable {
                 // Create only when asked to and nothing is there; O_EXCL never truncates a file
                 // that appeared meanwhile.
                 guard create, (try? fileSystem.stat(path)) == nil else { throw error }
-                fd = try fileSystem.open(path, flags: O_RDWR | O_CREAT | O_EXCL, mode: 0o660)
+                fd = try fileSystem.open(path, flags: O_RDWR | O_CREAT | O_EXCL, mode: newFileMode)
                 created = true
             }
             do {
@@ -335,7 +338,7 @@ public struct StoreFile: Sendable {
         }
         do {
             var attributes = try fileSystem.attributes(locked.fd)
-            if locked.created { attributes.permissions = 0o660 }
+            if locked.created { attributes.permissions = newFileMode }
             directoryFD = try fileSystem.open(directory, flags: O_RDONLY | O_DIRECTORY, mode: 0)
             tempFD = try fileSystem.open(tempPath, flags: O_CREAT | O_EXCL | O_WRONLY, mode: attributes.permissions)
             try fileSystem.setAttributes(tempFD, attributes)

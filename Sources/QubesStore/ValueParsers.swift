@@ -46,9 +46,6 @@ public enum ValueParsers {
         return text
     }
 
-    /// A Python `int()` result as `Int`, when it fits.
-    static func intValue(_ canonical: String) -> Int? { Int(canonical) }
-
     /// qubesd's boolean literal: `0 no false off` / `1 yes true on`, any case.
     public static func bool(_ text: String) -> Bool? {
         switch text.lowercased() {

@@ -45,6 +45,19 @@ enum Terminal {
         writeAll(Array((message.hasSuffix("\n") ? message : message + "\n").utf8), to: 2)
     }
 
+    /// Runs `body`; an error from a library is printed after `prefix` and
+    /// becomes exit status 1 (argument-parser errors pass through).
+    static func exitOnError<Value>(prefix: String = "", _ body: () throws -> Value) throws -> Value {
+        do {
+            return try body()
+        } catch let error where error is ExitCode || error is ValidationError || error is CleanExit {
+            throw error
+        } catch {
+            Terminal.error(prefix + "\(error)")
+            throw ExitCode(1)
+        }
+    }
+
     private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
         bytes.withUnsafeBufferPointer { buffer in
             var offset = 0
@@ -57,6 +70,3 @@ enum Terminal {
         }
     }
 }
-
-/// A finding or rejected input: the message was printed, exit 1.
-struct Failure: Error {}

@@ -222,12 +222,5 @@ enum PolicyInput {
     static func system(_ provider: any SystemInfoProvider) throws -> SystemInfo { try orExit { try provider.systemInfo() } }
 
     /// The value of `body`, or exit 1 after printing why it failed.
-    static func orExit<Value>(_ body: () throws -> Value) throws -> Value {
-        do {
-            return try body()
-        } catch let error as PolicyError {
-            Terminal.error("error: \(error)")
-            throw ExitCode(1)
-        }
-    }
+    static func orExit<Value>(_ body: () throws -> Value) throws -> Value { try Terminal.exitOnError(prefix: "error: ", body) }
 }

@@ -53,21 +53,6 @@ struct ManifestOptions: ParsableArguments {
     }
 }
 
-/// Runs a provisioning step, printing library errors and exiting 1.
-func provisioning(_ options: BackendOptions, _ body: (Backend) throws -> Void) throws {
-    try options.run(qube: nil) { backend in
-        do {
-            try body(backend)
-        } catch let error as ProvisioningError {
-            Terminal.error(error.description)
-            throw ExitCode(1)
-        } catch let error as StoreError {
-            Terminal.error(error.description)
-            throw ExitCode(1)
-        }
-    }
-}
-
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan", abstract: "Show what `lq apply` would change, and the memory budget before → after.")
@@ -77,7 +62,7 @@ struct PlanCommand: ParsableCommand {
 
     func run() throws {
         let manifest = try manifestOptions.load()
-        try provisioning(options) { backend in
+        try options.run(qube: nil) { backend in
             let plan = try manifestOptions.planner(backend, executor: try manifestOptions.executor(options)).plan(manifest)
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let after = MemoryBudget(desired: plan.desired)
@@ -113,7 +98,7 @@ struct ApplyCommand: ParsableCommand {
 
     func run() throws {
         let manifest = try manifestOptions.load()
-        try provisioning(options) { backend in
+        try options.run(qube: nil) { backend in
             let executor = try manifestOptions.executor(options)
             let plan = try manifestOptions.planner(backend, executor: executor).plan(manifest)
             let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: executor)
@@ -139,7 +124,7 @@ struct DestroyCommand: ParsableCommand {
     @OptionGroup var manifestOptions: ManifestOptions
 
     func run() throws {
-        try provisioning(options) { backend in
+        try options.run(qube: nil) { backend in
             let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: try manifestOptions.executor(options))
             var undone: [Provisioning.Operation] = []
             try applier.destroy { operation in
@@ -160,7 +145,7 @@ struct MemCommand: ParsableCommand {
 
     func run() throws {
         let manifest = FileManager.default.fileExists(atPath: manifestOptions.manifest) ? try manifestOptions.load() : Manifest()
-        try provisioning(options) { backend in
+        try options.run(qube: nil) { backend in
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let qubes = try backend.qubes()
             let desired = try Catalog.desiredState(
@@ -212,7 +197,7 @@ struct GraphCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write to this file instead of standard output.") var output: String?
 
     func run() throws {
-        try provisioning(options) { backend in
+        try options.run(qube: nil) { backend in
             let topology = try Topology(backend: backend)
             let text = svg ? topology.svg : topology.dot
             if let output {

@@ -17,14 +17,9 @@ struct BackendOptions: ParsableArguments {
         return AdminAPIBackend(transport: AdminTransport(socketPath: socket ?? AdminTransport.defaultSocket))
     }
 
-    /// Runs `body`, printing an Admin API error (naming the qube) and exiting 1 on failure.
+    /// Runs `body`, printing an error (after the store and qube it concerns) and exiting 1 on failure.
     func run(qube: String?, _ body: (Backend) throws -> Void) throws {
-        do {
-            try body(backend())
-        } catch let error as AdminError {
-            Terminal.error([store, qube].compactMap { $0 }.map { $0 + ": " }.joined() + error.description)
-            throw ExitCode(1)
-        }
+        try Terminal.exitOnError(prefix: [store, qube].compactMap { $0 }.map { $0 + ": " }.joined()) { try body(backend()) }
     }
 }
 

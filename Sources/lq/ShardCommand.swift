@@ -85,18 +85,8 @@ enum ShardIO {
         if failed || !findings.isEmpty { throw ExitCode(1) }
     }
 
-    /// Runs `body`, turning a `ShardIssue` into a message and exit 1.
-    static func run(_ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let issue as ShardIssue {
-            Terminal.error("error: \(issue)")
-            throw ExitCode(1)
-        } catch let error as StoreError {
-            Terminal.error("error: \(error)")
-            throw ExitCode(1)
-        }
-    }
+    /// Runs `body`; a library error becomes a message and exit status 1.
+    static func run(_ body: () throws -> Void) throws { try Terminal.exitOnError(prefix: "error: ", body) }
 }
 
 extension ShardCommand {
