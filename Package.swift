@@ -37,7 +37,10 @@ let package = Package(
         ),
         .target(
             name: "Provisioning",
-            dependencies: ["QubesStore", "QubesAdmin", "QrexecPolicy", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "QubesStore", "QubesAdmin", "QrexecPolicy", .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .target(
             name: "Shards",
@@ -95,7 +98,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvisioningTests",
-            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy"],
+            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy", "BootProtect"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

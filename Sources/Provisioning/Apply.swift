@@ -15,8 +15,11 @@ public struct Journal: Codable, Sendable, Hashable {
         case feature(String?)
         /// The PCI assignments of the device's original qube, in order.
         case devices([Device])
-        /// A file's previous content.
+        /// A policy file's previous content.
         case file(String)
+        /// What was at a template path (`nil`: nothing); a file's bytes are
+        /// kept beside the journal, named by their sha256.
+        case entry(FoundEntry?)
         /// Packages of the step that were installed before.
         case packages([String])
     }
@@ -43,11 +46,11 @@ public struct Journal: Codable, Sendable, Hashable {
         }
     }
 
+    /// A change about to be made (it may or may not have happened: undoing
+    /// it is safe either way).
     public struct Entry: Codable, Sendable, Hashable {
         public var operation: Operation
         public var prior: Prior
-        /// Whether the change is known to have completed.
-        public var done: Bool
     }
 
     public var entries: [Entry] = []
@@ -104,11 +107,9 @@ public struct Applier {
         let count = plan.operations.count
         for (index, operation) in plan.operations.enumerated() {
             try progress(.starting(index: index, count: count, operation))
-            journal.entries.append(Journal.Entry(operation: operation, prior: try prior(of: operation), done: false))
+            journal.entries.append(Journal.Entry(operation: operation, prior: try prior(of: operation)))
             try save(journal)
             try execute(operation)
-            journal.entries[journal.entries.count - 1].done = true
-            try save(journal)
             try progress(.finished(index: index, count: count, operation))
         }
     }
@@ -128,8 +129,11 @@ public struct Applier {
             return .devices(try backend.assignedDevices(of: from, deviceClass: "pci").map(Journal.Device.init))
         case .writePolicy(let path, _):
             return files.read(path).map(Journal.Prior.file) ?? .absent
-        case .pushFile(let qube, let path, _, _):
-            return try requireExecutor().read(path, in: qube).map(Journal.Prior.file) ?? .absent
+        case .place(let qube, let entry):
+            let executor = try requireExecutor()
+            let found = try executor.inspect([entry.path], in: qube)[entry.path]
+            if let found, found.kind == .file { try keep(try executor.read(entry.path, in: qube), as: found.detail) }
+            return .entry(found)
         case .installPackages(let qube, let packages):
             return .packages(Array(try requireExecutor().installed(packages, in: qube)).sorted())
         }
@@ -161,8 +165,19 @@ public struct Applier {
             }
         case .writePolicy(let path, let content):
             try files.write(path, content)
-        case .pushFile(let qube, let path, let content, let mode):
-            try requireExecutor().write(path, content: content, mode: mode, in: qube)
+        case .place(let qube, let entry):
+            let placement: Placement
+            switch entry.kind {
+            case .file(let content): placement = .file(Array(content.utf8))
+            case .binary(let source, let sha256):
+                guard let data = FileManager.default.contents(atPath: source), sha256Hex(Array(data)) == sha256 else {
+                    throw ProvisioningError("\(source) is missing or changed since the plan; plan again")
+                }
+                placement = .file(Array(data))
+            case .directory: placement = .directory
+            case .symlink(let target): placement = .symlink(target: target)
+            }
+            try requireExecutor().place(placement, at: entry.path, owner: entry.owner, mode: entry.mode, in: qube)
         case .installPackages(let qube, let packages):
             try requireExecutor().install(packages, in: qube)
         }
@@ -185,6 +200,25 @@ public struct Applier {
             try save(journal)
         }
         files.remove(journalFile.path)
+        try? FileManager.default.removeItem(atPath: keptFolder)
+    }
+
+    /// Where replaced template files are kept until destroy.
+    private var keptFolder: String { journalFile.path + ".d" }
+
+    /// Keeps `bytes` (whose sha256 is `digest`) beside the journal, fsynced, before they are replaced.
+    private func keep(_ bytes: [UInt8], as digest: String) throws {
+        guard sha256Hex(bytes) == digest else { throw ProvisioningError("a template file changed while it was read; plan again") }
+        try FileManager.default.createDirectory(atPath: keptFolder, withIntermediateDirectories: true)
+        try StoreFile(path: keptFolder + "/" + digest, newFileMode: 0o600).replace(with: bytes, expecting: nil)
+    }
+
+    /// Bytes kept by `keep`.
+    private func kept(_ digest: String) throws -> [UInt8] {
+        guard let bytes = try? StoreFile(path: keptFolder + "/" + digest).read().bytes, sha256Hex(bytes) == digest else {
+            throw ProvisioningError("\(keptFolder)/\(digest): the kept copy of a replaced file is missing or damaged")
+        }
+        return bytes
     }
 
     private func undo(_ entry: Journal.Entry, created: Set<String>, existing: Set<String>) throws {
@@ -222,13 +256,18 @@ public struct Applier {
             try files.write(path, content)
         case (.writePolicy(let path, _), .absent):
             files.remove(path)
-        case (.pushFile(let qube, let path, _, let mode), let prior):
+        case (.place(let qube, let entry), .entry(let found)):
             if !existing.contains(qube) { return }
-            if case .file(let content) = prior {
-                try requireExecutor().write(path, content: content, mode: mode, in: qube)
-            } else {
-                try requireExecutor().remove(path, in: qube)
+            let executor = try requireExecutor()
+            guard let found else { return try executor.remove(entry.path, in: qube) }
+            let placement: Placement
+            switch found.kind {
+            case .file: placement = .file(try kept(found.detail))
+            case .directory: placement = .directory
+            case .symlink: placement = .symlink(target: found.detail)
+            case .other: throw ProvisioningError("\(qube): \(entry.path) was neither a file, a folder nor a link")
             }
+            try executor.place(placement, at: entry.path, owner: found.owner, mode: found.mode, in: qube)
         case (.installPackages(let qube, let packages), .packages(let before)):
             if !existing.contains(qube) { return }
             let added = packages.filter { !before.contains($0) }

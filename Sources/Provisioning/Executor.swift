@@ -1,13 +1,20 @@
 import Foundation
+import Glibc
 
 /// Steps inside a qube (files and packages in debian-core): the real
 /// executor runs `qvm-run --pass-io` from dom0; `FolderExecutor` applies
 /// them to a folder standing for the template's root (tests, image preparation).
 public protocol Executor: Sendable {
-    /// The file's content, or `nil` when absent.
-    func read(_ path: String, in qube: String) throws -> String?
-    /// Writes a file (parent folders created), owned by root with `mode`.
-    func write(_ path: String, content: String, mode: Int, in qube: String) throws
+    /// What is at each of `paths`; absent paths are left out.
+    func inspect(_ paths: [String], in qube: String) throws -> [String: FoundEntry]
+    /// A regular file's bytes.
+    func read(_ path: String, in qube: String) throws -> [UInt8]
+    /// Puts `placement` at `path` (its folder exists), owned by the user and
+    /// group `owner`, with `mode`; a file or symlink already there is replaced
+    /// atomically, a folder there is kept and given the owner and mode.
+    func place(_ placement: Placement, at path: String, owner: String, mode: Int, in qube: String) throws
+    /// Removes a file or symlink, or a folder when it is empty (a folder with
+    /// someone else's files stays).
     func remove(_ path: String, in qube: String) throws
     /// Which of `packages` are installed.
     func installed(_ packages: [String], in qube: String) throws -> Set<String>
@@ -15,60 +22,140 @@ public protocol Executor: Sendable {
     func uninstall(_ packages: [String], in qube: String) throws
 }
 
-/// A file Liteqube puts into its template.
-public struct TemplateFile: Sendable, Hashable {
-    public var path: String
-    public var mode: Int
-    public var content: String
-}
-
 /// Applies template steps to a folder standing for the template's root.
-/// Packages are recorded in `<root>/var/lib/liteqube/packages` (one name a
-/// line) for whoever builds the image.
+/// Owner names resolve through the folder's own `etc/passwd` and `etc/group`
+/// (`root` and `user` are 0 and 1000 when it has none). Packages are recorded
+/// in `<root>/var/lib/liteqube/packages` (one name a line) for whoever builds
+/// the image.
 public struct FolderExecutor: Executor {
     public let root: String
 
     public init(root: String) { self.root = root }
 
     private func local(_ path: String) -> String { root + path }
-    private var packageList: String { local("/var/lib/liteqube/packages") }
 
-    public func read(_ path: String, in qube: String) throws -> String? {
-        FileManager.default.contents(atPath: local(path)).map { String(decoding: $0, as: UTF8.self) }
+    private func fail(_ what: String, _ path: String) -> ProvisioningError {
+        ProvisioningError("\(local(path)): \(what): \(String(cString: strerror(errno)))")
     }
 
-    public func write(_ path: String, content: String, mode: Int, in qube: String) throws {
-        let target = URL(fileURLWithPath: local(path))
-        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(content.utf8).write(to: target, options: .atomic)
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: target.path)
+    /// name → id from a passwd or group file of the folder.
+    private func ids(_ file: String) -> [String: UInt32]? {
+        guard let text = FileManager.default.contents(atPath: local(file)) else { return nil }
+        var ids: [String: UInt32] = [:]
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            if fields.count > 2, let id = UInt32(fields[2]) { ids[String(fields[0])] = id }
+        }
+        return ids
+    }
+
+    private func id(of owner: String, in file: String) throws -> UInt32 {
+        if let ids = ids(file) {
+            guard let id = ids[owner] else { throw ProvisioningError("\(local(file)): no entry for '\(owner)'") }
+            return id
+        }
+        switch owner {
+        case "root": return 0
+        case "user": return 1000
+        default: throw ProvisioningError("\(local(file)) is missing, so owner '\(owner)' is unknown")
+        }
+    }
+
+    private func name(of uid: UInt32) -> String {
+        if let ids = ids("/etc/passwd") { return ids.first { $0.value == uid }?.key ?? String(uid) }
+        return uid == 0 ? "root" : uid == 1000 ? "user" : String(uid)
+    }
+
+    public func inspect(_ paths: [String], in qube: String) throws -> [String: FoundEntry] {
+        var found: [String: FoundEntry] = [:]
+        for path in paths {
+            var info = stat()
+            guard lstat(local(path), &info) == 0 else { continue }
+            let mode = Int(info.st_mode & 0o7777)
+            let owner = name(of: info.st_uid)
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: found[path] = FoundEntry(kind: .file, owner: owner, mode: mode, detail: sha256Hex(try read(path, in: qube)))
+            case S_IFDIR: found[path] = FoundEntry(kind: .directory, owner: owner, mode: mode, detail: "")
+            case S_IFLNK:
+                let target = try FileManager.default.destinationOfSymbolicLink(atPath: local(path))
+                found[path] = FoundEntry(kind: .symlink, owner: owner, mode: mode, detail: target)
+            default: found[path] = FoundEntry(kind: .other, owner: owner, mode: mode, detail: "")
+            }
+        }
+        return found
+    }
+
+    public func read(_ path: String, in qube: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: local(path)) else { throw fail("cannot read", path) }
+        return Array(data)
+    }
+
+    public func place(_ placement: Placement, at path: String, owner: String, mode: Int, in qube: String) throws {
+        let uid = try id(of: owner, in: "/etc/passwd")
+        let gid = try id(of: owner, in: "/etc/group")
+        let target = local(path)
+        let temporary = target + ".lq-new"
+        switch placement {
+        case .file(let bytes):
+            unlink(temporary)
+            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw fail("cannot create", path + ".lq-new") }
+            defer { close(fd) }
+            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard written == bytes.count, fchown(fd, uid, gid) == 0, fchmod(fd, mode_t(mode)) == 0, fsync(fd) == 0 else {
+                unlink(temporary)
+                throw fail("cannot write", path)
+            }
+            guard rename(temporary, target) == 0 else { throw fail("cannot replace", path) }
+        case .directory:
+            var info = stat()
+            if lstat(target, &info) == 0, info.st_mode & S_IFMT != S_IFDIR { unlink(target) }
+            if mkdir(target, 0o700) != 0, errno != EEXIST { throw fail("cannot create the folder", path) }
+            guard chown(target, uid, gid) == 0, chmod(target, mode_t(mode)) == 0 else { throw fail("cannot set owner and mode", path) }
+        case .symlink(let destination):
+            unlink(temporary)
+            guard symlink(destination, temporary) == 0 else { throw fail("cannot create the link", path) }
+            guard rename(temporary, target) == 0 else { throw fail("cannot replace", path) }
+        }
     }
 
     public func remove(_ path: String, in qube: String) throws {
-        if FileManager.default.fileExists(atPath: local(path)) { try FileManager.default.removeItem(atPath: local(path)) }
+        var info = stat()
+        guard lstat(local(path), &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            if rmdir(local(path)) != 0, errno != ENOTEMPTY, errno != EEXIST { throw fail("cannot remove the folder", path) }
+        } else if unlink(local(path)) != 0 {
+            throw fail("cannot remove", path)
+        }
     }
 
-    private func packages() throws -> [String] {
-        (try read("/var/lib/liteqube/packages", in: "")).map { $0.split(separator: "\n").map(String.init) } ?? []
+    private var packageList: String { local("/var/lib/liteqube/packages") }
+
+    private func packages() -> [String] {
+        FileManager.default.contents(atPath: packageList).map { String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init) } ?? []
     }
 
     private func savePackages(_ list: [String]) throws {
-        if list.isEmpty { return try remove("/var/lib/liteqube/packages", in: "") }
-        try write("/var/lib/liteqube/packages", content: list.map { $0 + "\n" }.joined(), mode: 0o644, in: "")
+        if list.isEmpty {
+            try remove("/var/lib/liteqube/packages", in: "")
+            return try remove("/var/lib/liteqube", in: "")
+        }
+        try FileManager.default.createDirectory(atPath: local("/var/lib/liteqube"), withIntermediateDirectories: true)
+        try place(.file(Array(list.map { $0 + "\n" }.joined().utf8)), at: "/var/lib/liteqube/packages", owner: "root", mode: 0o644, in: "")
     }
 
     public func installed(_ packages: [String], in qube: String) throws -> Set<String> {
-        Set(try self.packages()).intersection(packages)
+        Set(self.packages()).intersection(packages)
     }
 
     public func install(_ packages: [String], in qube: String) throws {
-        var list = try self.packages()
+        var list = self.packages()
         for package in packages where !list.contains(package) { list.append(package) }
         try savePackages(list)
     }
 
     public func uninstall(_ packages: [String], in qube: String) throws {
-        try savePackages(try self.packages().filter { !packages.contains($0) })
+        try savePackages(self.packages().filter { !packages.contains($0) })
     }
 }
 
@@ -76,7 +163,7 @@ public struct FolderExecutor: Executor {
 public struct QvmRunExecutor: Executor {
     public init() {}
 
-    private func run(_ qube: String, _ command: String, input: String? = nil) throws -> (status: Int32, output: String) {
+    private func run(_ qube: String, _ command: String, input: [UInt8] = []) throws -> (status: Int32, output: [UInt8]) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/qvm-run")
         process.arguments = ["--pass-io", "--no-gui", "-u", "root", qube, command]
@@ -85,127 +172,94 @@ public struct QvmRunExecutor: Executor {
         process.standardInput = stdin
         process.standardOutput = stdout
         try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
+        // Feed stdin from another thread, so a large output cannot block a large input.
+        let writer = Thread {
+            stdin.fileHandleForWriting.write(Data(input))
+            try? stdin.fileHandleForWriting.close()
+        }
+        writer.start()
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        return (process.terminationStatus, Array(output))
     }
 
-    private func checked(_ qube: String, _ command: String, input: String? = nil) throws {
+    private func checked(_ qube: String, _ command: String, input: [UInt8] = []) throws -> [UInt8] {
         let result = try run(qube, command, input: input)
         guard result.status == 0 else { throw ProvisioningError("\(qube): '\(command)' failed with status \(result.status)") }
+        return result.output
     }
 
     /// Single-quoted for sh.
     private func quoted(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
-    public func read(_ path: String, in qube: String) throws -> String? {
-        let result = try run(qube, "test -f \(quoted(path)) && cat \(quoted(path))")
-        return result.status == 0 ? result.output : nil
+    /// Reads paths from stdin, one a line; prints `path TAB type TAB user TAB mode TAB detail`.
+    private static let inspectScript = """
+        while IFS= read -r p; do
+            [ -e "$p" ] || [ -L "$p" ] || continue
+            info=$(find "$p" -maxdepth 0 -printf '%y\\t%u\\t%m')
+            case "$info" in
+                f*) detail=$(sha256sum < "$p" | cut -d' ' -f1) ;;
+                l*) detail=$(readlink "$p") ;;
+                *) detail= ;;
+            esac
+            printf '%s\\t%s\\t%s\\n' "$p" "$info" "$detail"
+        done
+        """
+
+    public func inspect(_ paths: [String], in qube: String) throws -> [String: FoundEntry] {
+        let output = try checked(qube, Self.inspectScript, input: Array(paths.map { $0 + "\n" }.joined().utf8))
+        var found: [String: FoundEntry] = [:]
+        for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count == 5, let mode = Int(fields[3], radix: 8) else {
+                throw ProvisioningError("\(qube): unexpected answer while inspecting the template: '\(line)'")
+            }
+            let kind: FoundEntry.Kind = switch fields[1] { case "f": .file case "d": .directory case "l": .symlink default: .other }
+            found[fields[0]] = FoundEntry(kind: kind, owner: fields[2], mode: mode, detail: fields[4])
+        }
+        return found
     }
 
-    public func write(_ path: String, content: String, mode: Int, in qube: String) throws {
-        let temporary = path + ".lq-new"
-        let directory = (path as NSString).deletingLastPathComponent
-        try checked(
-            qube,
-            "mkdir -p \(quoted(directory)) && cat > \(quoted(temporary)) && chown root:root \(quoted(temporary)) && chmod \(String(mode, radix: 8)) \(quoted(temporary)) && sync \(quoted(temporary)) && mv -f \(quoted(temporary)) \(quoted(path))",
-            input: content)
+    public func read(_ path: String, in qube: String) throws -> [UInt8] {
+        try checked(qube, "cat \(quoted(path))")
     }
 
-    public func remove(_ path: String, in qube: String) throws { try checked(qube, "rm -f \(quoted(path))") }
+    public func place(_ placement: Placement, at path: String, owner: String, mode: Int, in qube: String) throws {
+        let target = quoted(path)
+        let temporary = quoted(path + ".lq-new")
+        let ownership = "chown \(quoted(owner + ":" + owner))"
+        let permissions = "chmod \(String(mode, radix: 8))"
+        switch placement {
+        case .file(let bytes):
+            _ = try checked(
+                qube, "cat > \(temporary) && \(ownership) \(temporary) && \(permissions) \(temporary) && sync \(temporary) && mv -f \(temporary) \(target)",
+                input: bytes)
+        case .directory:
+            _ = try checked(
+                qube, "{ [ -d \(target) ] && [ ! -L \(target) ]; } || { rm -f \(target) && mkdir \(target); } && \(ownership) \(target) && \(permissions) \(target)")
+        case .symlink(let destination):
+            _ = try checked(qube, "ln -sfn \(quoted(destination)) \(temporary) && mv -Tf \(temporary) \(target)")
+        }
+    }
+
+    public func remove(_ path: String, in qube: String) throws {
+        let target = quoted(path)
+        _ = try checked(qube, "if [ -d \(target) ] && [ ! -L \(target) ]; then rmdir \(target) 2>/dev/null || true; else rm -f \(target); fi")
+    }
 
     public func installed(_ packages: [String], in qube: String) throws -> Set<String> {
-        let result = try run(qube, "dpkg-query -W -f '${Package} ${db:Status-Abbrev}\\n' " + packages.map(quoted).joined(separator: " "))
-        return Set(result.output.split(separator: "\n").compactMap { line in
+        let result = try run(qube, "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " + packages.map(quoted).joined(separator: " "))
+        return Set(String(decoding: result.output, as: UTF8.self).split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             return fields.count >= 2 && fields[1].hasPrefix("ii") ? String(fields[0]) : nil
         })
     }
 
     public func install(_ packages: [String], in qube: String) throws {
-        try checked(qube, "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends " + packages.map(quoted).joined(separator: " "))
+        _ = try checked(qube, "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends " + packages.map(quoted).joined(separator: " "))
     }
 
     public func uninstall(_ packages: [String], in qube: String) throws {
-        try checked(qube, "DEBIAN_FRONTEND=noninteractive apt-get purge -y " + packages.map(quoted).joined(separator: " "))
-    }
-}
-
-extension Catalog {
-    /// Files of the installed components in debian-core.
-    public static func templateFiles(_ manifest: Manifest) -> [TemplateFile] {
-        let bin = "/usr/lib/liteqube"
-        var files = [
-            TemplateFile(path: "/etc/systemd/system/liteqube-vm-template.service", mode: 0o644, content: """
-                [Unit]
-                Description=Liteqube: deploy and check this qube's private volume before it is mounted
-                DefaultDependencies=no
-                After=local-fs-pre.target
-                Before=qubes-mount-dirs.service rw.mount
-
-                [Service]
-                Type=oneshot
-                RemainAfterExit=yes
-                ExecStart=\(bin)/lq protect --device /dev/xvdb --rules /etc/protect
-
-                [Install]
-                WantedBy=sysinit.target
-
-                """),
-            TemplateFile(path: "/etc/qubes-rpc/liteqube.SplitFile", mode: 0o755, content: """
-                #!/bin/sh
-                # Liteqube: hand the calling qube one of its files from \(manifest.name("keys")).
-                exec \(bin)/lq-splitfile serve
-
-                """),
-            TemplateFile(path: "/etc/qubes-rpc/liteqube.SplitPassword", mode: 0o755, content: """
-                #!/bin/sh
-                # Liteqube: hand the calling qube one of its passwords from \(manifest.name("keys")).
-                exec \(bin)/lq-splitpassword serve
-
-                """),
-            TemplateFile(path: "/etc/protect/settings.\(manifest.name("core"))", mode: 0o644, content: "OBSCURE=No\n"),
-            // Every qube's /rw/config starts from these (spec §2.1 template.ALL).
-            TemplateFile(path: "/etc/protect/template.ALL/config/rc.local", mode: 0o755, content: "#!/bin/sh\nexit 0\n"),
-            TemplateFile(path: "/etc/protect/template.ALL/config/qubes-firewall-user-script", mode: 0o755, content: "#!/bin/sh\nexit 0\n"),
-            TemplateFile(path: "/etc/protect/template.ALL/config/suspend-module-blacklist", mode: 0o644, content: ""),
-            // The blank disposable template wipes what its first boot left and powers off.
-            TemplateFile(path: "/etc/protect/template.\(manifest.name("dvm"))/config/rc.local", mode: 0o755, content: """
-                #!/bin/sh
-                # Keep \(manifest.name("dvm")) empty: every disposable starts from a blank private volume.
-                for entry in /rw/QUARANTINE /rw/home /rw/config; do
-                    chattr -R -i "$entry" 2>/dev/null
-                    rm -rf "$entry"
-                done
-                sync
-                poweroff
-
-                """),
-            // The keys qube stays up only two minutes after the last request.
-            TemplateFile(path: "/etc/protect/template.\(manifest.name("keys"))/config/rc.local", mode: 0o755, content: """
-                #!/bin/sh
-                fstrim /rw
-                shutdown +2
-
-                """),
-        ]
-        if manifest.components.contains(.network) {
-            files.append(TemplateFile(path: "/etc/protect/settings.\(manifest.name("net"))", mode: 0o644, content: "QUARANTINE=Yes\n"))
-        }
-        return files
-    }
-
-    /// Packages the installed components need in debian-core.
-    public static func templatePackages(_ manifest: Manifest) -> [String] {
-        var packages = ["qubes-core-agent-passwordless-root"]
-        if manifest.components.contains(.network) {
-            packages += ["network-manager", "qubes-core-agent-networking", "qubes-core-agent-network-manager", "tor", "firmware-iwlwifi"]
-        }
-        if manifest.components.contains(.usb) {
-            packages += ["usbguard", "qubes-usb-proxy"] + (manifest.usbInputDevices ? ["qubes-input-proxy-sender"] : [])
-        }
-        return packages
+        _ = try checked(qube, "DEBIAN_FRONTEND=noninteractive apt-get purge -y " + packages.map(quoted).joined(separator: " "))
     }
 }

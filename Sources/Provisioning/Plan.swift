@@ -13,8 +13,8 @@ public enum Operation: Sendable, Hashable, Codable {
     case moveDevice(from: String, to: String, port: String, identity: String, options: [String: String])
     /// Write a policy file (created or replaced).
     case writePolicy(path: String, content: String)
-    /// Put a file into a qube (the template) through the executor.
-    case pushFile(qube: String, path: String, content: String, mode: Int)
+    /// Put a file, folder or symlink into a qube (the template) through the executor.
+    case place(qube: String, entry: TemplateEntry)
     /// Install packages in a qube (the template) through the executor.
     case installPackages(qube: String, packages: [String])
 
@@ -29,7 +29,13 @@ public enum Operation: Sendable, Hashable, Codable {
         case .setFeature(let qube, let name, let value): "set feature \(qube) \(name) = '\(value)'"
         case .moveDevice(let from, let to, let port, let identity, _): "move PCI device \(port) (\(identity)) from \(from) to \(to)"
         case .writePolicy(let path, let content): "write policy \(path) (\(content.split(separator: "\n").count) lines)"
-        case .pushFile(let qube, let path, _, let mode): "push \(path) (mode \(String(mode, radix: 8))) into \(qube)"
+        case .place(let qube, let entry):
+            switch entry.kind {
+            case .file: "put file \(entry.path) (\(entry.owner), \(String(entry.mode, radix: 8))) into \(qube)"
+            case .binary(let source, _): "copy \(source) to \(entry.path) (\(entry.owner), \(String(entry.mode, radix: 8))) in \(qube)"
+            case .directory: "make folder \(entry.path) (\(entry.owner), \(String(entry.mode, radix: 8))) in \(qube)"
+            case .symlink(let target): "link \(entry.path) → \(target) in \(qube)"
+            }
         case .installPackages(let qube, let packages): "install packages in \(qube): \(packages.joined(separator: " "))"
         }
     }
@@ -59,8 +65,18 @@ public enum Operation: Sendable, Hashable, Codable {
             ]) { $1 }
         case .writePolicy(let path, _):
             members.merge(["op": .string("write-policy"), "path": .string(path)]) { $1 }
-        case .pushFile(let qube, let path, _, let mode):
-            members.merge(["op": .string("push-file"), "qube": .string(qube), "path": .string(path), "mode": .string(String(mode, radix: 8))]) { $1 }
+        case .place(let qube, let entry):
+            let kind: (String, [String: JSONValue]) = switch entry.kind {
+            case .file: ("file", [:])
+            case .binary(let source, let sha256): ("binary", ["source": .string(source), "sha256": .string(sha256)])
+            case .directory: ("directory", [:])
+            case .symlink(let target): ("symlink", ["target": .string(target)])
+            }
+            members.merge([
+                "op": .string("place"), "qube": .string(qube), "path": .string(entry.path), "kind": .string(kind.0),
+                "owner": .string(entry.owner), "mode": .string(String(entry.mode, radix: 8)),
+            ]) { $1 }
+            members.merge(kind.1) { $1 }
         case .installPackages(let qube, let packages):
             members.merge(["op": .string("install-packages"), "qube": .string(qube), "packages": .array(packages.map(JSONValue.string))]) { $1 }
         }
@@ -86,16 +102,19 @@ public struct Planner {
     public let kernels: Set<String>?
     /// Runs steps inside the template; `nil`: those steps are left out (said in the plan's notes).
     public let executor: Executor?
+    /// The static tools copied into the template; `nil`: left out (said in the plan's notes).
+    public let binaries: TemplateBinaries?
 
     public init(
         backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
-        executor: Executor? = nil
+        executor: Executor? = nil, binaries: TemplateBinaries? = nil
     ) {
         self.backend = backend
         self.policyDirectory = policyDirectory
         self.readFile = readFile
         self.kernels = kernels
         self.executor = executor
+        self.binaries = binaries
     }
 
     public var policyPath: String { policyDirectory + "/" + PolicyRules.fileName }
@@ -158,22 +177,38 @@ public struct Planner {
             operations.append(.writePolicy(path: policyPath, content: desired.policy))
         }
         var notes = desired.notes
-        if executor == nil { notes.append("steps inside \(manifest.name("core")) (files, packages) are left out: give --in-qube") }
+        if executor == nil {
+            notes.append("steps inside \(manifest.name("core")) (files, packages) are left out: give --in-qube")
+        } else if binaries == nil {
+            notes.append("the static lq tools are not copied into \(manifest.name("core")): give --binaries")
+        }
         return Plan(operations: operations, notes: notes, desired: desired)
     }
 
-    /// Files and packages the template lacks.
+    /// Files, folders, links and packages the template lacks, in the catalog's order.
     private func templateSteps(_ manifest: Manifest, template: String, exists: Bool) throws -> [Operation] {
         guard let executor else { return [] }
-        var steps: [Operation] = []
-        for file in Catalog.templateFiles(manifest) {
-            if exists, try executor.read(file.path, in: template) == file.content { continue }
-            steps.append(.pushFile(qube: template, path: file.path, content: file.content, mode: file.mode))
+        let steps = Catalog.templateSteps(manifest, binaries: binaries ?? TemplateBinaries())
+        let paths = steps.compactMap { step -> String? in if case .entry(let entry) = step { entry.path } else { nil } }
+        let found = exists ? try executor.inspect(paths, in: template) : [:]
+        var operations: [Operation] = []
+        for step in steps {
+            switch step {
+            case .entry(let entry):
+                guard let current = found[entry.path] else {
+                    operations.append(.place(qube: template, entry: entry))
+                    continue
+                }
+                if current.kind == .other {
+                    throw ProvisioningError("\(template): \(entry.path) is neither a file, a folder nor a link; remove it first")
+                }
+                if !current.satisfies(entry.expected) { operations.append(.place(qube: template, entry: entry)) }
+            case .packages(let wanted):
+                let present = exists ? try executor.installed(wanted, in: template) : []
+                let missing = wanted.filter { !present.contains($0) }
+                if !missing.isEmpty { operations.append(.installPackages(qube: template, packages: missing)) }
+            }
         }
-        let wanted = Catalog.templatePackages(manifest)
-        let present = exists ? try executor.installed(wanted, in: template) : []
-        let missing = wanted.filter { !present.contains($0) }
-        if !missing.isEmpty { steps.append(.installPackages(qube: template, packages: missing)) }
-        return steps
+        return operations
     }
 }

@@ -92,14 +92,16 @@ public final class OfflineBackend: Backend {
             sessionChanged = true
             return
         }
+        // The store read last is reused when the file under the lock is still that one.
+        let cached = cache
+        cache = nil
         _ = try storeError(call) {
-            try file.modify { bytes, _ in
-                var store = try load(bytes)
+            try file.modify { bytes, stamp in
+                var store = try cached.flatMap { $0.stamp == stamp ? $0.store : nil } ?? load(bytes)
                 try body(&store)
                 return try XMLWriter.write(store)
             }
         }
-        cache = nil
     }
 
     public func batch<Result>(_ body: () throws -> Result) throws -> Result {

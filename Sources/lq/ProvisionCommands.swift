@@ -13,6 +13,17 @@ struct ManifestOptions: ParsableArguments {
         name: .customLong("in-qube"),
         help: "How steps inside the template run: qvm-run, or folder:DIR for a folder standing for its root (default: qvm-run with --socket; left out with --store).")
     var inQube: String?
+    @Option(help: ArgumentHelp(
+        "Folder of the static lq, lq-splitfile and lq-splitpassword copied into the template (default: beside this lq, when all three are there).",
+        valueName: "dir"))
+    var binaries: String?
+
+    /// The tools copied into the template (`nil`: none given and none beside this lq).
+    func templateBinaries() throws -> TemplateBinaries? {
+        if let binaries { return try TemplateBinaries.load(from: binaries) }
+        guard let own = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent().path else { return nil }
+        return try? TemplateBinaries.load(from: own)
+    }
 
     /// The executor for template steps.
     func executor(_ options: BackendOptions) throws -> Executor? {
@@ -46,10 +57,10 @@ struct ManifestOptions: ParsableArguments {
         Set((try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/qubes/vm-kernels")) ?? [])
     }
 
-    func planner(_ backend: Backend, executor: Executor?) -> Planner {
+    func planner(_ backend: Backend, executor: Executor?) throws -> Planner {
         Planner(
             backend: backend, policyDirectory: policyDir, readFile: PolicyFiles.system.read, kernels: Self.installedKernels,
-            executor: executor)
+            executor: executor, binaries: executor == nil ? nil : try templateBinaries())
     }
 }
 

@@ -145,33 +145,6 @@ struct Scratch {
         #expect(target == "core-update")
     }
 
-    @Test func templateStepsGoThroughTheExecutorAndAreUndone() throws {
-        let scratch = try Scratch()
-        let root = scratch.directory + "/template-root"
-        try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
-        let executor = FolderExecutor(root: root)
-        let backend = OfflineBackend(path: scratch.store, random: .seeded(7))
-        let planner = Planner(backend: backend, policyDirectory: scratch.policy, readFile: PolicyFiles.system.read, kernels: [], executor: executor)
-        let plan = try planner.plan(Self.manifest)
-        #expect(plan.operations.contains { if case .pushFile(_, "/etc/qubes-rpc/liteqube.SplitFile", _, 0o755) = $0 { true } else { false } })
-        #expect(!plan.notes.contains { $0.contains("--in-qube") })
-        let applier = Applier(backend: backend, journalPath: scratch.journal, executor: executor)
-        try applier.apply(plan)
-        let unit = try String(contentsOfFile: root + "/etc/systemd/system/liteqube-vm-template.service", encoding: .utf8)
-        #expect(unit.contains("lq protect --device /dev/xvdb"))
-        let keys = try String(contentsOfFile: root + "/etc/protect/template.core-keys/config/rc.local", encoding: .utf8)
-        #expect(keys.contains("shutdown +2"))
-        let mode = try FileManager.default.attributesOfItem(atPath: root + "/etc/qubes-rpc/liteqube.SplitPassword")[.posixPermissions] as? Int
-        #expect(mode == 0o755)
-        #expect(try executor.installed(["tor", "usbguard"], in: "debian-core") == ["tor", "usbguard"])
-        #expect(try planner.plan(Self.manifest).operations.isEmpty)
-        try applier.destroy()
-        #expect(try FileManager.default.subpathsOfDirectory(atPath: root).filter { !$0.hasSuffix("/") }.allSatisfy { path in
-            var isDirectory: ObjCBool = false
-            return FileManager.default.fileExists(atPath: root + "/" + path, isDirectory: &isDirectory) && isDirectory.boolValue
-        })
-    }
-
     @Test func destroyRestoresTheOriginal() throws {
         let scratch = try Scratch()
         let original = try scratch.canonical()

