@@ -20,6 +20,9 @@ public struct LintFinding: Sendable, Hashable, CustomStringConvertible {
         case askMissingQube = "ask-missing-qube"
         /// A rule naming a qube that does not exist (it never matches).
         case missingQube = "missing-qube"
+        /// A rule whose source is `@dispvm:NAME` or `@dispvm:@tag:TAG`: a call
+        /// always comes from a real qube, so it never matches.
+        case dispVMSource = "dispvm-source"
     }
 
     public var severity: Severity
@@ -65,7 +68,12 @@ public enum PolicyLint {
                                         message: message, value: value))
         }
         for (index, rule) in rules.enumerated() where rule.origin.line != nil {
-            if let earlier = rules[..<index].first(where: { covers($0, rule) }) {
+            if isDispVM(rule.source) {
+                warn(rule, .dispVMSource,
+                     "rule can never match, a call never comes from '\(rule.source)' but from a real qube "
+                         + "(use @type:DispVM or a tag the disposables carry): '\(rule)'",
+                     rule.source.description)
+            } else if let earlier = rules[..<index].first(where: { covers($0, rule) }) {
                 warn(rule, .shadowed, "rule can never match, \(earlier.origin) matches every call it does: '\(rule)'",
                      rule.description)
             }
@@ -89,6 +97,15 @@ public enum PolicyLint {
             }
         }
         return findings
+    }
+
+    /// Whether a source token is `@dispvm:NAME` or `@dispvm:@tag:TAG`, which the
+    /// parser accepts but no call matches (spec §5).
+    static func isDispVM(_ source: Token) -> Bool {
+        switch source {
+        case .dispVMTemplate, .dispVMTag: return true
+        default: return false
+        }
     }
 
     /// The qube a token names (`@dispvm:NAME` names NAME).

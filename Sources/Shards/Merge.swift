@@ -79,6 +79,19 @@ public enum ShardMerge {
         for source in shards { merger.add(source) }
         return try merger.finish()
     }
+
+    /// The qubes of `shard` the store loader refuses when that shard alone is
+    /// merged into `main`, each as merge reports it. Split asks this to tell a
+    /// qube merge left out from one removed while attached.
+    /// - Throws: `ShardIssue` as `merge` does.
+    static func loaderRefusals(of shard: Shard, main: Store, options: MergeOptions) throws -> [ShardIssue] {
+        var options = options
+        options.random = { $0.lowerBound }  // qids play no part in what the loader refuses
+        var merger = Merger(main: main, options: options)
+        merger.add(ShardSource(root: shard.root, shard: .success(shard)))
+        _ = try merger.finish()
+        return merger.loaderRefusals
+    }
 }
 
 /// A shard qube that passed the per-qube rules: sanitized, with its file version.
@@ -100,6 +113,8 @@ private struct Merger {
     var allocator: QIDAllocator
     /// Shard qube name → index of its report and its file.
     var owner: [ExactString: (report: Int, file: String)] = [:]
+    /// Shard qubes left out because the store loader refused them (also in their report's `skipped`).
+    var loaderRefusals: [ShardIssue] = []
 
     init(main: Store, options: MergeOptions) {
         self.main = main
@@ -241,9 +256,11 @@ private struct Merger {
                 }
                 store.remove(qube)
                 report.shards[index].merged.removeAll { ExactString($0) == ExactString(qube) }
-                report.shards[index].skipped.append(ShardIssue(
+                let issue = ShardIssue(
                     "refused by the store loader: " + error.message, file: file, qube: qube, field: error.field ?? "qube",
-                    value: error.value))
+                    value: error.value)
+                report.shards[index].skipped.append(issue)
+                loaderRefusals.append(issue)
                 continue
             }
             for note in loaded.notes {

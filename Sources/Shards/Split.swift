@@ -49,8 +49,9 @@ public enum ShardSplit {
     ///   - previousMain: the main store merge started from; its pools stay in the main store
     ///     whatever a shard declares.
     ///   - shards: the shard roots as they are now (their files are the previous versions).
-    ///   - options: the options merge was given: what it withheld is recomputed
-    ///     with them to be written back (the random source is not used).
+    ///   - options: the options merge was given: what it withheld and the qubes
+    ///     it left out are recomputed with them to be written back (the random
+    ///     source is not used).
     /// - Throws: `ShardIssue` when the main store would not load any more.
     public static func split(
         merged: Store, previousMain: Store, shards: [ShardSource], options: MergeOptions = MergeOptions()
@@ -184,13 +185,21 @@ private struct Splitter {
         let rules = ShardRules(main: main)
         var taken = ShardRules.Taken(main: main, shardQubes: outputs.joined().joined())
         for (index, shard) in shards.enumerated() {
+            // What the store loader refuses when this shard is merged again, worked out once when needed.
+            var refusedByLoader: [ShardIssue]?
             for (document, domain) in shard.domains where !claimed.contains([String(index), String(document), domain.name]) {
-                if var reason = rules.refusal(of: domain, in: shard, taken: &taken) {
-                    reason.file = shard.documents[document].path
+                let file = shard.documents[document].path
+                var reason = rules.refusal(of: domain, in: shard, taken: &taken)
+                if reason == nil {
+                    refusedByLoader = try refusedByLoader ?? ShardMerge.loaderRefusals(of: shard, main: main, options: options)
+                    reason = refusedByLoader?.first { $0.file == file && ExactString($0.qube ?? "") == ExactString(domain.name) }
+                }
+                if var reason {
+                    reason.file = file
                     outputs[index][document].append(domain)
                     report.kept.append(reason)
                 } else {
-                    report.removed.append(ShardIssue("removed while attached", file: shard.documents[document].path, qube: domain.name))
+                    report.removed.append(ShardIssue("removed while attached", file: file, qube: domain.name))
                 }
             }
         }

@@ -19,7 +19,20 @@ import Testing
             "30-planted.policy:6 warning admin-without-dom0-target",
             "30-planted.policy:7 warning ask-missing-qube",
             "30-planted.policy:8 warning missing-qube",
+            "30-planted.policy:9 warning dispvm-source",
+            "30-planted.policy:10 warning dispvm-source",
         ])
+    }
+
+    /// A `@dispvm:…` source never matches: reported as such (not as shadowed by
+    /// an earlier `@anyvm` source), and it shadows no later rule.
+    @Test func dispVMSourcesAreReportedAsDeadNotAsShadowed() {
+        let found = findings("lint/planted").filter { $0.line.map { $0 >= 9 } ?? false }
+        #expect(found.map(\.kind) == [.dispVMSource, .dispVMSource])
+        #expect(found.map(\.value) == ["@dispvm:core-dvm", "@dispvm:@tag:x"])
+        #expect(found[0].description.hasSuffix(
+            "30-planted.policy:9: warning: rule can never match, a call never comes from '@dispvm:core-dvm' but from a real qube "
+                + "(use @type:DispVM or a tag the disposables carry): 'lq.Shadow * @dispvm:core-dvm vault allow'"))
     }
 
     @Test func findingsNameTheValue() {

@@ -80,6 +80,40 @@ import Testing
         #expect(result.main["untrusted"]?.uuid == copy.uuid)
     }
 
+    /// `bad` has a memory the store loader refuses, `child` a default_dispvm the
+    /// loader refuses once `bad` is left out; both pass the shard rules.
+    @Test func qubesTheLoaderRefusedStayInTheirShardFile() throws {
+        let (main, _) = try Fixtures.default2x2()
+        let qubes: [(String, [String: String])] = [
+            ("bad", ["memory": "0"]), ("child", ["default_dispvm": "bad"]), ("gone", [:]),
+        ]
+        let files = try qubes.enumerated().map { index, qube in
+            try ShardFile.parse(Array(oneQubeShard(
+                qube.0, properties: qube.1.merging(["template": "fedora-40-xfce"]) { first, _ in first },
+                uuid: "11111111-2222-4333-8444-55555555555\(index)")
+                .replacingOccurrences(of: "<tags/>", with: "<tags><tag name=\"audiovm-dom0\"/><tag name=\"guivm-dom0\"/></tags>").utf8),
+                file: "r")
+        }
+        let canonical = try ShardFile(name: "r", pools: files[0].pools, domains: files.flatMap(\.domains)).bytes()
+        let source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
+        #expect(merge.report.shards[0].merged == ["gone"])
+        #expect(merge.report.shards[0].skipped.map(\.qube) == ["bad", "child"])
+        #expect(merge.report.shards[0].skipped.allSatisfy { $0.message.hasPrefix("refused by the store loader: ") })
+        var merged = try Store.load(xml: merge.bytes).store
+
+        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+        #expect(unchanged.report.kept == merge.report.shards[0].skipped)
+        #expect(unchanged.report.removed.isEmpty)
+
+        merged.remove("gone")
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(try ShardFile.parse(result.files[0].bytes, file: "r").domains.map(\.name) == ["bad", "child"])
+        #expect(result.report.kept.map(\.qube) == ["bad", "child"])
+        #expect(result.report.removed.map(\.qube) == ["gone"] && result.report.removed[0].message == "removed while attached")
+    }
+
     @Test func withheldDataIsWrittenBackUnchanged() throws {
         let (main, _) = try Fixtures.default2x2()
         let text = oneQubeShard(properties: ["template": "fedora-40-xfce", "kernelopts": "nopat"])

@@ -61,6 +61,8 @@ import Testing
         #expect(planted.status == 1)
         #expect(planted.stderr.contains("lint/planted/40-broken.policy:1:43: error: invalid action: permit"))
         #expect(planted.stderr.contains("lint/planted/30-planted.policy:3: warning: rule can never match"))
+        #expect(planted.stderr.contains(
+            "lint/planted/30-planted.policy:9: warning: rule can never match, a call never comes from '@dispvm:core-dvm'"))
         let clean = try Self.run(["policy", "lint", Self.fixture("lint/clean"), "--json"])
         #expect(clean.status == 0)
         #expect(clean.stdout == "[]\n")
