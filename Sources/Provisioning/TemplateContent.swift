@@ -108,7 +108,7 @@ extension Catalog {
         var packages = ["ca-certificates", "fonts-terminus-otb", "netcat-openbsd", "openssh-client", "stterm", "x11-utils"]
         if manifest.components.contains(.network) {
             packages += [
-                "firmware-iwlwifi", "network-manager", "qubes-core-agent-dom0-updates", "qubes-core-agent-network-manager",
+                "firmware-iwlwifi", "htpdate", "network-manager", "qubes-core-agent-dom0-updates", "qubes-core-agent-network-manager",
                 "qubes-core-agent-networking", "tor",
             ]
         }
@@ -438,6 +438,11 @@ extension Catalog {
             systemctl start qubes-iptables
             nft -f /rw/config/liteqube-tor.nft
             systemctl start tor@default
+            # The clock qube: set the time over Tor (TLS to well-known sites) once Tor is up.
+            (for attempt in $(seq 30); do
+                htpdate -l -s https://www.debian.org https://www.torproject.org https://www.qubes-os.org && break
+                sleep 60
+            done) >/dev/null 2>&1 &
 
             """)
         overlay.file(tor + "/config/liteqube-tor.nft", """
