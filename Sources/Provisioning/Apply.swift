@@ -112,6 +112,14 @@ public struct Applier {
             try execute(operation)
             try progress(.finished(index: index, count: count, operation))
         }
+        try finish(plan.operations)
+    }
+
+    /// Lets the executor close every qube `operations` changed inside.
+    private func finish(_ operations: [Operation]) throws {
+        var qubes: [String] = []
+        for qube in operations.compactMap(\.insideQube) where !qubes.contains(qube) { qubes.append(qube) }
+        for qube in qubes { try requireExecutor().finish(qube) }
     }
 
     /// What `operation` will replace.
@@ -193,12 +201,14 @@ public struct Applier {
             }
         })
         let existing = Set(try backend.qubes().map(\.name))
+        let changedInside = journal.entries.map(\.operation).filter { $0.insideQube.map(existing.contains) ?? false }
         while let entry = journal.entries.last {
             try progress(entry.operation)
             try undo(entry, created: created, existing: existing)
             journal.entries.removeLast()
             try save(journal)
         }
+        try finish(changedInside)
         files.remove(journalFile.path)
         try? FileManager.default.removeItem(atPath: keptFolder)
     }

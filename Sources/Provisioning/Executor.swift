@@ -20,6 +20,8 @@ public protocol Executor: Sendable {
     func installed(_ packages: [String], in qube: String) throws -> Set<String>
     func install(_ packages: [String], in qube: String) throws
     func uninstall(_ packages: [String], in qube: String) throws
+    /// Called once after apply or destroy changed things inside `qube`.
+    func finish(_ qube: String) throws
 }
 
 /// Applies template steps to a folder standing for the template's root.
@@ -157,6 +159,9 @@ public struct FolderExecutor: Executor {
     public func uninstall(_ packages: [String], in qube: String) throws {
         try savePackages(self.packages().filter { !packages.contains($0) })
     }
+
+    /// Nothing to close: the folder is the file system.
+    public func finish(_ qube: String) throws {}
 }
 
 /// Runs template steps in the qube from dom0 with `qvm-run --pass-io -u root`.
@@ -261,5 +266,18 @@ public struct QvmRunExecutor: Executor {
 
     public func uninstall(_ packages: [String], in qube: String) throws {
         _ = try checked(qube, "DEBIAN_FRONTEND=noninteractive apt-get purge -y " + packages.map(quoted).joined(separator: " "))
+    }
+
+    /// Shuts the template down, so that its root file system keeps the changes
+    /// and the qubes started from it next see them.
+    public func finish(_ qube: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/qvm-shutdown")
+        process.arguments = ["--wait", "--timeout", "120", qube]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ProvisioningError("\(qube): qvm-shutdown failed with status \(process.terminationStatus); shut it down before starting its qubes")
+        }
     }
 }

@@ -18,6 +18,14 @@ public enum Operation: Sendable, Hashable, Codable {
     /// Install packages in a qube (the template) through the executor.
     case installPackages(qube: String, packages: [String])
 
+    /// The qube whose inside (files, packages) this changes through the executor.
+    public var insideQube: String? {
+        switch self {
+        case .place(let qube, _), .installPackages(let qube, _): qube
+        default: nil
+        }
+    }
+
     /// A one-line description for people.
     public var summary: String {
         switch self {
@@ -179,7 +187,10 @@ public struct Planner {
         var notes = desired.notes
         if executor == nil {
             notes.append("steps inside \(manifest.name("core")) (files, packages) are left out: give --in-qube")
-        } else if binaries == nil {
+        } else if operations.contains(where: { $0.insideQube != nil }) {
+            notes.append("\(manifest.name("core")) is shut down after its steps, so its root file system keeps them")
+        }
+        if executor != nil, binaries == nil {
             notes.append("the static lq tools are not copied into \(manifest.name("core")): give --binaries")
         }
         return Plan(operations: operations, notes: notes, desired: desired)

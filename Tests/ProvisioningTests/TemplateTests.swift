@@ -193,10 +193,7 @@ struct TemplateRoot {
             let original = try system.root.snapshot()
             let plan = try system.plan()
             #expect(plan.operations.allSatisfy { operation in
-                switch operation {
-                case .place, .installPackages, .writePolicy: true
-                default: false
-                }
+                if case .writePolicy = operation { true } else { operation.insideQube == "debian-core" }
             })
             #expect(throws: ProvisioningError.self) {
                 try system.applier.apply(plan) { event in
@@ -211,5 +208,52 @@ struct TemplateRoot {
         let (destroyed, original) = try interrupted()
         try destroyed.applier.destroy()
         #expect(try destroyed.root.snapshot() == original, "destroy after step \(step)")
+    }
+}
+
+/// A folder executor that records which qubes it was asked to close.
+final class ClosingExecutor: Executor, @unchecked Sendable {
+    let folder: FolderExecutor
+    private let lock = NSLock()
+    private var closedQubes: [String] = []
+
+    init(_ folder: FolderExecutor) { self.folder = folder }
+
+    var closed: [String] { lock.withLock { closedQubes } }
+
+    func inspect(_ paths: [String], in qube: String) throws -> [String: FoundEntry] { try folder.inspect(paths, in: qube) }
+    func read(_ path: String, in qube: String) throws -> [UInt8] { try folder.read(path, in: qube) }
+    func place(_ placement: Placement, at path: String, owner: String, mode: Int, in qube: String) throws {
+        try folder.place(placement, at: path, owner: owner, mode: mode, in: qube)
+    }
+    func remove(_ path: String, in qube: String) throws { try folder.remove(path, in: qube) }
+    func installed(_ packages: [String], in qube: String) throws -> Set<String> { try folder.installed(packages, in: qube) }
+    func install(_ packages: [String], in qube: String) throws { try folder.install(packages, in: qube) }
+    func uninstall(_ packages: [String], in qube: String) throws { try folder.uninstall(packages, in: qube) }
+    func finish(_ qube: String) throws { lock.withLock { closedQubes.append(qube) } }
+}
+
+extension TemplateTests {
+    /// The template is closed (shut down, for the real executor) once after
+    /// apply and once after destroy, and not when nothing changed inside it.
+    @Test func theTemplateIsClosedOnceAfterItsSteps() throws {
+        let system = try System(store: Self.provisionedStore)
+        let executor = ClosingExecutor(system.executor)
+        let binaries = try TemplateBinaries.load(from: system.root.binaries)
+        func plan() throws -> Plan {
+            try Planner(
+                backend: system.backend, policyDirectory: system.scratch.policy, readFile: PolicyFiles.system.read, kernels: [],
+                executor: executor, binaries: binaries
+            ).plan(Self.manifest)
+        }
+        let applier = Applier(backend: system.backend, journalPath: system.scratch.journal, executor: executor)
+        let first = try plan()
+        #expect(first.notes.contains { $0.contains("debian-core is shut down after its steps") })
+        try applier.apply(first)
+        #expect(executor.closed == ["debian-core"])
+        try applier.apply(try plan())
+        #expect(executor.closed == ["debian-core"])
+        try applier.destroy()
+        #expect(executor.closed == ["debian-core", "debian-core"])
     }
 }
