@@ -166,11 +166,18 @@ public struct FolderExecutor: Executor {
 
 /// Runs template steps in the qube from dom0 with `qvm-run --pass-io -u root`.
 public struct QvmRunExecutor: Executor {
-    public init() {}
+    /// The `qvm-run` and `qvm-shutdown` programs.
+    public let qvmRun: String
+    public let qvmShutdown: String
+
+    public init(qvmRun: String = "/usr/bin/qvm-run", qvmShutdown: String = "/usr/bin/qvm-shutdown") {
+        self.qvmRun = qvmRun
+        self.qvmShutdown = qvmShutdown
+    }
 
     private func run(_ qube: String, _ command: String, input: [UInt8] = []) throws -> (status: Int32, output: [UInt8]) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/qvm-run")
+        process.executableURL = URL(fileURLWithPath: qvmRun)
         process.arguments = ["--pass-io", "--no-gui", "-u", "root", qube, command]
         let stdin = Pipe()
         let stdout = Pipe()
@@ -272,7 +279,7 @@ public struct QvmRunExecutor: Executor {
     /// and the qubes started from it next see them.
     public func finish(_ qube: String) throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/qvm-shutdown")
+        process.executableURL = URL(fileURLWithPath: qvmShutdown)
         process.arguments = ["--wait", "--timeout", "120", qube]
         try process.run()
         process.waitUntilExit()
