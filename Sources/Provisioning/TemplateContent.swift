@@ -382,11 +382,11 @@ extension Catalog {
             # Liteqube network qube: NetworkManager with its MAC randomisation key from \(keys).
             ln -sf /run/NetworkManager/resolv.conf /run/resolv.conf
             install -d -m 0700 /run/liteqube
-            until [ -S /var/run/qubes/qrexec-agent ]; do sleep 0.5; done
+            for attempt in $(seq 60); do [ -S /var/run/qubes/qrexec-agent ] && break; sleep 0.5; done
             qrexec-client-vm \(keys) liteqube.SplitFile+secret_key > /run/liteqube/secret_key.new </dev/null \\
                 && mv -f /run/liteqube/secret_key.new /run/liteqube/secret_key
             chmod 0600 /run/liteqube/secret_key 2>/dev/null
-            touch /var/run/qubes-service/network-manager
+            touch /var/run/qubes-service/network-manager /var/run/qubes-service/qubes-network
             systemctl start qubes-iptables qubes-network NetworkManager
 
             """)
@@ -407,7 +407,7 @@ extension Catalog {
                 #!/bin/sh
                 # Liteqube firewall qube.
                 \(writeResolvConf)
-                touch /var/run/qubes-service/qubes-firewall
+                touch /var/run/qubes-service/qubes-network /var/run/qubes-service/qubes-firewall
                 systemctl start qubes-iptables qubes-network qubes-firewall
 
                 """)
