@@ -1,41 +1,7 @@
-import Foundation
-
 /// A step inside the template, in the order it must run.
 public enum TemplateStep: Sendable, Hashable {
     case entry(TemplateEntry)
     case packages([String])
-}
-
-/// The static `lq` binaries the template runs (the boot guard and the split
-/// services), copied from dom0 into `/usr/lib/liteqube`.
-public struct TemplateBinaries: Sendable, Hashable {
-    public struct Binary: Sendable, Hashable {
-        /// The dom0 file.
-        public var source: String
-        public var sha256: String
-    }
-
-    public static let names = ["lq", "lq-splitfile", "lq-splitpassword"]
-
-    /// By tool name.
-    public var files: [String: Binary]
-
-    public init(files: [String: Binary] = [:]) { self.files = files }
-
-    /// The three tools from `folder` (a static build), with their digests.
-    /// - Throws: `ProvisioningError` naming a tool that is missing.
-    public static func load(from folder: String) throws -> TemplateBinaries {
-        var files: [String: Binary] = [:]
-        for name in names {
-            let path = folder + "/" + name
-            guard let bytes = FileManager.default.contents(atPath: path) else {
-                throw ProvisioningError(
-                    "\(path): missing; the template needs the static tools: swift build -c release --static-swift-stdlib, then give --binaries")
-            }
-            files[name] = Binary(source: path, sha256: sha256Hex(Array(bytes)))
-        }
-        return TemplateBinaries(files: files)
-    }
 }
 
 /// Builds the ordered list of template entries.

@@ -21,8 +21,15 @@ struct ManifestOptions: ParsableArguments {
     /// The tools copied into the template (`nil`: none given and none beside this lq).
     func templateBinaries() throws -> TemplateBinaries? {
         if let binaries { return try TemplateBinaries.load(from: binaries) }
-        guard let own = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent().path else { return nil }
-        return try? TemplateBinaries.load(from: own)
+        guard let own = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent().path,
+            TemplateBinaries.names.allSatisfy({ FileManager.default.fileExists(atPath: own + "/" + $0) })
+        else { return nil }
+        do {
+            return try TemplateBinaries.load(from: own)
+        } catch let error as ProvisioningError {
+            Terminal.error("lq: the tools beside lq are not copied into the template: \(error)")
+            return nil
+        }
     }
 
     /// The executor for template steps.

@@ -50,16 +50,42 @@ import Testing
         #expect(original.count > 0)
     }
 
-    @Test func templateStepsCopyTheToolsBesideLQ() throws {
+    /// Tools built with the Swift runtime as shared libraries cannot run in
+    /// debian-core: beside lq they are left out with a message, given with
+    /// --binaries they are refused; programs without it are copied.
+    @Test func templateStepsCopyOnlyStaticTools() throws {
         let files = try scratch("components: [base]\n")
-        let root = URL(fileURLWithPath: files.store).deletingLastPathComponent().appendingPathComponent("root").path
+        let folder = URL(fileURLWithPath: files.store).deletingLastPathComponent()
+        let root = folder.appendingPathComponent("root").path
+        let tools = folder.appendingPathComponent("tools").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        let common = ["plan", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--in-qube", "folder:" + root]
-        let plan = try LQ.run(arguments: common + ["--json"])
-        #expect(plan.status == 0, "\(plan.stderr)")
-        let copies = (try json(plan.stdout)["operations"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "binary" }
-        #expect(copies.compactMap { $0["path"] as? String } == ["lq", "lq-splitfile", "lq-splitpassword"].map { "/usr/lib/liteqube/" + $0 })
-        #expect(copies.allSatisfy { ($0["source"] as? String)?.hasPrefix(LQ.binary.deletingLastPathComponent().path) == true })
+        try FileManager.default.createDirectory(atPath: tools, withIntermediateDirectories: true)
+        let common = ["plan", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--in-qube", "folder:" + root, "--json"]
+        func copies(_ result: LQ.Result) throws -> [[String: Any]] {
+            (try json(result.stdout)["operations"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "binary" }
+        }
+
+        let beside = try LQ.run(arguments: common)
+        #expect(beside.status == 0, "\(beside.stderr)")
+        #expect(beside.stderr.contains("lq needs libswift"), "\(beside.stderr)")
+        #expect(try copies(beside).isEmpty)
+
+        for name in ["lq", "lq-splitfile", "lq-splitpassword"] {
+            try FileManager.default.copyItem(atPath: LQ.binary.path, toPath: tools + "/" + name)
+        }
+        let dynamic = try LQ.run(arguments: common + ["--binaries", tools])
+        #expect(dynamic.status == 1)
+        #expect(dynamic.stderr.contains(tools + "/lq needs libswift"), "\(dynamic.stderr)")
+
+        for name in ["lq", "lq-splitfile", "lq-splitpassword"] {
+            try FileManager.default.removeItem(atPath: tools + "/" + name)
+            try FileManager.default.copyItem(atPath: "/bin/true", toPath: tools + "/" + name)
+        }
+        let plain = try LQ.run(arguments: common + ["--binaries", tools])
+        #expect(plain.status == 0, "\(plain.stderr)")
+        #expect(try copies(plain).compactMap { $0["path"] as? String } == ["lq", "lq-splitfile", "lq-splitpassword"].map { "/usr/lib/liteqube/" + $0 })
+        #expect(try copies(plain).allSatisfy { ($0["source"] as? String)?.hasPrefix(tools) == true })
+
         let missing = try LQ.run(arguments: common + ["--binaries", root + "/nowhere"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains(root + "/nowhere/lq: missing"), "\(missing.stderr)")
