@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "Provisioning",
             dependencies: [
-                "QubesStore", "QubesAdmin", "QrexecPolicy", .product(name: "Yams", package: "Yams"),
+                "QubesStore", "QubesAdmin", "QrexecPolicy", "BootProtect", .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -98,7 +98,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvisioningTests",
-            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy", "BootProtect"],
+            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy", "BootProtect", "SplitServices"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

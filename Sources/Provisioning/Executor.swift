@@ -1,3 +1,4 @@
+import BootProtect
 import Foundation
 import Glibc
 
@@ -22,27 +23,46 @@ public protocol Executor: Sendable {
     func uninstall(_ packages: [String], in qube: String) throws
     /// Called once after apply or destroy changed things inside `qube`.
     func finish(_ qube: String) throws
+    /// Throws when steps inside `qube` cannot run (checked when planning).
+    func checkReaches(_ qube: String) throws
 }
 
-/// Applies template steps to a folder standing for the template's root.
-/// Owner names resolve through the folder's own `etc/passwd` and `etc/group`
-/// (`root` and `user` are 0 and 1000 when it has none). Packages are recorded
-/// in `<root>/var/lib/liteqube/packages` (one name a line) for whoever builds
+/// Applies steps to folders standing for qubes' root file systems: the
+/// template's, and others' where given. Owner names resolve through the
+/// folder's own `etc/passwd` and `etc/group` (`root` and `user` are 0 and
+/// 1000 when it has none). Packages are recorded in
+/// `<root>/var/lib/liteqube/packages` (one name a line) for whoever builds
 /// the image.
 public struct FolderExecutor: Executor {
+    /// The template's root.
     public let root: String
+    /// The template's name; `nil`: every qube's steps go to `root`.
+    public let template: String?
+    /// Other qubes' roots by name.
+    public let others: [String: String]
 
-    public init(root: String) { self.root = root }
-
-    private func local(_ path: String) -> String { root + path }
-
-    private func fail(_ what: String, _ path: String) -> ProvisioningError {
-        ProvisioningError("\(local(path)): \(what): \(String(cString: strerror(errno)))")
+    public init(root: String, template: String? = nil, others: [String: String] = [:]) {
+        self.root = root
+        self.template = template
+        self.others = others
     }
 
-    /// name → id from a passwd or group file of the folder.
-    private func ids(_ file: String) -> [String: UInt32]? {
-        guard let text = FileManager.default.contents(atPath: local(file)) else { return nil }
+    /// The folder standing for `qube`'s root.
+    private func folder(_ qube: String) throws -> String {
+        if let other = others[qube] { return other }
+        guard template == nil || template == qube else {
+            throw ProvisioningError("no folder stands for \(qube): give --in-qube folder:DIR,\(qube)=DIR")
+        }
+        return root
+    }
+
+    private func fail(_ what: String, _ path: String) -> ProvisioningError {
+        ProvisioningError("\(path): \(what): \(String(cString: strerror(errno)))")
+    }
+
+    /// name → id from the passwd or group file of a root folder.
+    private func ids(_ file: String, in base: String) -> [String: UInt32]? {
+        guard let text = FileManager.default.contents(atPath: base + file) else { return nil }
         var ids: [String: UInt32] = [:]
         for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
@@ -51,35 +71,36 @@ public struct FolderExecutor: Executor {
         return ids
     }
 
-    private func id(of owner: String, in file: String) throws -> UInt32 {
-        if let ids = ids(file) {
-            guard let id = ids[owner] else { throw ProvisioningError("\(local(file)): no entry for '\(owner)'") }
+    private func id(of owner: String, in file: String, base: String) throws -> UInt32 {
+        if let ids = ids(file, in: base) {
+            guard let id = ids[owner] else { throw ProvisioningError("\(base + file): no entry for '\(owner)'") }
             return id
         }
         switch owner {
         case "root": return 0
         case "user": return 1000
-        default: throw ProvisioningError("\(local(file)) is missing, so owner '\(owner)' is unknown")
+        default: throw ProvisioningError("\(base + file) is missing, so owner '\(owner)' is unknown")
         }
     }
 
-    private func name(of uid: UInt32) -> String {
-        if let ids = ids("/etc/passwd") { return ids.first { $0.value == uid }?.key ?? String(uid) }
+    private func name(of uid: UInt32, base: String) -> String {
+        if let ids = ids("/etc/passwd", in: base) { return ids.first { $0.value == uid }?.key ?? String(uid) }
         return uid == 0 ? "root" : uid == 1000 ? "user" : String(uid)
     }
 
     public func inspect(_ paths: [String], in qube: String) throws -> [String: FoundEntry] {
+        let base = try folder(qube)
         var found: [String: FoundEntry] = [:]
         for path in paths {
             var info = stat()
-            guard lstat(local(path), &info) == 0 else { continue }
+            guard lstat(base + path, &info) == 0 else { continue }
             let mode = Int(info.st_mode & 0o7777)
-            let owner = name(of: info.st_uid)
+            let owner = name(of: info.st_uid, base: base)
             switch info.st_mode & S_IFMT {
             case S_IFREG: found[path] = FoundEntry(kind: .file, owner: owner, mode: mode, detail: sha256Hex(try read(path, in: qube)))
             case S_IFDIR: found[path] = FoundEntry(kind: .directory, owner: owner, mode: mode, detail: "")
             case S_IFLNK:
-                let target = try FileManager.default.destinationOfSymbolicLink(atPath: local(path))
+                let target = try FileManager.default.destinationOfSymbolicLink(atPath: base + path)
                 found[path] = FoundEntry(kind: .symlink, owner: owner, mode: mode, detail: target)
             default: found[path] = FoundEntry(kind: .other, owner: owner, mode: mode, detail: "")
             }
@@ -88,80 +109,98 @@ public struct FolderExecutor: Executor {
     }
 
     public func read(_ path: String, in qube: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: local(path)) else { throw fail("cannot read", path) }
+        let local = try folder(qube) + path
+        guard let data = FileManager.default.contents(atPath: local) else { throw fail("cannot read", local) }
         return Array(data)
     }
 
+    /// Clears the immutable flag the boot guard sets on pinned files, so they can be replaced or removed.
+    private func makeMutable(_ path: String) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let system = HostSystem()
+        if let flags = try? system.flags(fd), flags.contains(.immutable) { try? system.setFlags(fd, flags.subtracting(.immutable)) }
+    }
+
     public func place(_ placement: Placement, at path: String, owner: String, mode: Int, in qube: String) throws {
-        let uid = try id(of: owner, in: "/etc/passwd")
-        let gid = try id(of: owner, in: "/etc/group")
-        let target = local(path)
+        let base = try folder(qube)
+        let uid = try id(of: owner, in: "/etc/passwd", base: base)
+        let gid = try id(of: owner, in: "/etc/group", base: base)
+        let target = base + path
+        makeMutable(target)
         let temporary = target + ".lq-new"
         switch placement {
         case .file(let bytes):
             unlink(temporary)
             let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw fail("cannot create", path + ".lq-new") }
+            guard fd >= 0 else { throw fail("cannot create", temporary) }
             defer { close(fd) }
             let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard written == bytes.count, fchown(fd, uid, gid) == 0, fchmod(fd, mode_t(mode)) == 0, fsync(fd) == 0 else {
                 unlink(temporary)
-                throw fail("cannot write", path)
+                throw fail("cannot write", target)
             }
-            guard rename(temporary, target) == 0 else { throw fail("cannot replace", path) }
+            guard rename(temporary, target) == 0 else { throw fail("cannot replace", target) }
         case .directory:
             var info = stat()
             if lstat(target, &info) == 0, info.st_mode & S_IFMT != S_IFDIR { unlink(target) }
-            if mkdir(target, 0o700) != 0, errno != EEXIST { throw fail("cannot create the folder", path) }
-            guard chown(target, uid, gid) == 0, chmod(target, mode_t(mode)) == 0 else { throw fail("cannot set owner and mode", path) }
+            if mkdir(target, 0o700) != 0, errno != EEXIST { throw fail("cannot create the folder", target) }
+            guard chown(target, uid, gid) == 0, chmod(target, mode_t(mode)) == 0 else { throw fail("cannot set owner and mode", target) }
         case .symlink(let destination):
             unlink(temporary)
-            guard symlink(destination, temporary) == 0 else { throw fail("cannot create the link", path) }
-            guard rename(temporary, target) == 0 else { throw fail("cannot replace", path) }
+            guard symlink(destination, temporary) == 0 else { throw fail("cannot create the link", temporary) }
+            guard rename(temporary, target) == 0 else { throw fail("cannot replace", target) }
         }
     }
 
     public func remove(_ path: String, in qube: String) throws {
+        let local = try folder(qube) + path
         var info = stat()
-        guard lstat(local(path), &info) == 0 else { return }
+        guard lstat(local, &info) == 0 else { return }
+        makeMutable(local)
         if info.st_mode & S_IFMT == S_IFDIR {
-            if rmdir(local(path)) != 0, errno != ENOTEMPTY, errno != EEXIST { throw fail("cannot remove the folder", path) }
-        } else if unlink(local(path)) != 0 {
-            throw fail("cannot remove", path)
+            if rmdir(local) != 0, errno != ENOTEMPTY, errno != EEXIST { throw fail("cannot remove the folder", local) }
+        } else if unlink(local) != 0 {
+            throw fail("cannot remove", local)
         }
     }
 
-    private var packageList: String { local("/var/lib/liteqube/packages") }
+    private static let packageList = "/var/lib/liteqube/packages"
 
-    private func packages() -> [String] {
-        FileManager.default.contents(atPath: packageList).map { String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init) } ?? []
+    private func packages(in qube: String) throws -> [String] {
+        FileManager.default.contents(atPath: try folder(qube) + Self.packageList).map {
+            String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init)
+        } ?? []
     }
 
-    private func savePackages(_ list: [String]) throws {
+    private func savePackages(_ list: [String], in qube: String) throws {
         if list.isEmpty {
-            try remove("/var/lib/liteqube/packages", in: "")
-            return try remove("/var/lib/liteqube", in: "")
+            try remove(Self.packageList, in: qube)
+            return try remove("/var/lib/liteqube", in: qube)
         }
-        try FileManager.default.createDirectory(atPath: local("/var/lib/liteqube"), withIntermediateDirectories: true)
-        try place(.file(Array(list.map { $0 + "\n" }.joined().utf8)), at: "/var/lib/liteqube/packages", owner: "root", mode: 0o644, in: "")
+        try FileManager.default.createDirectory(atPath: try folder(qube) + "/var/lib/liteqube", withIntermediateDirectories: true)
+        try place(.file(Array(list.map { $0 + "\n" }.joined().utf8)), at: Self.packageList, owner: "root", mode: 0o644, in: qube)
     }
 
     public func installed(_ packages: [String], in qube: String) throws -> Set<String> {
-        Set(self.packages()).intersection(packages)
+        Set(try self.packages(in: qube)).intersection(packages)
     }
 
     public func install(_ packages: [String], in qube: String) throws {
-        var list = self.packages()
+        var list = try self.packages(in: qube)
         for package in packages where !list.contains(package) { list.append(package) }
-        try savePackages(list)
+        try savePackages(list, in: qube)
     }
 
     public func uninstall(_ packages: [String], in qube: String) throws {
-        try savePackages(self.packages().filter { !packages.contains($0) })
+        try savePackages(try self.packages(in: qube).filter { !packages.contains($0) }, in: qube)
     }
 
     /// Nothing to close: the folder is the file system.
     public func finish(_ qube: String) throws {}
+
+    public func checkReaches(_ qube: String) throws { _ = try folder(qube) }
 }
 
 /// Runs template steps in the qube from dom0 with `qvm-run --pass-io -u root`.
@@ -244,19 +283,26 @@ public struct QvmRunExecutor: Executor {
         switch placement {
         case .file(let bytes):
             _ = try checked(
-                qube, "cat > \(temporary) && \(ownership) \(temporary) && \(permissions) \(temporary) && sync \(temporary) && mv -f \(temporary) \(target)",
+                qube,
+                "cat > \(temporary) && \(ownership) \(temporary) && \(permissions) \(temporary) && sync \(temporary) && \(Self.makeMutable(target)) && mv -f \(temporary) \(target)",
                 input: bytes)
         case .directory:
             _ = try checked(
                 qube, "{ [ -d \(target) ] && [ ! -L \(target) ]; } || { rm -f \(target) && mkdir \(target); } && \(ownership) \(target) && \(permissions) \(target)")
         case .symlink(let destination):
-            _ = try checked(qube, "ln -sfn \(quoted(destination)) \(temporary) && mv -Tf \(temporary) \(target)")
+            _ = try checked(qube, "ln -sfn \(quoted(destination)) \(temporary) && \(Self.makeMutable(target)) && mv -Tf \(temporary) \(target)")
         }
     }
 
     public func remove(_ path: String, in qube: String) throws {
         let target = quoted(path)
-        _ = try checked(qube, "if [ -d \(target) ] && [ ! -L \(target) ]; then rmdir \(target) 2>/dev/null || true; else rm -f \(target); fi")
+        _ = try checked(
+            qube, "if [ -d \(target) ] && [ ! -L \(target) ]; then rmdir \(target) 2>/dev/null || true; else \(Self.makeMutable(target)) && rm -f \(target); fi")
+    }
+
+    /// Shell that clears the immutable flag the boot guard sets on pinned files (nothing when absent or a link).
+    private static func makeMutable(_ quotedPath: String) -> String {
+        "{ [ -L \(quotedPath) ] || [ ! -f \(quotedPath) ] || chattr -i \(quotedPath) 2>/dev/null || true; }"
     }
 
     public func installed(_ packages: [String], in qube: String) throws -> Set<String> {
@@ -274,6 +320,9 @@ public struct QvmRunExecutor: Executor {
     public func uninstall(_ packages: [String], in qube: String) throws {
         _ = try checked(qube, "DEBIAN_FRONTEND=noninteractive apt-get purge -y " + packages.map(quoted).joined(separator: " "))
     }
+
+    /// Any qube: qvm-run starts it when needed.
+    public func checkReaches(_ qube: String) throws {}
 
     /// Shuts the template down, so that its root file system keeps the changes
     /// and the qubes started from it next see them.

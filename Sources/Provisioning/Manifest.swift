@@ -37,6 +37,9 @@ public struct Manifest: Sendable, Hashable {
     public var usbInputDevices = true
     /// Add `no-strict-reset=True` to moved PCI devices.
     public var noStrictReset = true
+    /// A dom0 folder of NetworkManager keyfiles for the network qube (for
+    /// example copied out of sys-net); relative to the manifest's folder.
+    public var networks: String?
 
     public init(components: [Component] = [.base, .network, .usb]) {
         self.components = components
@@ -94,6 +97,7 @@ public struct Manifest: Sendable, Hashable {
             case "disposable_netvm": manifest.disposableNetVM = try bool(value, key)
             case "usb_input_devices": manifest.usbInputDevices = try bool(value, key)
             case "no_strict_reset": manifest.noStrictReset = try bool(value, key)
+            case "networks": manifest.networks = try string(value, key)
             case "names":
                 for (role, name) in try map(value, key, allowed: Set(defaultNames.keys)) {
                     manifest.names[role] = try qubeName(name, "names.\(role)")

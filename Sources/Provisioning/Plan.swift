@@ -112,10 +112,12 @@ public struct Planner {
     public let executor: Executor?
     /// The static tools copied into the template; `nil`: left out (said in the plan's notes).
     public let binaries: TemplateBinaries?
+    /// NetworkManager connections for the network qube.
+    public let networks: [NetworkConnection]
 
     public init(
         backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
-        executor: Executor? = nil, binaries: TemplateBinaries? = nil
+        executor: Executor? = nil, binaries: TemplateBinaries? = nil, networks: [NetworkConnection] = []
     ) {
         self.backend = backend
         self.policyDirectory = policyDirectory
@@ -123,6 +125,7 @@ public struct Planner {
         self.kernels = kernels
         self.executor = executor
         self.binaries = binaries
+        self.networks = networks
     }
 
     public var policyPath: String { policyDirectory + "/" + PolicyRules.fileName }
@@ -167,6 +170,10 @@ public struct Planner {
                 }
             }
         }
+        if let executor {
+            let keys = manifest.name("keys")
+            operations += try entrySteps(Catalog.keysEntries(manifest, networks: networks), in: keys, exists: names.contains(keys), executor)
+        }
         for retired in desired.retired {
             let autostart = try backend.property("autostart", of: retired.name)
             if autostart.isDefault || autostart.value != "False" {
@@ -184,6 +191,7 @@ public struct Planner {
         if readFile(policyPath) != desired.policy {
             operations.append(.writePolicy(path: policyPath, content: desired.policy))
         }
+        for qube in Set(operations.compactMap(\.insideQube)) { try executor?.checkReaches(qube) }
         var notes = desired.notes
         if executor == nil {
             notes.append("steps inside \(manifest.name("core")) (files, packages) are left out: give --in-qube")
@@ -199,27 +207,36 @@ public struct Planner {
     /// Files, folders, links and packages the template lacks, in the catalog's order.
     private func templateSteps(_ manifest: Manifest, template: String, exists: Bool) throws -> [Operation] {
         guard let executor else { return [] }
-        let steps = Catalog.templateSteps(manifest, binaries: binaries ?? TemplateBinaries())
-        let paths = steps.compactMap { step -> String? in if case .entry(let entry) = step { entry.path } else { nil } }
-        let found = exists ? try executor.inspect(paths, in: template) : [:]
         var operations: [Operation] = []
-        for step in steps {
+        var entries: [TemplateEntry] = []
+        func flushEntries() throws {
+            operations += try entrySteps(entries, in: template, exists: exists, executor)
+            entries = []
+        }
+        for step in Catalog.templateSteps(manifest, binaries: binaries ?? TemplateBinaries(), networks: networks) {
             switch step {
-            case .entry(let entry):
-                guard let current = found[entry.path] else {
-                    operations.append(.place(qube: template, entry: entry))
-                    continue
-                }
-                if current.kind == .other {
-                    throw ProvisioningError("\(template): \(entry.path) is neither a file, a folder nor a link; remove it first")
-                }
-                if !current.satisfies(entry.expected) { operations.append(.place(qube: template, entry: entry)) }
+            case .entry(let entry): entries.append(entry)
             case .packages(let wanted):
+                try flushEntries()
                 let present = exists ? try executor.installed(wanted, in: template) : []
                 let missing = wanted.filter { !present.contains($0) }
                 if !missing.isEmpty { operations.append(.installPackages(qube: template, packages: missing)) }
             }
         }
+        try flushEntries()
         return operations
+    }
+
+    /// The entries `qube` does not hold yet (one inspection for all).
+    private func entrySteps(_ entries: [TemplateEntry], in qube: String, exists: Bool, _ executor: Executor) throws -> [Operation] {
+        guard !entries.isEmpty else { return [] }
+        let found = exists ? try executor.inspect(entries.map(\.path), in: qube) : [:]
+        return try entries.compactMap { entry in
+            guard let current = found[entry.path] else { return .place(qube: qube, entry: entry) }
+            if current.kind == .other {
+                throw ProvisioningError("\(qube): \(entry.path) is neither a file, a folder nor a link; remove it first")
+            }
+            return current.satisfies(entry.expected) ? nil : .place(qube: qube, entry: entry)
+        }
     }
 }

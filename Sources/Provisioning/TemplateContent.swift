@@ -58,14 +58,26 @@ extension Catalog {
     /// Everything the installed components put into debian-core, in order:
     /// the dpkg hook first (so it also trims what the packages enable), then
     /// the packages, then files that need the packages' users and folders.
-    public static func templateSteps(_ manifest: Manifest, binaries: TemplateBinaries) -> [TemplateStep] {
+    public static func templateSteps(
+        _ manifest: Manifest, binaries: TemplateBinaries, networks: [NetworkConnection] = []
+    ) -> [TemplateStep] {
         var overlay = Overlay()
         baseSystem(manifest, binaries: binaries, into: &overlay)
         overlay.steps.append(.packages(templatePackages(manifest)))
         baseTrees(manifest, into: &overlay)
-        if manifest.components.contains(.network) { network(manifest, into: &overlay) }
+        if manifest.components.contains(.network) { network(manifest, networks: networks, into: &overlay) }
         if manifest.components.contains(.usb) { usb(manifest, into: &overlay) }
         return overlay.steps
+    }
+
+    /// What the keys qube holds for the network qube: the connections with
+    /// secrets, served by `lq-splitfile` from `/home/user/<network qube>/`.
+    public static func keysEntries(_ manifest: Manifest, networks: [NetworkConnection]) -> [TemplateEntry] {
+        let secret = networks.filter(\.hasSecret)
+        guard manifest.components.contains(.network), !secret.isEmpty else { return [] }
+        let folder = "/home/user/" + manifest.name("net")
+        return [TemplateEntry(path: folder, kind: .directory, owner: "user", mode: 0o700)]
+            + secret.map { TemplateEntry(path: folder + "/" + $0.servedName, kind: .file($0.content), owner: "user", mode: 0o600) }
     }
 
     /// Packages the installed components need in debian-core. The template
@@ -328,12 +340,10 @@ extension Catalog {
         """
 
     /// Network (spec §2.2): core-net, the firewalls, core-tor, core-update.
-    private static func network(_ manifest: Manifest, into overlay: inout Overlay) {
+    private static func network(_ manifest: Manifest, networks: [NetworkConnection], into overlay: inout Overlay) {
         let protect = "/etc/protect"
         let keys = manifest.name("keys")
         overlay.link("/etc/resolv.conf", "/run/resolv.conf")
-        overlay.directory("/var/lib/NetworkManager", mode: 0o700)
-        overlay.link("/var/lib/NetworkManager/secret_key", "/run/liteqube/secret_key")
 
         let net = "\(protect)/template.\(manifest.name("net"))"
         overlay.directory(net)
@@ -345,19 +355,32 @@ extension Catalog {
             : "binds+=( '/etc/NetworkManager/system-connections' '/var/lib/NetworkManager' )\n")
         overlay.script(net + "/config/rc.local", """
             #!/bin/sh
-            # Liteqube network qube: NetworkManager with its MAC randomisation key from \(keys).
+            # Liteqube network qube: connections that hold secrets come from \(keys) at every boot.
             ln -sf /run/NetworkManager/resolv.conf /run/resolv.conf
             install -d -m 0700 /run/liteqube
             for attempt in $(seq 60); do [ -S /var/run/qubes/qrexec-agent ] && break; sleep 0.5; done
-            qrexec-client-vm \(keys) liteqube.SplitFile+secret_key > /run/liteqube/secret_key.new </dev/null \\
-                && mv -f /run/liteqube/secret_key.new /run/liteqube/secret_key
-            chmod 0600 /run/liteqube/secret_key 2>/dev/null
+            for link in /etc/NetworkManager/system-connections/*; do
+                target=$(readlink "$link") || continue
+                case "$target" in /run/liteqube/*) ;; *) continue ;; esac
+                \(programFolder)/lq-splitfile get --from \(keys) --output "$target" "${target#/run/liteqube/}"
+            done
             touch /var/run/qubes-service/network-manager /var/run/qubes-service/qubes-network
             systemctl start qubes-iptables qubes-network NetworkManager
 
             """)
         let connections = "bind-dirs/etc/NetworkManager/system-connections"
         overlay.directories(net, connections, mode: 0o700)
+        let pins = "\(protect)/checksum.\(keys)/home/user/\(manifest.name("net"))"
+        if networks.contains(where: \.hasSecret) { overlay.directory(pins, owner: "user", mode: 0o700) }
+        for network in networks {
+            let path = "\(net)/\(connections)/\(network.name)"
+            if network.hasSecret {
+                overlay.link(path, "/run/liteqube/" + network.servedName)
+                overlay.file(pins + "/" + network.servedName, network.pin, owner: "user", mode: 0o600)
+            } else {
+                overlay.file(path, network.content, mode: 0o600)
+            }
+        }
         // Networks added at runtime survive the boot check.
         let netList = "\(protect)/whitelist.\(manifest.name("net"))"
         overlay.directory(netList)

@@ -72,10 +72,10 @@ public enum Placement: Sendable, Hashable {
     case symlink(target: String)
 }
 
-/// Lowercase hex sha256 of `bytes`.
-func sha256Hex(_ bytes: [UInt8]) -> String {
-    SHA256.hash(data: bytes).map { byte in
-        let hex = String(byte, radix: 16)
-        return byte < 16 ? "0" + hex : hex
-    }.joined()
+/// Lowercase hex of a digest.
+func hex<Digest: Sequence>(_ digest: Digest) -> String where Digest.Element == UInt8 {
+    digest.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
 }
+
+/// Lowercase hex sha256 of `bytes`.
+func sha256Hex(_ bytes: [UInt8]) -> String { hex(SHA256.hash(data: bytes)) }

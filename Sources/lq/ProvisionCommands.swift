@@ -11,7 +11,7 @@ struct ManifestOptions: ParsableArguments {
     @Option(help: "The write-ahead journal (default: liteqube.journal.json beside the manifest).") var journal: String?
     @Option(
         name: .customLong("in-qube"),
-        help: "How steps inside the template run: qvm-run, or folder:DIR for a folder standing for its root (default: qvm-run with --socket; left out with --store).")
+        help: "How steps inside qubes run: qvm-run, or folder:DIR[,QUBE=DIR…] for folders standing for the template's root and other qubes' (default: qvm-run with --socket; left out with --store).")
     var inQube: String?
     @Option(help: ArgumentHelp(
         "Folder of the static lq, lq-splitfile and lq-splitpassword copied into the template (default: beside this lq, when all three are there).",
@@ -32,13 +32,24 @@ struct ManifestOptions: ParsableArguments {
         }
     }
 
-    /// The executor for template steps.
-    func executor(_ options: BackendOptions) throws -> Executor? {
+    /// The executor for steps inside qubes.
+    func executor(_ options: BackendOptions, manifest: Manifest) throws -> Executor? {
         switch inQube {
         case nil: return options.store == nil ? QvmRunExecutor() : nil
         case "qvm-run"?: return QvmRunExecutor()
-        case let value? where value.hasPrefix("folder:") && value.count > 7: return FolderExecutor(root: String(value.dropFirst(7)))
-        case let value?: throw ValidationError("--in-qube must be qvm-run or folder:DIR, not '\(value)'")
+        case let value? where value.hasPrefix("folder:"):
+            let parts = value.dropFirst(7).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            var others: [String: String] = [:]
+            for part in parts.dropFirst() {
+                let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
+                guard pair.count == 2, !pair[0].isEmpty, !pair[1].isEmpty else {
+                    throw ValidationError("--in-qube folder:DIR,QUBE=DIR…: '\(part)' is not QUBE=DIR")
+                }
+                others[pair[0]] = pair[1]
+            }
+            guard let root = parts.first, !root.isEmpty else { throw ValidationError("--in-qube folder: needs the template's folder") }
+            return FolderExecutor(root: root, template: manifest.name("core"), others: others)
+        case let value?: throw ValidationError("--in-qube must be qvm-run or folder:DIR[,QUBE=DIR…], not '\(value)'")
         }
     }
 
@@ -64,10 +75,17 @@ struct ManifestOptions: ParsableArguments {
         Set((try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/qubes/vm-kernels")) ?? [])
     }
 
-    func planner(_ backend: Backend, executor: Executor?) throws -> Planner {
+    /// The manifest's network connections folder, relative to the manifest's own.
+    func networks(_ manifest: Manifest) throws -> [NetworkConnection] {
+        guard let folder = manifest.networks else { return [] }
+        let base = URL(fileURLWithPath: self.manifest).deletingLastPathComponent()
+        return try NetworkConnection.read(folder: folder.hasPrefix("/") ? folder : base.appendingPathComponent(folder).path)
+    }
+
+    func planner(_ backend: Backend, manifest: Manifest, executor: Executor?) throws -> Planner {
         Planner(
             backend: backend, policyDirectory: policyDir, readFile: PolicyFiles.system.read, kernels: Self.installedKernels,
-            executor: executor, binaries: executor == nil ? nil : try templateBinaries())
+            executor: executor, binaries: executor == nil ? nil : try templateBinaries(), networks: try networks(manifest))
     }
 }
 
@@ -81,7 +99,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let manifest = try manifestOptions.load()
         try options.run(qube: nil) { backend in
-            let plan = try manifestOptions.planner(backend, executor: try manifestOptions.executor(options)).plan(manifest)
+            let plan = try manifestOptions.planner(backend, manifest: manifest, executor: try manifestOptions.executor(options, manifest: manifest)).plan(manifest)
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let after = MemoryBudget(desired: plan.desired)
             if options.json {
@@ -117,8 +135,8 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let manifest = try manifestOptions.load()
         try options.run(qube: nil) { backend in
-            let executor = try manifestOptions.executor(options)
-            let plan = try manifestOptions.planner(backend, executor: executor).plan(manifest)
+            let executor = try manifestOptions.executor(options, manifest: manifest)
+            let plan = try manifestOptions.planner(backend, manifest: manifest, executor: executor).plan(manifest)
             let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: executor)
             try applier.apply(plan) { event in
                 if case .starting(let index, let count, let operation) = event, !options.json {
@@ -142,8 +160,10 @@ struct DestroyCommand: ParsableCommand {
     @OptionGroup var manifestOptions: ManifestOptions
 
     func run() throws {
+        // The journal says what to undo; the manifest only names the qubes (folder executor).
+        let manifest = FileManager.default.fileExists(atPath: manifestOptions.manifest) ? try manifestOptions.load() : Manifest()
         try options.run(qube: nil) { backend in
-            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: try manifestOptions.executor(options))
+            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: try manifestOptions.executor(options, manifest: manifest))
             var undone: [Provisioning.Operation] = []
             try applier.destroy { operation in
                 undone.append(operation)

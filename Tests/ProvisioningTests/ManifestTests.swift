@@ -22,6 +22,7 @@ import Testing
               net: 256
             disposable_netvm: false
             usb_input_devices: false
+            networks: saved-networks
             """)
         #expect(manifest.profile == .lowMemory)
         #expect(manifest.effectiveFirewall == .mirage)
@@ -29,6 +30,7 @@ import Testing
         #expect(manifest.memory["net"] == 256)
         #expect(!manifest.disposableNetVM)
         #expect(manifest.baseTemplate == "debian-12-minimal")
+        #expect(manifest.networks == "saved-networks")
     }
 
     @Test(arguments: [

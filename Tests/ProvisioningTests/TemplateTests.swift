@@ -231,6 +231,7 @@ final class ClosingExecutor: Executor, @unchecked Sendable {
     func install(_ packages: [String], in qube: String) throws { try folder.install(packages, in: qube) }
     func uninstall(_ packages: [String], in qube: String) throws { try folder.uninstall(packages, in: qube) }
     func finish(_ qube: String) throws { lock.withLock { closedQubes.append(qube) } }
+    func checkReaches(_ qube: String) throws { try folder.checkReaches(qube) }
 }
 
 extension TemplateTests {

@@ -91,6 +91,26 @@ import Testing
         #expect(missing.stderr.contains(root + "/nowhere/lq: missing"), "\(missing.stderr)")
     }
 
+    /// Connections holding secrets go into the keys qube, so a folder run
+    /// needs a folder for it too; the manifest's folder is relative to it.
+    @Test func networksNeedAFolderForTheKeysQube() throws {
+        let files = try scratch("components: [base, network]\nnetworks: saved\n")
+        let folder = URL(fileURLWithPath: files.manifest).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("saved"), withIntermediateDirectories: true)
+        try "[wifi-security]\npsk=secret\n".write(to: folder.appendingPathComponent("saved/Home.nmconnection"), atomically: true, encoding: .utf8)
+        let root = folder.appendingPathComponent("root").path
+        let keys = folder.appendingPathComponent("keys").path
+        let common = ["plan", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--json", "--in-qube"]
+        let unmapped = try LQ.run(arguments: common + ["folder:" + root])
+        #expect(unmapped.status == 1)
+        #expect(unmapped.stderr.contains("no folder stands for core-keys"), "\(unmapped.stderr)")
+        let mapped = try LQ.run(arguments: common + ["folder:\(root),core-keys=\(keys)"])
+        #expect(mapped.status == 0, "\(mapped.stderr)")
+        let inKeys = (try json(mapped.stdout)["operations"] as? [[String: Any]] ?? []).filter { $0["qube"] as? String == "core-keys" && $0["op"] as? String == "place" }
+        #expect(inKeys.compactMap { $0["path"] as? String } == ["/home/user/core-net", "/home/user/core-net/Home.nmconnection"])
+        #expect(try LQ.run(arguments: common + ["folder:\(root),core-keys"]).status == 2)
+    }
+
     @Test func badManifestNamesTheLine() throws {
         let files = try scratch("components: [base]\nfrobnicate: yes\n")
         let result = try LQ.run("plan", "-f", files.manifest, "--store", files.store)

@@ -1,0 +1,81 @@
+import Crypto
+import Foundation
+
+/// A NetworkManager connection (keyfile) Liteqube gives the network qube
+/// (spec §2.2): a plain one lives in its template tree; one that holds a
+/// secret lives in the keys qube, pinned by a checksum in the template, and
+/// is fetched over `liteqube.SplitFile` at every boot.
+public struct NetworkConnection: Sendable, Hashable {
+    /// The keyfile's name in `/etc/NetworkManager/system-connections`.
+    public var name: String
+    public var content: String
+    /// Whether it holds a password, PSK, PIN or key.
+    public var hasSecret: Bool
+
+    /// The name the keys qube serves it under: one path component of the
+    /// qrexec argument character set.
+    public var servedName: String {
+        String(name.unicodeScalars.map { scalar -> Character in
+            let allowed = scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "_.-".unicodeScalars.contains(scalar))
+            return allowed ? Character(scalar) : "_"
+        })
+    }
+
+    /// Keyfile keys whose values are secrets (the `-flags` keys only say where a secret is kept).
+    static let secretKeys: Set<String> = [
+        "psk", "password", "password-raw", "pin", "leap-password", "private-key-password", "phase2-private-key-password",
+        "wep-key0", "wep-key1", "wep-key2", "wep-key3", "secrets",
+    ]
+
+    public static let maxCount = 256
+    public static let maxSize = 64 << 10
+
+    /// The keyfiles of a dom0 folder (for example copied out of sys-net's
+    /// `/etc/NetworkManager/system-connections`), read strictly.
+    /// - Throws: `ProvisioningError` naming the file: not UTF-8, too large,
+    ///   a name that is not one plain component, two names served alike.
+    public static func read(folder: String) throws -> [NetworkConnection] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        } catch {
+            throw ProvisioningError("\(folder): cannot list the network connections: \(error.localizedDescription)")
+        }
+        guard names.count <= maxCount else { throw ProvisioningError("\(folder): more than \(maxCount) network connections") }
+        var connections: [NetworkConnection] = []
+        var served: [String: String] = [:]
+        for name in names {
+            let path = folder + "/" + name
+            guard !name.hasPrefix("."), !name.hasPrefix("-"), !name.contains("\n") else {
+                throw ProvisioningError("\(path): not a usable connection file name")
+            }
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+                throw ProvisioningError("\(path): not a regular file")
+            }
+            guard info.st_size <= maxSize, let data = FileManager.default.contents(atPath: path),
+                let content = String(data: data, encoding: .utf8)
+            else { throw ProvisioningError("\(path): not a UTF-8 keyfile of at most \(maxSize) bytes") }
+            let connection = NetworkConnection(name: name, content: content, hasSecret: hasSecret(content))
+            if let other = served.updateValue(name, forKey: connection.servedName) {
+                throw ProvisioningError("\(path): served under the same name as \(other) (\(connection.servedName)); rename one")
+            }
+            connections.append(connection)
+        }
+        return connections
+    }
+
+    /// Whether a keyfile sets any secret key.
+    static func hasSecret(_ content: String) -> Bool {
+        content.split(whereSeparator: \.isNewline).contains { line in
+            guard let equals = line.firstIndex(of: "="), !line.hasPrefix("#") else { return false }
+            return secretKeys.contains(line[..<equals].trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    /// The pin the boot guard checks the keys qube's copy against: sha256 and sha512 lines.
+    var pin: String {
+        let bytes = Array(content.utf8)
+        return hex(SHA256.hash(data: bytes)) + "\n" + hex(SHA512.hash(data: bytes)) + "\n"
+    }
+}
