@@ -56,7 +56,7 @@ public enum ShardSplit {
     public static func split(
         merged: Store, previousMain: Store, shards: [ShardSource], options: MergeOptions = MergeOptions()
     ) throws -> SplitResult {
-        var splitter = Splitter(merged: merged, mainPools: Set(previousMain.pools.keys), options: options)
+        var splitter = Splitter(merged: merged, previousMain: previousMain, options: options)
         for source in shards {
             switch source.shard {
             case .success(let shard): splitter.shards.append(shard)
@@ -76,26 +76,28 @@ public enum ShardSplit {
     }
 
     /// `current` (from the merged store) as its shard file holds it: the
-    /// `shard-<name>` tag removed, and what merge withheld from `previous`
-    /// restored wherever the qube still has the sanitized value.
-    static func restore(_ current: Domain, previous: Domain?, shard: String, options: SanitizeOptions) -> Domain {
+    /// `shard-<name>` tag removed, and `previous` restored wherever the qube
+    /// still has what merge put in (the sanitized value, and the tags the
+    /// loader derived, merging into `main`). The tags derived from a property
+    /// changed while attached are those qubesd derived from the new value.
+    static func restore(_ current: Domain, previous: Domain?, shard: String, options: SanitizeOptions, main: Store) -> Domain {
         var result = current
         result.qid = 0
         result.tags.remove(ExactString(ShardSanitizer.tag(ofShard: shard)))
         guard let previous else { return result }
-        let sanitized = ShardSanitizer.sanitize(previous, shard: shard, options: options).0
-        let derived = ShardSanitizer.derivedTagPrefixes(withheldFrom: previous, in: sanitized)
-        result.tags = OrderedSet(result.tags.filter { tag in
-            previous.tags.contains(tag) || !derived.contains(where: tag.value.hasPrefix)
-        })
-        result.properties = threeWay(previous.properties, sanitized.properties, result.properties)
+        var merged = ShardSanitizer.sanitize(previous, shard: shard, options: options).0
+        merged.tags = main.maintainedTags(of: merged)
+        result.properties = threeWay(previous.properties, merged.properties, result.properties)
         result.features = OrderedDictionary(uniqueKeysWithValues: threeWay(
-            Array(previous.features), Array(sanitized.features), Array(result.features)))
+            Array(previous.features), Array(merged.features), Array(result.features)))
         let tags = threeWay(
-            previous.tags.map { ($0, true) }, sanitized.tags.map { ($0, true) }, result.tags.map { ($0, true) })
+            previous.tags.map { ($0, true) }, merged.tags.map { ($0, true) }, result.tags.map { ($0, true) })
         result.tags = OrderedSet(tags.map(\.0))
+        for (property, prefix) in Store.derivedTags where result.properties[property] != previous.properties[property] {
+            result.tags.removeAll { $0.value.hasPrefix(prefix) && !current.tags.contains($0) }
+        }
         result.devices = OrderedDictionary(uniqueKeysWithValues: threeWay(
-            Array(previous.devices), Array(sanitized.devices), Array(result.devices)))
+            Array(previous.devices), Array(merged.devices), Array(result.devices)))
         return result
     }
 
@@ -127,15 +129,15 @@ public enum ShardSplit {
 
 private struct Splitter {
     var main: Store
-    /// Pools of the main store merge started from.
-    let mainPools: Set<String>
+    /// The main store merge started from.
+    let previousMain: Store
     let options: MergeOptions
     var shards: [Shard] = []
     var report = SplitReport()
 
-    init(merged: Store, mainPools: Set<String>, options: MergeOptions) {
+    init(merged: Store, previousMain: Store, options: MergeOptions) {
         main = merged
-        self.mainPools = mainPools
+        self.previousMain = previousMain
         self.options = options
     }
 
@@ -145,7 +147,7 @@ private struct Splitter {
         var shardByPool: [String: Int] = [:]
         for (index, shard) in shards.enumerated() {
             shardByTag[ExactString(ShardSanitizer.tag(ofShard: shard.name))] = index
-            for pool in shard.pools where !mainPools.contains(pool.name) && shardByPool[pool.name] == nil {
+            for pool in shard.pools where previousMain.pools[pool.name] == nil && shardByPool[pool.name] == nil {
                 shardByPool[pool.name] = index
             }
             for (document, domain) in shard.domains where previousByUUID[domain.uuid] == nil {
@@ -175,7 +177,7 @@ private struct Splitter {
             }
             let shard = shards[owner.shard]
             outputs[owner.shard][owner.document].append(
-                ShardSplit.restore(domain, previous: owner.previous, shard: shard.name, options: options.sanitize))
+                ShardSplit.restore(domain, previous: owner.previous, shard: shard.name, options: options.sanitize, main: previousMain))
             report.moved.append(ShardChange(qube: domain.name, field: shard.documents[owner.document].path, old: nil, new: nil))
             movedNames.insert(ExactString(domain.name))
             main.remove(domain.name)

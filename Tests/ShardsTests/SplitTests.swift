@@ -80,6 +80,55 @@ import Testing
         #expect(result.main["untrusted"]?.uuid == copy.uuid)
     }
 
+    /// The loader adds `guivm-dom0` and `audiovm-dom0` at merge to a qube whose file has no tags.
+    @Test func tagsTheLoaderDerivedAreNotWrittenBack() throws {
+        let (main, _) = try Fixtures.default2x2()
+        let canonical = try ShardFile.parse(Array(oneQubeShard(properties: ["template": "fedora-40-xfce"]).utf8), file: "r").bytes()
+        let source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
+        var merged = try Store.load(xml: merge.bytes).store
+        #expect(Set(try #require(merged["lost"]).tags) == ["guivm-dom0", "audiovm-dom0", "shard-r"])
+        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+
+        merged.update("lost") { qube in
+            qube.properties["guivm"] = "sys-firewall"
+            qube.tags.remove("guivm-dom0")
+            qube.tags.append("guivm-sys-firewall")
+            qube.tags.append("new-tag")
+        }
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        let qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        #expect(qube.properties["guivm"] == "sys-firewall" && Set(qube.tags) == ["guivm-sys-firewall", "new-tag"])
+    }
+
+    /// A guivm merge withheld, with its tag; the loader derives `guivm-dom0` at merge.
+    @Test(arguments: [nil, "sys-net"])
+    func derivedTagsFollowTheRestoredGuivm(changedTo guivm: String?) throws {
+        let (main, _) = try Fixtures.default2x2()
+        let text = oneQubeShard(properties: ["template": "fedora-40-xfce", "guivm": "sys-firewall"])
+            .replacingOccurrences(of: "<tags/>", with: "<tags><tag name=\"guivm-sys-firewall\"/></tags>")
+        let canonical = try ShardFile.parse(Array(text.utf8), file: "r").bytes()
+        let source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
+        var merged = try Store.load(xml: merge.bytes).store
+        #expect(merged["lost"]?.properties["guivm"] == nil && merged["lost"]?.tags.contains("guivm-dom0") == true)
+        if let guivm {
+            merged.update("lost") { qube in
+                qube.properties["guivm"] = guivm
+                qube.tags.remove("guivm-dom0")
+                qube.tags.append(ExactString("guivm-" + guivm))
+            }
+        }
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        if let guivm {
+            let qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+            #expect(qube.properties["guivm"] == guivm && qube.tags == [ExactString("guivm-" + guivm)])
+        } else {
+            #expect(firstDifference(result.files[0].bytes, canonical) == nil)
+        }
+    }
+
     /// `bad` has a memory the store loader refuses, `child` a default_dispvm the
     /// loader refuses once `bad` is left out; both pass the shard rules.
     @Test func qubesTheLoaderRefusedStayInTheirShardFile() throws {
