@@ -46,8 +46,10 @@ public struct SplitResult: Sendable {
 public enum ShardSplit {
     /// Computes the new main store and shard files; writes nothing.
     /// - Parameters:
-    ///   - previousMain: the main store merge started from; its pools stay in the main store
-    ///     whatever a shard declares.
+    ///   - previousMain: the main store merge started from (the main file, which merge
+    ///     does not write): its pools stay in the main store whatever a shard declares,
+    ///     and merge is replayed on it to tell the qubes it left out, written back
+    ///     unchanged, from those removed while attached, dropped.
     ///   - shards: the shard roots as they are now (their files are the previous versions).
     ///   - options: the options merge was given: what it withheld and the qubes
     ///     it left out are recomputed with them to be written back (the random
@@ -142,7 +144,8 @@ private struct Splitter {
     }
 
     mutating func run() throws -> SplitResult {
-        var previousByUUID: [String: (shard: Int, document: Int, domain: Domain)] = [:]
+        let previousDomains = shards.map(\.domains)
+        var previousByUUID: [String: (shard: Int, position: Int)] = [:]
         var shardByTag: [ExactString: Int] = [:]
         var shardByPool: [String: Int] = [:]
         for (index, shard) in shards.enumerated() {
@@ -150,22 +153,23 @@ private struct Splitter {
             for pool in shard.pools where previousMain.pools[pool.name] == nil && shardByPool[pool.name] == nil {
                 shardByPool[pool.name] = index
             }
-            for (document, domain) in shard.domains where previousByUUID[domain.uuid] == nil {
-                previousByUUID[domain.uuid] = (index, document, domain)
+            for (position, (_, domain)) in previousDomains[index].enumerated() where previousByUUID[domain.uuid] == nil {
+                previousByUUID[domain.uuid] = (index, position)
             }
         }
         var outputs = shards.map { $0.documents.map { _ in [Domain]() } }
-        /// (shard, file, name) of every previous qube the merged store still has.
-        var claimed = Set<[String]>()
+        /// (shard, position) of every previous qube the merged store still has.
+        var claimed = Set<[Int]>()
         var movedNames = Set<ExactString>()
         for domain in main.domains where domain.vmClass != .adminVM {
             var owner: (shard: Int, document: Int, previous: Domain?)?
-            if let previous = previousByUUID[domain.uuid],
+            if let (index, position) = previousByUUID[domain.uuid],
                 options.qidRange.contains(domain.qid)
-                    || domain.tags.contains(ExactString(ShardSanitizer.tag(ofShard: shards[previous.shard].name)))
+                    || domain.tags.contains(ExactString(ShardSanitizer.tag(ofShard: shards[index].name)))
             {
-                owner = (previous.shard, previous.document, previous.domain)
-                claimed.insert([String(previous.shard), String(previous.document), previous.domain.name])
+                let previous = previousDomains[index][position]
+                owner = (index, previous.document, previous.domain)
+                claimed.insert([index, position])
             } else if let index = domain.tags.lazy.compactMap({ shardByTag[$0] }).first
                 ?? domain.volumes.lazy.compactMap({ shardByPool[$0.pool] }).first
             {
@@ -184,20 +188,14 @@ private struct Splitter {
         }
         for name in shardByPool.keys { main.pools[name] = nil }
         resetReferences(to: movedNames)
-        let rules = ShardRules(main: main)
-        var taken = ShardRules.Taken(main: main, shardQubes: outputs.joined().joined())
+        // What merge did: merged again from the main store it started from, once, when needed.
+        var merge: MergeReport?
         for (index, shard) in shards.enumerated() {
-            // What the store loader refuses when this shard is merged again, worked out once when needed.
-            var refusedByLoader: [ShardIssue]?
-            for (document, domain) in shard.domains where !claimed.contains([String(index), String(document), domain.name]) {
+            for (position, (document, domain)) in previousDomains[index].enumerated() where !claimed.contains([index, position]) {
                 let file = shard.documents[document].path
-                var reason = rules.refusal(of: domain, in: shard, taken: &taken)
-                if reason == nil {
-                    refusedByLoader = try refusedByLoader ?? ShardMerge.loaderRefusals(of: shard, main: main, options: options)
-                    reason = refusedByLoader?.first { $0.file == file && ExactString($0.qube ?? "") == ExactString(domain.name) }
-                }
-                if var reason {
-                    reason.file = file
+                let done = try merge ?? ShardMerge.report(main: previousMain, shards: shards, options: options)
+                merge = done
+                if let reason = ShardMerge.leftOut(domain.name, file: file, in: done.shards[index]) {
                     outputs[index][document].append(domain)
                     report.kept.append(reason)
                 } else {

@@ -80,6 +80,32 @@ import Testing
         #expect(result.main["untrusted"]?.uuid == copy.uuid)
     }
 
+    /// Merge skips `work` of s1 (a main qube has the name); the main qube is
+    /// then removed or renamed while attached.
+    @Test(arguments: [nil, "work-renamed"])
+    func skippedQubeStaysWhenTheConflictGoesWhileAttached(renamedTo name: String?) throws {
+        let (main, shards) = try Fixtures.default2x2()
+        var conflicting = main
+        var copy = try #require(main["personal"])
+        copy.name = "work"
+        copy.qid = 50
+        copy.uuid = "99999999-2222-4333-8444-777777777777"
+        try conflicting.insert(copy)
+        let merge = try ShardMerge.merge(main: conflicting, shards: shards, options: testOptions())
+        #expect(merge.report.shards[1].skipped.map(\.qube) == ["work"])
+        var merged = try Store.load(xml: merge.bytes).store
+        merged.remove("work")
+        if let name {
+            copy.name = name
+            try merged.insert(copy)
+        }
+        let result = try ShardSplit.split(merged: merged, previousMain: conflicting, shards: shards)
+        #expect(result.files.allSatisfy { !$0.changed })
+        #expect(result.report.kept.map(\.qube) == ["work"] && result.report.kept[0].message == "the name is taken by another qube")
+        #expect(result.report.removed.isEmpty)
+        #expect(result.main["work"] == nil && result.main.count == conflicting.count - (name == nil ? 1 : 0))
+    }
+
     /// The loader adds `guivm-dom0` and `audiovm-dom0` at merge to a qube whose file has no tags.
     @Test func tagsTheLoaderDerivedAreNotWrittenBack() throws {
         let (main, _) = try Fixtures.default2x2()
