@@ -570,14 +570,7 @@ struct Loader {
     mutating func maintainTags(_ name: String) throws {
         guard let domain = store[name], domain.vmClass.isQubesVM else { return }
         var updated = domain
-        for (property, prefix, removesAll) in [("guivm", "guivm-", false), ("audiovm", "audiovm-", true)] {
-            guard let target = store.effectiveReference(property, of: domain) else { continue }
-            let wanted = ExactString(prefix + target)
-            guard !updated.tags.contains(wanted) else { continue }
-            let stale = updated.tags.filter { $0.value.hasPrefix(prefix) && (removesAll || $0 != wanted) }
-            for tag in stale { updated.tags.remove(tag) }
-            updated.tags.append(wanted)
-        }
+        updated.tags = store.maintainedTags(of: domain)
         if let meminfo = updated.features.removeValue(forKey: "service.meminfo-writer") {
             if meminfo.isEmpty { updated.properties["maxmem"] = "0" }
             note(.info, "feature service.meminfo-writer migrated", qube: name, field: "features.service.meminfo-writer", value: meminfo)

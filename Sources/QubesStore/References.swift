@@ -1,3 +1,5 @@
+import OrderedCollections
+
 /// How qube references and inherited values resolve when not explicit.
 extension Store {
     /// The qube `domain`'s template, if it has one.
@@ -26,6 +28,25 @@ extension Store {
         case "default_guivm", "default_audiovm": return adminVM?.name ?? "dom0"
         default: return nil
         }
+    }
+
+    /// The properties qubesd mirrors in a tag naming the effective qube, with
+    /// the tag's prefix (`guivm-<qube>`).
+    public static let derivedTags = [(property: "guivm", prefix: "guivm-"), (property: "audiovm", prefix: "audiovm-")]
+
+    /// The tags of `domain` as qubesd keeps them on load: for each of
+    /// `derivedTags` whose tag for the effective qube is missing, the tags of
+    /// that prefix are replaced by it.
+    public func maintainedTags(of domain: Domain) -> OrderedSet<ExactString> {
+        var tags = domain.tags
+        for (property, prefix) in Self.derivedTags {
+            guard let target = effectiveReference(property, of: domain) else { continue }
+            let wanted = ExactString(prefix + target)
+            guard !tags.contains(wanted) else { continue }
+            tags.removeAll { $0.value.hasPrefix(prefix) }
+            tags.append(wanted)
+        }
+        return tags
     }
 
     /// The effective netvm of the qube called `name` (`nil` = none).

@@ -80,17 +80,26 @@ public enum ShardMerge {
         return try merger.finish()
     }
 
-    /// The qubes of `shard` the store loader refuses when that shard alone is
-    /// merged into `main`, each as merge reports it. Split asks this to tell a
-    /// qube merge left out from one removed while attached.
+    /// The report `merge` gives for `main` and `shards`, with qids picked
+    /// without randomness (they play no part in what is merged). Split asks
+    /// this to tell a qube merge left out from one removed while attached.
     /// - Throws: `ShardIssue` as `merge` does.
-    static func loaderRefusals(of shard: Shard, main: Store, options: MergeOptions) throws -> [ShardIssue] {
+    static func report(main: Store, shards: [Shard], options: MergeOptions) throws -> MergeReport {
         var options = options
-        options.random = { $0.lowerBound }  // qids play no part in what the loader refuses
-        var merger = Merger(main: main, options: options)
-        merger.add(ShardSource(root: shard.root, shard: .success(shard)))
-        _ = try merger.finish()
-        return merger.loaderRefusals
+        options.random = { $0.lowerBound }
+        return try merge(main: main, shards: shards.map { ShardSource(root: $0.root, shard: .success($0)) }, options: options).report
+    }
+
+    /// Why merge left out the qube `name` of `file`, from the report of its
+    /// shard; `nil` when merge merged it.
+    static func leftOut(_ name: String, file: String, in report: ShardMergeReport) -> ShardIssue? {
+        let named = { (qube: String?) in ExactString(qube ?? "") == ExactString(name) }
+        if let issue = report.skipped.first(where: { $0.file == file && named($0.qube) }) { return issue }
+        guard !report.merged.contains(where: named) else { return nil }
+        var issue = report.error ?? ShardIssue("not merged")
+        issue.file = file
+        issue.qube = name
+        return issue
     }
 }
 
@@ -113,8 +122,6 @@ private struct Merger {
     var allocator: QIDAllocator
     /// Shard qube name → index of its report and its file.
     var owner: [ExactString: (report: Int, file: String)] = [:]
-    /// Shard qubes left out because the store loader refused them (also in their report's `skipped`).
-    var loaderRefusals: [ShardIssue] = []
 
     init(main: Store, options: MergeOptions) {
         self.main = main
@@ -256,11 +263,9 @@ private struct Merger {
                 }
                 store.remove(qube)
                 report.shards[index].merged.removeAll { ExactString($0) == ExactString(qube) }
-                let issue = ShardIssue(
+                report.shards[index].skipped.append(ShardIssue(
                     "refused by the store loader: " + error.message, file: file, qube: qube, field: error.field ?? "qube",
-                    value: error.value)
-                report.shards[index].skipped.append(issue)
-                loaderRefusals.append(issue)
+                    value: error.value))
                 continue
             }
             for note in loaded.notes {

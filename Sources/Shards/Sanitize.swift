@@ -87,11 +87,11 @@ public enum ShardSanitizer {
         (privilegedProperties.contains(name) && !value.isEmpty) || (name == "virt_mode" && value.lowercased() == "pv")
     }
 
-    /// The prefixes of the tags qubesd derives from `guivm` and `audiovm`
-    /// (`guivm-<qube>`), for each of the two that sanitizing reset: the loader
-    /// derives them again from the default.
+    /// The prefixes of the tags qubesd derives from a property (`Store.derivedTags`),
+    /// for each such property that sanitizing reset: the loader derives them
+    /// again from the default.
     static func derivedTagPrefixes(withheldFrom original: Domain, in sanitized: Domain) -> [String] {
-        ["guivm", "audiovm"].filter { original.properties[$0] != sanitized.properties[$0] }.map { $0 + "-" }
+        Store.derivedTags.filter { original.properties[$0.property] != sanitized.properties[$0.property] }.map(\.prefix)
     }
 
     /// `domain` of shard `shard` with everything withheld that it may not bring in.

@@ -13,8 +13,7 @@ struct VolumeKey: Hashable {
 }
 
 /// The merge rules that look at other qubes and pools: identity, pools,
-/// references (recovery) and volumes (spec "Merge rules" 2 to 4). Split uses
-/// the same rules to tell a qube merge left out from one removed while attached.
+/// references (recovery) and volumes (spec "Merge rules" 2 to 4).
 struct ShardRules {
     /// The main store (trusted).
     let main: Store
@@ -59,11 +58,10 @@ struct ShardRules {
         /// Effective addresses of the main store's qubes, computed when first needed.
         private var mainAddresses: Set<String>?
 
-        /// What the qubes of `main` and `shardQubes` use.
-        init(main: Store, shardQubes: some Sequence<Domain> = []) {
+        /// What the qubes of `main` use.
+        init(main: Store) {
             self.main = main
             for domain in main.domains { claim(domain, addresses: false) }
-            for domain in shardQubes { claim(domain) }
         }
 
         /// Marks the name and uuid of `domain` as used, and its volumes and
@@ -109,28 +107,6 @@ struct ShardRules {
             }
             mainAddresses = found
             return found
-        }
-    }
-
-    /// Why merge would leave `domain` of `shard` out, given what is `taken`
-    /// (which gains the qube when it would be merged), or `nil`.
-    func refusal(of domain: Domain, in shard: Shard, taken: inout Taken) -> ShardIssue? {
-        var rules = self
-        for pool in shard.pools where (try? checkPool(pool, taken: [])) != nil { rules.shardPools[pool.name] = pool }
-        let local = Dictionary(shard.domains.map { (ExactString($0.domain.name), $0.domain) }, uniquingKeysWith: { first, _ in first })
-        let available: (String) -> Domain? = { name in self.main[name] ?? local[ExactString(name)] }
-        do throws(ShardIssue) {
-            try rules.checkIdentity(domain)
-            try taken.checkUnique(domain)
-            var copy = domain
-            let changes = try rules.recover(&copy, from: domain, available: available)
-            var vids = taken.vids
-            try rules.checkVolumes(
-                &copy, templateRecovered: changes.contains { $0.field == "property.template" }, available: available, vids: &vids)
-            taken.claim(copy)
-            return nil
-        } catch {
-            return error
         }
     }
 

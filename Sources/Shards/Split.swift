@@ -46,8 +46,10 @@ public struct SplitResult: Sendable {
 public enum ShardSplit {
     /// Computes the new main store and shard files; writes nothing.
     /// - Parameters:
-    ///   - previousMain: the main store merge started from; its pools stay in the main store
-    ///     whatever a shard declares.
+    ///   - previousMain: the main store merge started from (the main file, which merge
+    ///     does not write): its pools stay in the main store whatever a shard declares,
+    ///     and merge is replayed on it to tell the qubes it left out, written back
+    ///     unchanged, from those removed while attached, dropped.
     ///   - shards: the shard roots as they are now (their files are the previous versions).
     ///   - options: the options merge was given: what it withheld and the qubes
     ///     it left out are recomputed with them to be written back (the random
@@ -56,7 +58,7 @@ public enum ShardSplit {
     public static func split(
         merged: Store, previousMain: Store, shards: [ShardSource], options: MergeOptions = MergeOptions()
     ) throws -> SplitResult {
-        var splitter = Splitter(merged: merged, mainPools: Set(previousMain.pools.keys), options: options)
+        var splitter = Splitter(merged: merged, previousMain: previousMain, options: options)
         for source in shards {
             switch source.shard {
             case .success(let shard): splitter.shards.append(shard)
@@ -76,26 +78,28 @@ public enum ShardSplit {
     }
 
     /// `current` (from the merged store) as its shard file holds it: the
-    /// `shard-<name>` tag removed, and what merge withheld from `previous`
-    /// restored wherever the qube still has the sanitized value.
-    static func restore(_ current: Domain, previous: Domain?, shard: String, options: SanitizeOptions) -> Domain {
+    /// `shard-<name>` tag removed, and `previous` restored wherever the qube
+    /// still has what merge put in (the sanitized value, and the tags the
+    /// loader derived, merging into `main`). The tags derived from a property
+    /// changed while attached are those qubesd derived from the new value.
+    static func restore(_ current: Domain, previous: Domain?, shard: String, options: SanitizeOptions, main: Store) -> Domain {
         var result = current
         result.qid = 0
         result.tags.remove(ExactString(ShardSanitizer.tag(ofShard: shard)))
         guard let previous else { return result }
-        let sanitized = ShardSanitizer.sanitize(previous, shard: shard, options: options).0
-        let derived = ShardSanitizer.derivedTagPrefixes(withheldFrom: previous, in: sanitized)
-        result.tags = OrderedSet(result.tags.filter { tag in
-            previous.tags.contains(tag) || !derived.contains(where: tag.value.hasPrefix)
-        })
-        result.properties = threeWay(previous.properties, sanitized.properties, result.properties)
+        var merged = ShardSanitizer.sanitize(previous, shard: shard, options: options).0
+        merged.tags = main.maintainedTags(of: merged)
+        result.properties = threeWay(previous.properties, merged.properties, result.properties)
         result.features = OrderedDictionary(uniqueKeysWithValues: threeWay(
-            Array(previous.features), Array(sanitized.features), Array(result.features)))
+            Array(previous.features), Array(merged.features), Array(result.features)))
         let tags = threeWay(
-            previous.tags.map { ($0, true) }, sanitized.tags.map { ($0, true) }, result.tags.map { ($0, true) })
+            previous.tags.map { ($0, true) }, merged.tags.map { ($0, true) }, result.tags.map { ($0, true) })
         result.tags = OrderedSet(tags.map(\.0))
+        for (property, prefix) in Store.derivedTags where result.properties[property] != previous.properties[property] {
+            result.tags.removeAll { $0.value.hasPrefix(prefix) && !current.tags.contains($0) }
+        }
         result.devices = OrderedDictionary(uniqueKeysWithValues: threeWay(
-            Array(previous.devices), Array(sanitized.devices), Array(result.devices)))
+            Array(previous.devices), Array(merged.devices), Array(result.devices)))
         return result
     }
 
@@ -127,43 +131,45 @@ public enum ShardSplit {
 
 private struct Splitter {
     var main: Store
-    /// Pools of the main store merge started from.
-    let mainPools: Set<String>
+    /// The main store merge started from.
+    let previousMain: Store
     let options: MergeOptions
     var shards: [Shard] = []
     var report = SplitReport()
 
-    init(merged: Store, mainPools: Set<String>, options: MergeOptions) {
+    init(merged: Store, previousMain: Store, options: MergeOptions) {
         main = merged
-        self.mainPools = mainPools
+        self.previousMain = previousMain
         self.options = options
     }
 
     mutating func run() throws -> SplitResult {
-        var previousByUUID: [String: (shard: Int, document: Int, domain: Domain)] = [:]
+        let previousDomains = shards.map(\.domains)
+        var previousByUUID: [String: (shard: Int, position: Int)] = [:]
         var shardByTag: [ExactString: Int] = [:]
         var shardByPool: [String: Int] = [:]
         for (index, shard) in shards.enumerated() {
             shardByTag[ExactString(ShardSanitizer.tag(ofShard: shard.name))] = index
-            for pool in shard.pools where !mainPools.contains(pool.name) && shardByPool[pool.name] == nil {
+            for pool in shard.pools where previousMain.pools[pool.name] == nil && shardByPool[pool.name] == nil {
                 shardByPool[pool.name] = index
             }
-            for (document, domain) in shard.domains where previousByUUID[domain.uuid] == nil {
-                previousByUUID[domain.uuid] = (index, document, domain)
+            for (position, (_, domain)) in previousDomains[index].enumerated() where previousByUUID[domain.uuid] == nil {
+                previousByUUID[domain.uuid] = (index, position)
             }
         }
         var outputs = shards.map { $0.documents.map { _ in [Domain]() } }
-        /// (shard, file, name) of every previous qube the merged store still has.
-        var claimed = Set<[String]>()
+        /// (shard, position) of every previous qube the merged store still has.
+        var claimed = Set<[Int]>()
         var movedNames = Set<ExactString>()
         for domain in main.domains where domain.vmClass != .adminVM {
             var owner: (shard: Int, document: Int, previous: Domain?)?
-            if let previous = previousByUUID[domain.uuid],
+            if let (index, position) = previousByUUID[domain.uuid],
                 options.qidRange.contains(domain.qid)
-                    || domain.tags.contains(ExactString(ShardSanitizer.tag(ofShard: shards[previous.shard].name)))
+                    || domain.tags.contains(ExactString(ShardSanitizer.tag(ofShard: shards[index].name)))
             {
-                owner = (previous.shard, previous.document, previous.domain)
-                claimed.insert([String(previous.shard), String(previous.document), previous.domain.name])
+                let previous = previousDomains[index][position]
+                owner = (index, previous.document, previous.domain)
+                claimed.insert([index, position])
             } else if let index = domain.tags.lazy.compactMap({ shardByTag[$0] }).first
                 ?? domain.volumes.lazy.compactMap({ shardByPool[$0.pool] }).first
             {
@@ -175,27 +181,21 @@ private struct Splitter {
             }
             let shard = shards[owner.shard]
             outputs[owner.shard][owner.document].append(
-                ShardSplit.restore(domain, previous: owner.previous, shard: shard.name, options: options.sanitize))
+                ShardSplit.restore(domain, previous: owner.previous, shard: shard.name, options: options.sanitize, main: previousMain))
             report.moved.append(ShardChange(qube: domain.name, field: shard.documents[owner.document].path, old: nil, new: nil))
             movedNames.insert(ExactString(domain.name))
             main.remove(domain.name)
         }
         for name in shardByPool.keys { main.pools[name] = nil }
         resetReferences(to: movedNames)
-        let rules = ShardRules(main: main)
-        var taken = ShardRules.Taken(main: main, shardQubes: outputs.joined().joined())
+        // What merge did: merged again from the main store it started from, once, when needed.
+        var merge: MergeReport?
         for (index, shard) in shards.enumerated() {
-            // What the store loader refuses when this shard is merged again, worked out once when needed.
-            var refusedByLoader: [ShardIssue]?
-            for (document, domain) in shard.domains where !claimed.contains([String(index), String(document), domain.name]) {
+            for (position, (document, domain)) in previousDomains[index].enumerated() where !claimed.contains([index, position]) {
                 let file = shard.documents[document].path
-                var reason = rules.refusal(of: domain, in: shard, taken: &taken)
-                if reason == nil {
-                    refusedByLoader = try refusedByLoader ?? ShardMerge.loaderRefusals(of: shard, main: main, options: options)
-                    reason = refusedByLoader?.first { $0.file == file && ExactString($0.qube ?? "") == ExactString(domain.name) }
-                }
-                if var reason {
-                    reason.file = file
+                let done = try merge ?? ShardMerge.report(main: previousMain, shards: shards, options: options)
+                merge = done
+                if let reason = ShardMerge.leftOut(domain.name, file: file, in: done.shards[index]) {
                     outputs[index][document].append(domain)
                     report.kept.append(reason)
                 } else {

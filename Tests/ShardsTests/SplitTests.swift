@@ -80,6 +80,81 @@ import Testing
         #expect(result.main["untrusted"]?.uuid == copy.uuid)
     }
 
+    /// Merge skips `work` of s1 (a main qube has the name); the main qube is
+    /// then removed or renamed while attached.
+    @Test(arguments: [nil, "work-renamed"])
+    func skippedQubeStaysWhenTheConflictGoesWhileAttached(renamedTo name: String?) throws {
+        let (main, shards) = try Fixtures.default2x2()
+        var conflicting = main
+        var copy = try #require(main["personal"])
+        copy.name = "work"
+        copy.qid = 50
+        copy.uuid = "99999999-2222-4333-8444-777777777777"
+        try conflicting.insert(copy)
+        let merge = try ShardMerge.merge(main: conflicting, shards: shards, options: testOptions())
+        #expect(merge.report.shards[1].skipped.map(\.qube) == ["work"])
+        var merged = try Store.load(xml: merge.bytes).store
+        merged.remove("work")
+        if let name {
+            copy.name = name
+            try merged.insert(copy)
+        }
+        let result = try ShardSplit.split(merged: merged, previousMain: conflicting, shards: shards)
+        #expect(result.files.allSatisfy { !$0.changed })
+        #expect(result.report.kept.map(\.qube) == ["work"] && result.report.kept[0].message == "the name is taken by another qube")
+        #expect(result.report.removed.isEmpty)
+        #expect(result.main["work"] == nil && result.main.count == conflicting.count - (name == nil ? 1 : 0))
+    }
+
+    /// The loader adds `guivm-dom0` and `audiovm-dom0` at merge to a qube whose file has no tags.
+    @Test func tagsTheLoaderDerivedAreNotWrittenBack() throws {
+        let (main, _) = try Fixtures.default2x2()
+        let canonical = try ShardFile.parse(Array(oneQubeShard(properties: ["template": "fedora-40-xfce"]).utf8), file: "r").bytes()
+        let source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
+        var merged = try Store.load(xml: merge.bytes).store
+        #expect(Set(try #require(merged["lost"]).tags) == ["guivm-dom0", "audiovm-dom0", "shard-r"])
+        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+
+        merged.update("lost") { qube in
+            qube.properties["guivm"] = "sys-firewall"
+            qube.tags.remove("guivm-dom0")
+            qube.tags.append("guivm-sys-firewall")
+            qube.tags.append("new-tag")
+        }
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        let qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        #expect(qube.properties["guivm"] == "sys-firewall" && Set(qube.tags) == ["guivm-sys-firewall", "new-tag"])
+    }
+
+    /// A guivm merge withheld, with its tag; the loader derives `guivm-dom0` at merge.
+    @Test(arguments: [nil, "sys-net"])
+    func derivedTagsFollowTheRestoredGuivm(changedTo guivm: String?) throws {
+        let (main, _) = try Fixtures.default2x2()
+        let text = oneQubeShard(properties: ["template": "fedora-40-xfce", "guivm": "sys-firewall"])
+            .replacingOccurrences(of: "<tags/>", with: "<tags><tag name=\"guivm-sys-firewall\"/></tags>")
+        let canonical = try ShardFile.parse(Array(text.utf8), file: "r").bytes()
+        let source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
+        var merged = try Store.load(xml: merge.bytes).store
+        #expect(merged["lost"]?.properties["guivm"] == nil && merged["lost"]?.tags.contains("guivm-dom0") == true)
+        if let guivm {
+            merged.update("lost") { qube in
+                qube.properties["guivm"] = guivm
+                qube.tags.remove("guivm-dom0")
+                qube.tags.append(ExactString("guivm-" + guivm))
+            }
+        }
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        if let guivm {
+            let qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+            #expect(qube.properties["guivm"] == guivm && qube.tags == [ExactString("guivm-" + guivm)])
+        } else {
+            #expect(firstDifference(result.files[0].bytes, canonical) == nil)
+        }
+    }
+
     /// `bad` has a memory the store loader refuses, `child` a default_dispvm the
     /// loader refuses once `bad` is left out; both pass the shard rules.
     @Test func qubesTheLoaderRefusedStayInTheirShardFile() throws {
