@@ -15,7 +15,7 @@ public struct Journal: Codable, Sendable, Hashable {
         case feature(String?)
         /// The PCI assignments of the device's original qube, in order.
         case devices([Device])
-        /// A policy file's previous content.
+        /// A dom0 file's previous content.
         case file(String)
         /// What was at a template path (`nil`: nothing); a file's bytes are
         /// kept beside the journal, named by their sha256.
@@ -69,11 +69,11 @@ public struct Applier {
     public let backend: Backend
     public let journalFile: StoreFile
     /// Policy files: read (nil when absent), write atomically, remove.
-    public let files: PolicyFiles
+    public let files: Dom0Files
     /// Runs steps inside the template.
     public let executor: Executor?
 
-    public init(backend: Backend, journalPath: String, files: PolicyFiles = .system, executor: Executor? = nil) {
+    public init(backend: Backend, journalPath: String, files: Dom0Files = .system, executor: Executor? = nil) {
         self.backend = backend
         self.journalFile = StoreFile(path: journalPath)
         self.files = files
@@ -135,7 +135,7 @@ public struct Applier {
             return .feature(try? backend.feature(name, of: qube))
         case .moveDevice(let from, _, _, _, _):
             return .devices(try backend.assignedDevices(of: from, deviceClass: "pci").map(Journal.Device.init))
-        case .writePolicy(let path, _):
+        case .writeFile(let path, _, _):
             return files.read(path).map(Journal.Prior.file) ?? .absent
         case .place(let qube, let entry):
             let executor = try requireExecutor()
@@ -171,8 +171,8 @@ public struct Applier {
             if try backend.assignedDevices(of: from, deviceClass: "pci").contains(where: { $0.sameDevice(as: device) }) {
                 try backend.unassign(device, deviceClass: "pci", from: from)
             }
-        case .writePolicy(let path, let content):
-            try files.write(path, content)
+        case .writeFile(let path, let content, let mode):
+            try files.write(path, content, mode)
         case .place(let qube, let entry):
             let placement: Placement
             switch entry.kind {
@@ -265,9 +265,9 @@ public struct Applier {
             for device in current where !restored.contains(where: { $0.sameDevice(as: device) }) {
                 try backend.assign(device, deviceClass: "pci", to: from)
             }
-        case (.writePolicy(let path, _), .file(let content)):
-            try files.write(path, content)
-        case (.writePolicy(let path, _), .absent):
+        case (.writeFile(let path, _, let mode), .file(let content)):
+            try files.write(path, content, mode)
+        case (.writeFile(let path, _, _), .absent):
             files.remove(path)
         case (.place(let qube, let entry), .entry(let found)):
             if created.contains(qube) || !existing.contains(qube) { return }
@@ -291,14 +291,15 @@ public struct Applier {
     }
 }
 
-/// Reading and writing policy files (atomically, fsynced).
-public struct PolicyFiles: Sendable {
+/// Reading and writing dom0 files (atomically, fsynced).
+public struct Dom0Files: Sendable {
     public var read: @Sendable (String) -> String?
-    public var write: @Sendable (String, String) throws -> Void
+    /// Path, content, mode.
+    public var write: @Sendable (String, String, Int) throws -> Void
     public var remove: @Sendable (String) -> Void
 
     public init(
-        read: @escaping @Sendable (String) -> String?, write: @escaping @Sendable (String, String) throws -> Void,
+        read: @escaping @Sendable (String) -> String?, write: @escaping @Sendable (String, String, Int) throws -> Void,
         remove: @escaping @Sendable (String) -> Void
     ) {
         self.read = read
@@ -307,11 +308,15 @@ public struct PolicyFiles: Sendable {
     }
 
     /// The real file system; writes go through a temp file, fsync and rename.
-    public static let system = PolicyFiles(
+    public static let system = Dom0Files(
         read: { path in
             guard let bytes = try? StoreFile(path: path).read().bytes else { return nil }
             return String(decoding: bytes, as: UTF8.self)
         },
-        write: { path, content in try StoreFile(path: path, newFileMode: 0o644).replace(with: Array(content.utf8), expecting: nil) },
+        write: { path, content, mode in
+            let file = StoreFile(path: path, newFileMode: UInt32(mode))
+            try file.replace(with: Array(content.utf8), expecting: nil)
+            guard chmod(path, mode_t(mode)) == 0 else { throw ProvisioningError("\(path): cannot set mode \(String(mode, radix: 8))") }
+        },
         remove: { path in _ = unlink(path) })
 }

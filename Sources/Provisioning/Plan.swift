@@ -11,8 +11,8 @@ public enum Operation: Sendable, Hashable, Codable {
     case setFeature(qube: String, name: String, value: String)
     /// Move a PCI device: unassign from `from`, assign to `to` with `options`.
     case moveDevice(from: String, to: String, port: String, identity: String, options: [String: String])
-    /// Write a policy file (created or replaced).
-    case writePolicy(path: String, content: String)
+    /// Write a dom0 file (a policy file, a qrexec service), created or replaced.
+    case writeFile(path: String, content: String, mode: Int)
     /// Put a file, folder or symlink into a qube (the template) through the executor.
     case place(qube: String, entry: TemplateEntry)
     /// Install packages in a qube (the template) through the executor.
@@ -36,7 +36,8 @@ public enum Operation: Sendable, Hashable, Codable {
             "set \(qube.map { "\($0) " } ?? "global ")\(name) = \(value.isEmpty ? "none" : value)"
         case .setFeature(let qube, let name, let value): "set feature \(qube) \(name) = '\(value)'"
         case .moveDevice(let from, let to, let port, let identity, _): "move PCI device \(port) (\(identity)) from \(from) to \(to)"
-        case .writePolicy(let path, let content): "write policy \(path) (\(content.split(separator: "\n").count) lines)"
+        case .writeFile(let path, let content, let mode):
+            "write \(path) (\(content.split(separator: "\n").count) lines, mode \(String(mode, radix: 8)))"
         case .place(let qube, let entry):
             switch entry.kind {
             case .file: "put file \(entry.path) (\(entry.owner), \(String(entry.mode, radix: 8))) into \(qube)"
@@ -71,8 +72,8 @@ public enum Operation: Sendable, Hashable, Codable {
                 "op": .string("move-pci-device"), "from": .string(from), "to": .string(to), "port": .string(port),
                 "identity": .string(identity), "options": .object(options.mapValues(JSONValue.string)),
             ]) { $1 }
-        case .writePolicy(let path, _):
-            members.merge(["op": .string("write-policy"), "path": .string(path)]) { $1 }
+        case .writeFile(let path, _, let mode):
+            members.merge(["op": .string("write-file"), "path": .string(path), "mode": .string(String(mode, radix: 8))]) { $1 }
         case .place(let qube, let entry):
             let kind: (String, [String: JSONValue]) = switch entry.kind {
             case .file: ("file", [:])
@@ -104,6 +105,8 @@ public struct Planner {
     public let backend: Backend
     /// The folder the Liteqube policy file goes to.
     public let policyDirectory: String
+    /// dom0's qrexec service folder (`/etc/qubes-rpc`); `nil`: the dom0 services are left out.
+    public let rpcDirectory: String?
     /// Reads a policy file's current text (`nil` when absent).
     public let readFile: (String) -> String?
     /// Names of installed kernels (for the mirage firewall); `nil`: unknown, not checked.
@@ -117,8 +120,10 @@ public struct Planner {
 
     public init(
         backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
-        executor: Executor? = nil, binaries: TemplateBinaries? = nil, networks: [NetworkConnection] = []
+        executor: Executor? = nil, binaries: TemplateBinaries? = nil, networks: [NetworkConnection] = [],
+        rpcDirectory: String? = nil
     ) {
+        self.rpcDirectory = rpcDirectory
         self.backend = backend
         self.policyDirectory = policyDirectory
         self.readFile = readFile
@@ -188,8 +193,12 @@ public struct Planner {
             let current = try backend.property(name, of: nil)
             if current.isDefault || current.value != value { operations.append(.setProperty(qube: nil, name: name, value: value)) }
         }
-        if readFile(policyPath) != desired.policy {
-            operations.append(.writePolicy(path: policyPath, content: desired.policy))
+        var dom0Files = [(path: policyPath, content: desired.policy, mode: 0o644)]
+        if let rpcDirectory {
+            dom0Files += Catalog.dom0Services.map { (rpcDirectory + "/" + $0.name, $0.content, 0o755) }
+        }
+        for file in dom0Files where readFile(file.path) != file.content {
+            operations.append(.writeFile(path: file.path, content: file.content, mode: file.mode))
         }
         for qube in Set(operations.compactMap(\.insideQube)) { try executor?.checkReaches(qube) }
         var notes = desired.notes

@@ -8,6 +8,8 @@ import QubesStore
 struct ManifestOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .customLong("file")], help: "The Liteqube manifest.") var manifest = "liteqube.yaml"
     @Option(help: "Folder of the qrexec policy files.") var policyDir = "/etc/qubes/policy.d"
+    @Option(help: ArgumentHelp("dom0's qrexec service folder (Liteqube's notification services go there).", valueName: "dir"))
+    var rpcDir = "/etc/qubes-rpc"
     @Option(help: "The write-ahead journal (default: liteqube.journal.json beside the manifest).") var journal: String?
     @Option(
         name: .customLong("in-qube"),
@@ -84,8 +86,9 @@ struct ManifestOptions: ParsableArguments {
 
     func planner(_ backend: Backend, manifest: Manifest, executor: Executor?) throws -> Planner {
         Planner(
-            backend: backend, policyDirectory: policyDir, readFile: PolicyFiles.system.read, kernels: Self.installedKernels,
-            executor: executor, binaries: executor == nil ? nil : try templateBinaries(), networks: try networks(manifest))
+            backend: backend, policyDirectory: policyDir, readFile: Dom0Files.system.read, kernels: Self.installedKernels,
+            executor: executor, binaries: executor == nil ? nil : try templateBinaries(), networks: try networks(manifest),
+            rpcDirectory: rpcDir)
     }
 }
 

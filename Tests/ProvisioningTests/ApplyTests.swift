@@ -11,11 +11,13 @@ struct Scratch {
     let directory: String
     var store: String { directory + "/qubes.xml" }
     var policy: String { directory + "/policy.d" }
+    var rpc: String { directory + "/qubes-rpc" }
     var journal: String { directory + "/liteqube.journal.json" }
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("lq-prov-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory + "/policy.d", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory + "/qubes-rpc", withIntermediateDirectories: true)
         let fixture = Bundle.module.resourceURL!.appendingPathComponent("Fixtures/qubes-default.xml")
         try FileManager.default.copyItem(atPath: fixture.path, toPath: store)
         try "# the user's own rules\n".write(toFile: policy + "/30-user.policy", atomically: true, encoding: .utf8)
@@ -24,18 +26,12 @@ struct Scratch {
     func bytes(_ path: String) throws -> Data { try Data(contentsOf: URL(fileURLWithPath: path)) }
 
     func planner(_ backend: Backend) -> Planner {
-        Planner(backend: backend, policyDirectory: policy, readFile: PolicyFiles.system.read, kernels: [])
+        Planner(backend: backend, policyDirectory: policy, readFile: Dom0Files.system.read, kernels: [], rpcDirectory: rpc)
     }
 
-    func policyFiles() throws -> [String] { try FileManager.default.contentsOfDirectory(atPath: policy).sorted() }
-
-    private init(directory: String) { self.directory = directory }
-
-    /// A second scratch system with the same files.
-    func copy() throws -> Scratch {
-        let other = Scratch(directory: directory + "-copy")
-        try FileManager.default.copyItem(atPath: directory, toPath: other.directory)
-        return other
+    /// The files of the policy and qrexec service folders.
+    func policyFiles() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: policy).sorted() + FileManager.default.contentsOfDirectory(atPath: rpc).sorted()
     }
 
     /// The store in canonical form (what `lq store fmt` writes).
@@ -100,7 +96,17 @@ struct Scratch {
         #expect(report.errors.isEmpty && report.warnings.isEmpty, "\(report.warnings)")
         let policy = try String(contentsOfFile: scratch.policy + "/45-liteqube.policy", encoding: .utf8)
         #expect(policy.contains("liteqube.SplitFile * core-net core-keys allow"))
-        #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy"])
+        #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy", "liteqube.Error", "liteqube.Message"])
+        for service in ["liteqube.Error", "liteqube.Message"] {
+            let path = scratch.rpc + "/" + service
+            #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o755)
+            let syntax = Process()
+            syntax.executableURL = URL(fileURLWithPath: "/bin/sh")
+            syntax.arguments = ["-n", path]
+            try syntax.run()
+            syntax.waitUntilExit()
+            #expect(syntax.terminationStatus == 0, "\(service) is not valid sh")
+        }
         // Idempotence.
         #expect(try scratch.planner(backend).plan(Self.manifest).operations.isEmpty)
     }
@@ -165,17 +171,19 @@ struct Scratch {
     }()
 
     /// Stopped before step k: re-running apply reaches the uninterrupted
-    /// result, and destroy (on a copy of the partial state) the original.
+    /// result, and destroy (on a second system stopped there) the original.
     @Test(arguments: 0..<planLength)
     func interruptedAtStep(_ step: Int) throws {
         let scratch = try Scratch()
-        let original = try scratch.canonical()
         // One backend for both runs, so the uuids continue the same sequence.
         let backend = OfflineBackend(path: scratch.store, random: .seeded(7))
         #expect(throws: ProvisioningError.self) { try apply(scratch, backend, stopAt: step) }
-        let partial = try scratch.copy()
         try apply(scratch, backend)
         #expect(try scratch.canonical() == Self.finalState, "resume after step \(step)")
+
+        let partial = try Scratch()
+        let original = try partial.canonical()
+        #expect(throws: ProvisioningError.self) { try apply(partial, OfflineBackend(path: partial.store, random: .seeded(7)), stopAt: step) }
         try Applier(backend: OfflineBackend(path: partial.store), journalPath: partial.journal).destroy()
         #expect(try partial.canonical() == original, "destroy after step \(step)")
         #expect(try partial.policyFiles() == ["30-user.policy"])

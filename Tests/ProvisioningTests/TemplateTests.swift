@@ -76,7 +76,7 @@ struct TemplateRoot {
 
         func plan() throws -> Plan {
             try Planner(
-                backend: backend, policyDirectory: scratch.policy, readFile: PolicyFiles.system.read, kernels: [],
+                backend: backend, policyDirectory: scratch.policy, readFile: Dom0Files.system.read, kernels: [],
                 executor: executor, binaries: try TemplateBinaries.load(from: root.binaries)
             ).plan(TemplateTests.manifest)
         }
@@ -193,7 +193,7 @@ struct TemplateRoot {
             let original = try system.root.snapshot()
             let plan = try system.plan()
             #expect(plan.operations.allSatisfy { operation in
-                if case .writePolicy = operation { true } else { operation.insideQube == "debian-core" }
+                if case .writeFile = operation { true } else { operation.insideQube == "debian-core" }
             })
             #expect(throws: ProvisioningError.self) {
                 try system.applier.apply(plan) { event in
@@ -243,7 +243,7 @@ extension TemplateTests {
         let binaries = try TemplateBinaries.load(from: system.root.binaries)
         func plan() throws -> Plan {
             try Planner(
-                backend: system.backend, policyDirectory: system.scratch.policy, readFile: PolicyFiles.system.read, kernels: [],
+                backend: system.backend, policyDirectory: system.scratch.policy, readFile: Dom0Files.system.read, kernels: [],
                 executor: executor, binaries: binaries
             ).plan(Self.manifest)
         }
@@ -265,7 +265,7 @@ extension TemplateTests {
         let executor = ClosingExecutor(system.executor)
         let applier = Applier(backend: system.backend, journalPath: system.scratch.journal, executor: executor)
         try applier.apply(try Planner(
-            backend: system.backend, policyDirectory: system.scratch.policy, readFile: PolicyFiles.system.read, kernels: [],
+            backend: system.backend, policyDirectory: system.scratch.policy, readFile: Dom0Files.system.read, kernels: [],
             executor: executor, binaries: try TemplateBinaries.load(from: system.root.binaries)
         ).plan(Self.manifest))
         let applied = try system.root.snapshot()
