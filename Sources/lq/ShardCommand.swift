@@ -134,7 +134,9 @@ extension ShardCommand {
             abstract: "Split the merged store back into the main store and every shard file.",
             discussion: """
                 Each file is written atomically; the previous shard file is kept as domains.xml.prev. Main-store \
-                references to shard qubes are reset and reported. Give the options merge was given.
+                references to shard qubes are reset and reported. Give the main store merge started from (unchanged \
+                while attached), the same --shard folders in the same order, and the options merge was given: split \
+                replays merge to tell a qube merge left out (kept) from one removed while attached (dropped).
                 """)
 
         @Option(help: "The merged store, as qubesd saved it.") var merged: String
