@@ -4,7 +4,7 @@ extension Catalog {
     /// already limited it to `[A-Za-z0-9_.+-]`, `_` stands for a space, and it
     /// reaches `notify-send` as one argv entry, never through a shell string.
     /// The desktop user is the owner of the X display, not a fixed name.
-    public static let dom0Services: [(name: String, content: String)] = [
+    static let dom0Services: [(name: String, content: String)] = [
         ("liteqube.Message", notification(urgency: "normal", milliseconds: 2000, icon: "dialog-information")),
         ("liteqube.Error", notification(urgency: "critical", milliseconds: 5000, icon: "dialog-error")),
     ]

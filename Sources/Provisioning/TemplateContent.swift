@@ -1,5 +1,5 @@
 /// A step inside the template, in the order it must run.
-public enum TemplateStep: Sendable, Hashable {
+enum TemplateStep: Sendable, Hashable {
     case entry(TemplateEntry)
     case packages([String])
 }
@@ -37,7 +37,7 @@ private struct Overlay {
 
 extension Catalog {
     /// Where Liteqube's own programs live in the template.
-    public static let programFolder = "/usr/lib/liteqube"
+    static let programFolder = "/usr/lib/liteqube"
 
     /// Units whose enablement links the dpkg hook keeps (spec §2.1 post-install,
     /// plus the Qubes 4.3 boot units a debian-core qube cannot start without).
@@ -58,7 +58,7 @@ extension Catalog {
     /// Everything the installed components put into debian-core, in order:
     /// the dpkg hook first (so it also trims what the packages enable), then
     /// the packages, then files that need the packages' users and folders.
-    public static func templateSteps(
+    static func templateSteps(
         _ manifest: Manifest, binaries: TemplateBinaries, networks: [NetworkConnection] = []
     ) -> [TemplateStep] {
         var overlay = Overlay()
@@ -72,7 +72,7 @@ extension Catalog {
 
     /// What the keys qube holds for the network qube: the connections with
     /// secrets, served by `lq-splitfile` from `/home/user/<network qube>/`.
-    public static func keysEntries(_ manifest: Manifest, networks: [NetworkConnection]) -> [TemplateEntry] {
+    static func keysEntries(_ manifest: Manifest, networks: [NetworkConnection]) -> [TemplateEntry] {
         let secret = networks.filter(\.hasSecret)
         guard manifest.components.contains(.network), !secret.isEmpty else { return [] }
         let folder = "/home/user/" + manifest.name("net")
@@ -82,7 +82,7 @@ extension Catalog {
 
     /// Packages the installed components need in debian-core. The template
     /// never gets passwordless root: `user` may run only what sudoers lists.
-    public static func templatePackages(_ manifest: Manifest) -> [String] {
+    static func templatePackages(_ manifest: Manifest) -> [String] {
         var packages = ["ca-certificates", "fonts-terminus-otb", "netcat-openbsd", "openssh-client", "stterm", "x11-utils"]
         if manifest.components.contains(.network) {
             packages += [
