@@ -48,8 +48,8 @@ struct Parser {
         return true
     }
 
-    private mutating func expect(_ literal: StaticString, _ message: String) throws {
-        guard lookingAt(literal) else { throw error(message) }
+    private mutating func expect(_ literal: StaticString, _ message: @autoclosure () -> String) throws {
+        guard lookingAt(literal) else { throw error(message()) }
         position += literal.utf8CodeUnitCount
     }
 
@@ -74,11 +74,26 @@ struct Parser {
     }
 
     private mutating func parseName(_ what: String) throws -> String {
+        string(try scanName(what))
+    }
+
+    /// Skips a name at the current position and returns where its bytes are.
+    private mutating func scanName(_ what: String) throws -> Range<Int> {
         let start = position
         guard !atEnd, Self.isNameStart(buffer[position]) else { throw error("\(what): invalid name") }
         position += 1
         while !atEnd && Self.isNameChar(buffer[position]) { position += 1 }
-        return string(start..<position)
+        return start..<position
+    }
+
+    /// Whether the end tag name at `range` closes the start tag `name` at
+    /// `offset`: compared byte by byte first, without making a string.
+    private func endTag(_ range: Range<Int>, matches name: String, startTagAt offset: Int) -> Bool {
+        let start = offset + 1
+        if range.count == name.utf8.count && buffer[range].elementsEqual(buffer[start..<(start + range.count)]) {
+            return true
+        }
+        return string(range) == name
     }
 
     // MARK: - Document
@@ -516,12 +531,12 @@ struct Parser {
             } else if lookingAt("</") {
                 let tagStart = position
                 position += 2
-                let name = try parseName("EndTag")
+                let nameRange = try scanName("EndTag")
                 skipSpace()
                 var frame = stack.removeLast()
-                guard name == frame.node.name else {
+                guard endTag(nameRange, matches: frame.node.name, startTagAt: frame.node.offset) else {
                     throw error(
-                        "Opening and ending tag mismatch: \(frame.node.name) and \(name)", at: tagStart)
+                        "Opening and ending tag mismatch: \(frame.node.name) and \(string(nameRange))", at: tagStart)
                 }
                 try expect(">", "EndTag: '</' not terminated")
                 finishText(of: &frame)
