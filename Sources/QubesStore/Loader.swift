@@ -206,18 +206,20 @@ struct Loader {
         let configs = try VolumeConfigs.read(element, vmClass: vmClass, qube: qubeName)
 
         var domain = Domain(vmClass: vmClass, qid: 0, name: "dom0", uuid: "")
+        // Write-once properties already set.
         var seen = Set<String>()
         var hasQID = vmClass == .adminVM
         var hasName = vmClass == .adminVM
         if vmClass == .adminVM { domain.uuid = Self.adminUUID }
         for property in properties {
             guard let name = property.name, let spec = property.spec, spec.stage == 2 else { continue }
-            if spec.writeOnce && seen.contains(name) {
-                throw located(
-                    StoreError(.attributeError, "property '\(name)' is write-once and already set", qube: qubeName, field: name, value: property.value),
-                    property.offset)
+            if spec.writeOnce {
+                guard seen.insert(name).inserted else {
+                    throw located(
+                        StoreError(.attributeError, "property '\(name)' is write-once and already set", qube: qubeName, field: name, value: property.value),
+                        property.offset)
+                }
             }
-            seen.insert(name)
             do {
                 let text = try PropertySetter.normalize(property.value, spec: spec, vmClass: vmClass, labels: store)
                 switch name {
@@ -570,6 +572,8 @@ struct Loader {
     mutating func maintainTags(_ name: String) throws {
         guard let domain = store[name], domain.vmClass.isQubesVM else { return }
         var updated = domain
+        // Only a qube that changes is copied and written back.
+        var changed = false
         for (property, prefix, removesAll) in [("guivm", "guivm-", false), ("audiovm", "audiovm-", true)] {
             guard let target = store.effectiveReference(property, of: domain) else { continue }
             let wanted = ExactString(prefix + target)
@@ -577,11 +581,15 @@ struct Loader {
             let stale = updated.tags.filter { $0.value.hasPrefix(prefix) && (removesAll || $0 != wanted) }
             for tag in stale { updated.tags.remove(tag) }
             updated.tags.append(wanted)
+            changed = true
         }
-        if let meminfo = updated.features.removeValue(forKey: "service.meminfo-writer") {
+        if updated.features["service.meminfo-writer"] != nil,
+            let meminfo = updated.features.removeValue(forKey: "service.meminfo-writer")
+        {
             if meminfo.isEmpty { updated.properties["maxmem"] = "0" }
             note(.info, "feature service.meminfo-writer migrated", qube: name, field: "features.service.meminfo-writer", value: meminfo)
+            changed = true
         }
-        store.update(name) { $0 = updated }
+        if changed { store.update(name) { $0 = updated } }
     }
 }

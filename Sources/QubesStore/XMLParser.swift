@@ -1,3 +1,5 @@
+import Glibc
+
 /// The byte-level parser behind `XMLReader`. Input is already known to be
 /// valid UTF-8 made of XML characters.
 struct Parser {
@@ -21,6 +23,11 @@ struct Parser {
     private(set) var sawDoctype = false
     /// Text of the element currently collecting its `.text`.
     private var scratch: [UInt8] = []
+    /// Recently made strings of names and short attribute values, by a hash
+    /// of their bytes: where in the input they were read, and the string.
+    private var internCache: [(range: Range<Int>, string: String)?] = Array(repeating: nil, count: 509)
+    /// Longest attribute value that goes through `internCache`.
+    private static let internedValueLength = 15
 
     init(buffer: UnsafeBufferPointer<UInt8>, limits: XMLReader.Limits) {
         self.buffer = buffer
@@ -56,8 +63,10 @@ struct Parser {
     @discardableResult
     private mutating func skipSpace() -> Bool {
         let start = position
-        while !atEnd && XMLReader.isSpace(buffer[position]) { position += 1 }
-        return position > start
+        var end = start
+        while end < buffer.count && XMLReader.isSpace(buffer[end]) { end += 1 }
+        position = end
+        return end > start
     }
 
     private func string(_ range: Range<Int>) -> String {
@@ -73,26 +82,48 @@ struct Parser {
         isNameStart(byte) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D || byte == 0x2E
     }
 
+    /// Reads a name; names repeat, so each one becomes a `String` once.
     private mutating func parseName(_ what: String) throws -> String {
-        string(try scanName(what))
+        intern(try scanName(what))
+    }
+
+    /// The string of the bytes at `range`, reused from an earlier occurrence
+    /// of the same bytes when one is still in the small cache.
+    private mutating func intern(_ range: Range<Int>) -> String {
+        let count = range.count
+        var hash = UInt32(truncatingIfNeeded: count)
+        var index = range.lowerBound
+        while index < range.upperBound {
+            hash = (hash ^ UInt32(buffer[index])) &* 16_777_619
+            index &+= 1
+        }
+        let slot = Int(hash % UInt32(internCache.count))
+        if let cached = internCache[slot], cached.range.count == count,
+            memcmp(buffer.baseAddress! + cached.range.lowerBound, buffer.baseAddress! + range.lowerBound, count) == 0
+        {
+            return cached.string
+        }
+        let string = string(range)
+        internCache[slot] = (range, string)
+        return string
     }
 
     /// Skips a name at the current position and returns where its bytes are.
     private mutating func scanName(_ what: String) throws -> Range<Int> {
         let start = position
         guard !atEnd, Self.isNameStart(buffer[position]) else { throw error("\(what): invalid name") }
-        position += 1
-        while !atEnd && Self.isNameChar(buffer[position]) { position += 1 }
-        return start..<position
+        var end = start + 1
+        while end < buffer.count && Self.isNameChar(buffer[end]) { end += 1 }
+        position = end
+        return start..<end
     }
 
     /// Whether the end tag name at `range` closes the start tag `name` at
     /// `offset`: compared byte by byte first, without making a string.
     private func endTag(_ range: Range<Int>, matches name: String, startTagAt offset: Int) -> Bool {
         let start = offset + 1
-        if range.count == name.utf8.count && buffer[range].elementsEqual(buffer[start..<(start + range.count)]) {
-            return true
-        }
+        let count = name.utf8.count
+        if range.count == count && buffer[range].elementsEqual(buffer[start..<(start + count)]) { return true }
         return string(range) == name
     }
 
@@ -434,22 +465,24 @@ struct Parser {
         guard quote == UInt8(ascii: "\"") || quote == UInt8(ascii: "'") else {
             throw error("AttValue: \" or ' expected")
         }
-        position += 1
-        let start = position
+        let start = position + 1
+        var end = start
         var plain = true
-        while !atEnd {
-            let byte = buffer[position]
+        while end < buffer.count {
+            let byte = buffer[end]
             if byte == quote { break }
-            if byte == UInt8(ascii: "<") { throw error("Unescaped '<' not allowed in attributes values") }
+            if byte == UInt8(ascii: "<") {
+                position = end
+                throw error("Unescaped '<' not allowed in attributes values")
+            }
             if byte == UInt8(ascii: "&") || byte == 0x09 || byte == 0x0A || byte == 0x0D { plain = false }
-            position += 1
+            end += 1
         }
-        guard !atEnd else { throw error("AttValue: ' expected", at: start) }
-        let end = position
-        position += 1
+        guard end < buffer.count else { throw error("AttValue: ' expected", at: start) }
+        position = end + 1
         if plain {
             guard end - start <= limits.maxValueLength else { throw valueTooLong(name, at: start) }
-            return string(start..<end)
+            return end - start <= Self.internedValueLength ? intern(start..<end) : string(start..<end)
         }
         var value: [UInt8] = []
         var index = start
@@ -505,16 +538,19 @@ struct Parser {
         scratch.removeAll(keepingCapacity: true)
         while true {
             let textStart = position
-            while !atEnd {
-                let byte = buffer[position]
+            var textEnd = textStart
+            while textEnd < buffer.count {
+                let byte = buffer[textEnd]
                 if byte == UInt8(ascii: "<") || byte == UInt8(ascii: "&") { break }
-                if byte == UInt8(ascii: ">") && position >= 2 && buffer[position - 1] == UInt8(ascii: "]")
-                    && buffer[position - 2] == UInt8(ascii: "]")
+                if byte == UInt8(ascii: ">") && textEnd >= 2 && buffer[textEnd - 1] == UInt8(ascii: "]")
+                    && buffer[textEnd - 2] == UInt8(ascii: "]")
                 {
+                    position = textEnd
                     throw error("Sequence ']]>' not allowed in content")
                 }
-                position += 1
+                textEnd += 1
             }
+            position = textEnd
             let collecting = !stack[stack.count - 1].textDone
             if collecting && position > textStart {
                 collectText(textStart..<position)
