@@ -87,18 +87,31 @@ struct Loader {
     /// Children of every container `path[0]` of the root, then `path[1]`.
     static func elements(_ root: XMLNode, _ container: String, _ item: String) -> [XMLNode] {
         var result: [XMLNode] = []
-        for child in root.children where child.name == container {
-            for element in child.children where element.name == item { result.append(element) }
-        }
+        forEachElement(root, container, item) { result.append($0) }
         return result
     }
 
-    static func properties(of node: XMLNode) -> [RawProperty] {
-        elements(node, "properties", "property").map { element in
-            let reference = element.attribute("ref")
-            let value = (reference?.isEmpty == false) ? reference : element.text
-            return RawProperty(name: element.attribute("name"), value: value, offset: element.offset)
+    /// Calls `body` with the children `item` of every container `container`
+    /// of `root`, in document order, without collecting them.
+    static func forEachElement(
+        _ root: XMLNode, _ container: String, _ item: String, _ body: (XMLNode) throws -> Void
+    ) rethrows {
+        for child in root.children where child.name == container {
+            for element in child.children where element.name == item { try body(element) }
         }
+    }
+
+    static func properties(of node: XMLNode) -> [RawProperty] {
+        var properties: [RawProperty] = []
+        for child in node.children where child.name == "properties" {
+            properties.reserveCapacity(properties.count + child.children.count)
+            for element in child.children where element.name == "property" {
+                let reference = element.attribute("ref")
+                let value = (reference?.isEmpty == false) ? reference : element.text
+                properties.append(RawProperty(name: element.attribute("name"), value: value, offset: element.offset))
+            }
+        }
+        return properties
     }
 
     mutating func load() throws {
@@ -402,7 +415,7 @@ struct Loader {
     }
 
     func loadFeatures(_ element: XMLNode, into domain: inout Domain) throws {
-        for feature in Self.elements(element, "features", "feature") {
+        try Self.forEachElement(element, "features", "feature") { feature in
             guard let name = feature.attribute("name") else {
                 throw located(
                     StoreError(.typeError, "can only concatenate str (not \"NoneType\") to str (feature without name)", qube: domain.name, field: "feature"),
@@ -413,7 +426,7 @@ struct Loader {
     }
 
     func loadTags(_ element: XMLNode, into domain: inout Domain) throws {
-        for tag in Self.elements(element, "tags", "tag") {
+        try Self.forEachElement(element, "tags", "tag") { tag in
             guard let name = tag.attribute("name") else {
                 throw located(StoreError(.typeError, "'NoneType' object is not iterable (tag without name)", qube: domain.name, field: "tag"), tag.offset)
             }

@@ -43,18 +43,19 @@ struct VolumeConfig {
 
     /// Sets the value of an XML attribute; the legacy `internal` is dropped.
     mutating func set(_ key: String, _ value: VolumeConfigValue) {
-        switch key {
-        case "name": break
-        case "pool": pool = value
-        case "vid": vid = value
-        case "revisions_to_keep": revisionsToKeep = value
-        case "rw": rw = value
-        case "save_on_stop": saveOnStop = value
-        case "snap_on_start": snapOnStart = value
-        case "size": size = value
-        case "source": source = value
-        case "ephemeral": ephemeral = value
-        case "internal": break
+        // The length is compared first: a cheap test that skips most cases.
+        switch (key.utf8.count, key) {
+        case (4, "name"): break
+        case (4, "pool"): pool = value
+        case (3, "vid"): vid = value
+        case (17, "revisions_to_keep"): revisionsToKeep = value
+        case (2, "rw"): rw = value
+        case (12, "save_on_stop"): saveOnStop = value
+        case (13, "snap_on_start"): snapOnStart = value
+        case (4, "size"): size = value
+        case (6, "source"): source = value
+        case (9, "ephemeral"): ephemeral = value
+        case (8, "internal"): break
         default: if !unknownKeys.contains(key) { unknownKeys.append(key) }
         }
     }
@@ -163,13 +164,18 @@ struct VolumeBuilder {
 
     func volumes(of domain: Domain) throws -> [Volume] {
         guard let qubeConfigs = configs[domain.qid] else { return [] }
-        return try qubeConfigs.volumes.map { try volume($0.name, of: domain, depth: 0) }
+        return try qubeConfigs.volumes.map { try volume($0, of: domain, depth: 0) }
     }
 
     private func volume(_ name: String, of domain: Domain, depth: Int) throws -> Volume {
         guard let config = configs[domain.qid]?[name] else {
             throw StoreError(.keyError, "'\(name)'", qube: domain.name, field: "volume")
         }
+        return try volume(config, of: domain, depth: depth)
+    }
+
+    private func volume(_ config: VolumeConfig, of domain: Domain, depth: Int) throws -> Volume {
+        let name = config.name
         func fail(_ kind: StoreError.Kind, _ message: String, _ value: String? = nil) -> StoreError {
             StoreError(kind, message, qube: domain.name, field: "volume \(name)", value: value)
         }

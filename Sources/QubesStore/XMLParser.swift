@@ -427,12 +427,28 @@ struct Parser {
 
     // MARK: - Elements
 
+    /// About how many attributes the start tag at the current position has
+    /// (its `=` signs), so its attribute array is allocated once.
+    private func attributeCountHint() -> Int {
+        var count = 0
+        var index = position
+        while index < buffer.count {
+            let byte = buffer[index]
+            if byte == UInt8(ascii: ">") || byte == UInt8(ascii: "<") { break }
+            if byte == UInt8(ascii: "=") { count += 1 }
+            index += 1
+        }
+        return count
+    }
+
     /// Parses the start tag at the current position.
     private mutating func parseStartTag() throws -> (node: XMLNode, selfClosing: Bool) {
         let offset = position
         position += 1
         let name = try parseName("StartTag")
         var attributes: [XMLNode.Attribute] = []
+        let expected = attributeCountHint()
+        if expected > 1 { attributes.reserveCapacity(expected) }
         while true {
             let spaced = skipSpace()
             let byte = peek()
