@@ -12,6 +12,8 @@ struct Parser {
         var node: XMLNode
         /// Whether a child node ended the collection of `node.text`.
         var textDone: Bool
+        /// The `internCache` slot of the element's name.
+        var nameSlot: Int
     }
 
     private let buffer: UnsafeBufferPointer<UInt8>
@@ -28,6 +30,9 @@ struct Parser {
     private var internCache: [(range: Range<Int>, string: String)?] = Array(repeating: nil, count: 509)
     /// Longest attribute value that goes through `internCache`.
     private static let internedValueLength = 15
+    /// How many children the last element whose name has this `internCache`
+    /// slot had: the capacity a new element's child array starts with.
+    private var childCountHints: [Int] = Array(repeating: 0, count: 509)
 
     init(buffer: UnsafeBufferPointer<UInt8>, limits: XMLReader.Limits) {
         self.buffer = buffer
@@ -90,14 +95,22 @@ struct Parser {
     /// The string of the bytes at `range`, reused from an earlier occurrence
     /// of the same bytes when one is still in the small cache.
     private mutating func intern(_ range: Range<Int>) -> String {
-        let count = range.count
-        var hash = UInt32(truncatingIfNeeded: count)
+        intern(range, slot: internSlot(range))
+    }
+
+    /// The `internCache` slot of the bytes at `range`.
+    private func internSlot(_ range: Range<Int>) -> Int {
+        var hash = UInt32(truncatingIfNeeded: range.count)
         var index = range.lowerBound
         while index < range.upperBound {
             hash = (hash ^ UInt32(buffer[index])) &* 16_777_619
             index &+= 1
         }
-        let slot = Int(hash % UInt32(internCache.count))
+        return Int(hash % UInt32(internCache.count))
+    }
+
+    private mutating func intern(_ range: Range<Int>, slot: Int) -> String {
+        let count = range.count
         if let cached = internCache[slot], cached.range.count == count,
             memcmp(buffer.baseAddress! + cached.range.lowerBound, buffer.baseAddress! + range.lowerBound, count) == 0
         {
@@ -442,10 +455,12 @@ struct Parser {
     }
 
     /// Parses the start tag at the current position.
-    private mutating func parseStartTag() throws -> (node: XMLNode, selfClosing: Bool) {
+    private mutating func parseStartTag() throws -> (node: XMLNode, selfClosing: Bool, nameSlot: Int) {
         let offset = position
         position += 1
-        let name = try parseName("StartTag")
+        let nameRange = try scanName("StartTag")
+        let nameSlot = internSlot(nameRange)
+        let name = intern(nameRange, slot: nameSlot)
         var attributes: [XMLNode.Attribute] = []
         let expected = attributeCountHint()
         if expected > 1 { attributes.reserveCapacity(expected) }
@@ -454,12 +469,12 @@ struct Parser {
             let byte = peek()
             if byte == UInt8(ascii: ">") {
                 position += 1
-                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), false)
+                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), false, nameSlot)
             }
             if byte == UInt8(ascii: "/") {
                 position += 1
                 try expect(">", "Couldn't find end of Start Tag \(name)")
-                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), true)
+                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), true, nameSlot)
             }
             guard !atEnd else { throw error("Couldn't find end of Start Tag \(name)", at: offset) }
             guard spaced else { throw error("attributes construct error") }
@@ -547,10 +562,20 @@ struct Parser {
         frame.node.text = scratch.isEmpty ? nil : String(decoding: scratch, as: UTF8.self)
     }
 
+    /// Appends a child; the first one allocates room for as many children as
+    /// the last element of the same name had.
+    private func appendChild(_ child: XMLNode, to frame: inout Frame) {
+        if frame.node.children.isEmpty {
+            let expected = childCountHints[frame.nameSlot]
+            if expected > 1 { frame.node.children.reserveCapacity(expected) }
+        }
+        frame.node.children.append(child)
+    }
+
     private mutating func parseElementTree() throws -> XMLNode {
-        let (rootNode, rootClosed) = try parseStartTag()
+        let (rootNode, rootClosed, rootSlot) = try parseStartTag()
         if rootClosed { return rootNode }
-        var stack: [Frame] = [Frame(node: rootNode, textDone: false)]
+        var stack: [Frame] = [Frame(node: rootNode, textDone: false, nameSlot: rootSlot)]
         scratch.removeAll(keepingCapacity: true)
         while true {
             let textStart = position
@@ -593,8 +618,9 @@ struct Parser {
                 try expect(">", "EndTag: '</' not terminated")
                 finishText(of: &frame)
                 scratch.removeAll(keepingCapacity: true)
+                childCountHints[frame.nameSlot] = frame.node.children.count
                 if stack.isEmpty { return frame.node }
-                stack[stack.count - 1].node.children.append(frame.node)
+                appendChild(frame.node, to: &stack[stack.count - 1])
             } else if lookingAt("<!--") {
                 finishText(of: &stack[stack.count - 1])
                 try skipComment()
@@ -615,15 +641,15 @@ struct Parser {
                 throw error("unexpected markup declaration in content")
             } else {
                 finishText(of: &stack[stack.count - 1])
-                let (node, closed) = try parseStartTag()
+                let (node, closed, nameSlot) = try parseStartTag()
                 guard stack.count < limits.maxDepth else {
                     throw error(
                         "Excessive depth in document: \(limits.maxDepth), more than the limit", at: node.offset)
                 }
                 if closed {
-                    stack[stack.count - 1].node.children.append(node)
+                    appendChild(node, to: &stack[stack.count - 1])
                 } else {
-                    stack.append(Frame(node: node, textDone: false))
+                    stack.append(Frame(node: node, textDone: false, nameSlot: nameSlot))
                     scratch.removeAll(keepingCapacity: true)
                 }
             }
