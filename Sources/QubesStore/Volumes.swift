@@ -118,9 +118,9 @@ struct VolumeConfigs {
                     index = volumes.count - 1
                 }
                 for attribute in volume.attributes {
-                    switch attribute.value {
-                    case "True": volumes[index!].set(attribute.name, .flag(true))
-                    case "False": volumes[index!].set(attribute.name, .flag(false))
+                    switch (attribute.value.utf8.count, attribute.value) {
+                    case (4, "True"): volumes[index!].set(attribute.name, .flag(true))
+                    case (5, "False"): volumes[index!].set(attribute.name, .flag(false))
                     default: volumes[index!].set(attribute.name, .text(attribute.value))
                     }
                 }
@@ -143,6 +143,16 @@ struct VolumeBuilder {
     /// Every (pool, vid) some qube is configured with.
     private let knownVolumes: Set<VolumeKey>
 
+    /// What building a volume needs of a pool, read once per pool.
+    private struct PoolFacts {
+        var pool: Pool
+        var driver: PoolDriver
+        var revisionsToKeep: String
+    }
+
+    /// Pools with a known driver, by name.
+    private let poolFacts: [String: PoolFacts]
+
     init(store: Store, configs: [Int: VolumeConfigs]) {
         self.store = store
         self.configs = configs
@@ -156,6 +166,12 @@ struct VolumeBuilder {
             }
         }
         knownVolumes = known
+        var facts: [String: PoolFacts] = [:]
+        for (name, pool) in store.pools {
+            guard let driver = PoolDriver(rawValue: pool.driver) else { continue }
+            facts[name] = PoolFacts(pool: pool, driver: driver, revisionsToKeep: pool[attribute: "revisions_to_keep"] ?? "1")
+        }
+        poolFacts = facts
     }
 
     static func defaultVID(_ domain: Domain, _ volume: String) -> String {
@@ -214,7 +230,7 @@ struct VolumeBuilder {
         guard let poolName = pool ?? store.defaultPool(forVolume: name) else {
             throw fail(.attributeError, "'Qubes' object has no attribute 'default_pool_\(name)'")
         }
-        guard let poolInfo = store.pools[poolName], let driver = PoolDriver(rawValue: poolInfo.driver) else {
+        guard let facts = poolFacts[poolName] else {
             throw fail(.qubesException, "Unknown storage pool \(poolName)", poolName)
         }
         var sizeText: String?
@@ -238,7 +254,8 @@ struct VolumeBuilder {
             throw fail(.storagePoolException, "source specified on '\(name)' but no snap_on_start set")
         }
         var vid = config.vid?.text ?? Self.defaultVID(domain, name)
-        let poolRevisions = poolInfo[attribute: "revisions_to_keep"] ?? "1"
+        let driver = facts.driver
+        let poolRevisions = facts.revisionsToKeep
         switch driver {
         case .linuxKernel:
             if rw.isTrue { throw fail(.assertionError, "a volume in a linux-kernel pool must be read-only", rw.text) }
@@ -251,7 +268,7 @@ struct VolumeBuilder {
             revisions = saveOnStop.isTrue ? (revisions.flatMap(ValueParsers.pythonInt) ?? poolRevisions) : "0"
         case .lvmThin:
             if config.vid == nil {
-                vid = (poolInfo[attribute: "volume_group"] ?? "") + "/vm-" + domain.name + "-" + name
+                vid = (facts.pool[attribute: "volume_group"] ?? "") + "/vm-" + domain.name + "-" + name
             }
             revisions = revisions ?? poolRevisions
         case .fileReflink, .zfs, .callback:

@@ -30,9 +30,11 @@ struct Parser {
     private var internCache: [(range: Range<Int>, string: String)?] = Array(repeating: nil, count: 509)
     /// Longest attribute value that goes through `internCache`.
     private static let internedValueLength = 15
-    /// How many children the last element whose name has this `internCache`
-    /// slot had: the capacity a new element's child array starts with.
+    /// How many children and attributes the last element whose name has
+    /// this `internCache` slot had: the capacity a new element's child and
+    /// attribute arrays start with, so they are allocated once.
     private var childCountHints: [Int] = Array(repeating: 0, count: 509)
+    private var attributeCountHints: [Int] = Array(repeating: 0, count: 509)
 
     init(buffer: UnsafeBufferPointer<UInt8>, limits: XMLReader.Limits) {
         self.buffer = buffer
@@ -440,20 +442,6 @@ struct Parser {
 
     // MARK: - Elements
 
-    /// About how many attributes the start tag at the current position has
-    /// (its `=` signs), so its attribute array is allocated once.
-    private func attributeCountHint() -> Int {
-        var count = 0
-        var index = position
-        while index < buffer.count {
-            let byte = buffer[index]
-            if byte == UInt8(ascii: ">") || byte == UInt8(ascii: "<") { break }
-            if byte == UInt8(ascii: "=") { count += 1 }
-            index += 1
-        }
-        return count
-    }
-
     /// Parses the start tag at the current position.
     private mutating func parseStartTag() throws -> (node: XMLNode, selfClosing: Bool, nameSlot: Int) {
         let offset = position
@@ -462,18 +450,20 @@ struct Parser {
         let nameSlot = internSlot(nameRange)
         let name = intern(nameRange, slot: nameSlot)
         var attributes: [XMLNode.Attribute] = []
-        let expected = attributeCountHint()
+        let expected = attributeCountHints[nameSlot]
         if expected > 1 { attributes.reserveCapacity(expected) }
         while true {
             let spaced = skipSpace()
             let byte = peek()
             if byte == UInt8(ascii: ">") {
                 position += 1
+                attributeCountHints[nameSlot] = attributes.count
                 return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), false, nameSlot)
             }
             if byte == UInt8(ascii: "/") {
                 position += 1
                 try expect(">", "Couldn't find end of Start Tag \(name)")
+                attributeCountHints[nameSlot] = attributes.count
                 return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), true, nameSlot)
             }
             guard !atEnd else { throw error("Couldn't find end of Start Tag \(name)", at: offset) }
