@@ -87,18 +87,31 @@ struct Loader {
     /// Children of every container `path[0]` of the root, then `path[1]`.
     static func elements(_ root: XMLNode, _ container: String, _ item: String) -> [XMLNode] {
         var result: [XMLNode] = []
-        for child in root.children where child.name == container {
-            for element in child.children where element.name == item { result.append(element) }
-        }
+        forEachElement(root, container, item) { result.append($0) }
         return result
     }
 
-    static func properties(of node: XMLNode) -> [RawProperty] {
-        elements(node, "properties", "property").map { element in
-            let reference = element.attribute("ref")
-            let value = (reference?.isEmpty == false) ? reference : element.text
-            return RawProperty(name: element.attribute("name"), value: value, offset: element.offset)
+    /// Calls `body` with the children `item` of every container `container`
+    /// of `root`, in document order, without collecting them.
+    static func forEachElement(
+        _ root: XMLNode, _ container: String, _ item: String, _ body: (XMLNode) throws -> Void
+    ) rethrows {
+        for child in root.children where child.name == container {
+            for element in child.children where element.name == item { try body(element) }
         }
+    }
+
+    static func properties(of node: XMLNode) -> [RawProperty] {
+        var properties: [RawProperty] = []
+        for child in node.children where child.name == "properties" {
+            properties.reserveCapacity(properties.count + child.children.count)
+            for element in child.children where element.name == "property" {
+                let reference = element.attribute("ref")
+                let value = (reference?.isEmpty == false) ? reference : element.text
+                properties.append(RawProperty(name: element.attribute("name"), value: value, offset: element.offset))
+            }
+        }
+        return properties
     }
 
     mutating func load() throws {
@@ -206,18 +219,20 @@ struct Loader {
         let configs = try VolumeConfigs.read(element, vmClass: vmClass, qube: qubeName)
 
         var domain = Domain(vmClass: vmClass, qid: 0, name: "dom0", uuid: "")
+        // Write-once properties already set.
         var seen = Set<String>()
         var hasQID = vmClass == .adminVM
         var hasName = vmClass == .adminVM
         if vmClass == .adminVM { domain.uuid = Self.adminUUID }
         for property in properties {
             guard let name = property.name, let spec = property.spec, spec.stage == 2 else { continue }
-            if spec.writeOnce && seen.contains(name) {
-                throw located(
-                    StoreError(.attributeError, "property '\(name)' is write-once and already set", qube: qubeName, field: name, value: property.value),
-                    property.offset)
+            if spec.writeOnce {
+                guard seen.insert(name).inserted else {
+                    throw located(
+                        StoreError(.attributeError, "property '\(name)' is write-once and already set", qube: qubeName, field: name, value: property.value),
+                        property.offset)
+                }
             }
-            seen.insert(name)
             do {
                 let text = try PropertySetter.normalize(property.value, spec: spec, vmClass: vmClass, labels: store)
                 switch name {
@@ -400,7 +415,7 @@ struct Loader {
     }
 
     func loadFeatures(_ element: XMLNode, into domain: inout Domain) throws {
-        for feature in Self.elements(element, "features", "feature") {
+        try Self.forEachElement(element, "features", "feature") { feature in
             guard let name = feature.attribute("name") else {
                 throw located(
                     StoreError(.typeError, "can only concatenate str (not \"NoneType\") to str (feature without name)", qube: domain.name, field: "feature"),
@@ -411,7 +426,7 @@ struct Loader {
     }
 
     func loadTags(_ element: XMLNode, into domain: inout Domain) throws {
-        for tag in Self.elements(element, "tags", "tag") {
+        try Self.forEachElement(element, "tags", "tag") { tag in
             guard let name = tag.attribute("name") else {
                 throw located(StoreError(.typeError, "'NoneType' object is not iterable (tag without name)", qube: domain.name, field: "tag"), tag.offset)
             }
@@ -570,11 +585,17 @@ struct Loader {
     mutating func maintainTags(_ name: String) throws {
         guard let domain = store[name], domain.vmClass.isQubesVM else { return }
         var updated = domain
-        updated.tags = store.maintainedTags(of: domain)
-        if let meminfo = updated.features.removeValue(forKey: "service.meminfo-writer") {
+        // Only a qube that changes is copied and written back.
+        let tags = store.maintainedTags(of: domain)
+        var changed = tags != domain.tags
+        if changed { updated.tags = tags }
+        if updated.features["service.meminfo-writer"] != nil,
+            let meminfo = updated.features.removeValue(forKey: "service.meminfo-writer")
+        {
             if meminfo.isEmpty { updated.properties["maxmem"] = "0" }
             note(.info, "feature service.meminfo-writer migrated", qube: name, field: "features.service.meminfo-writer", value: meminfo)
+            changed = true
         }
-        store.update(name) { $0 = updated }
+        if changed { store.update(name) { $0 = updated } }
     }
 }

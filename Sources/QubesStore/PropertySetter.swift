@@ -95,20 +95,20 @@ enum PropertySetter {
 
     /// qubesd's label lookup: `label-N`, a label name, or a decimal index.
     static func labelName(_ value: String, in store: Store) throws -> String {
-        let notFound = StoreError(.qubesLabelNotFoundError, "Label does not exist: \(value)")
+        func notFound() -> StoreError { StoreError(.qubesLabelNotFoundError, "Label does not exist: \(value)") }
         if value.hasPrefix("label-") {
             let digits = String(value.dropFirst(6))
             guard let number = ValueParsers.pythonInt(digits) else {
                 throw StoreError(.valueError, "invalid literal for int() with base 10: '\(digits)'")
             }
-            guard let label = Int(number).flatMap({ store.labels[$0] }) else { throw notFound }
+            guard let label = Int(number).flatMap({ store.labels[$0] }) else { throw notFound() }
             return label.name
         }
         if let label = store.label(named: value) { return label.name }
         if let number = ValueParsers.pythonInt(value), let label = Int(number).flatMap({ store.labels[$0] }) {
             return label.name
         }
-        throw notFound
+        throw notFound()
     }
 
     /// The setter of a qube reference `name` on `owner` (`nil`: global).

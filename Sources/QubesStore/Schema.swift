@@ -119,13 +119,26 @@ public enum Schema {
         "visible_gateway", "visible_gateway6", "visible_ip", "visible_ip6", "visible_netmask", "xid",
     ]
 
-    private static let byClass: [VMClass: [String: PropertySpec]] = {
-        var result: [VMClass: [String: PropertySpec]] = [:]
+    /// Name → spec per class, at the class's `slot` (an array, as the
+    /// class is known for every lookup and needs no hashing).
+    private static let byClass: [[String: PropertySpec]] = {
+        var result = [[String: PropertySpec]](repeating: [:], count: VMClass.allCases.count)
         for (spec, classes) in table {
-            for vmClass in classes { result[vmClass, default: [:]][spec.name] = spec }
+            for vmClass in classes { result[slot(vmClass)][spec.name] = spec }
         }
         return result
     }()
+
+    private static func slot(_ vmClass: VMClass) -> Int {
+        switch vmClass {
+        case .adminVM: 0
+        case .appVM: 1
+        case .templateVM: 2
+        case .dispVM: 3
+        case .standaloneVM: 4
+        case .remoteVM: 5
+        }
+    }
 
     /// The global (`Qubes`) properties, all loaded at stage 3.
     public static let global: [String: PropertySpec] = {
@@ -156,12 +169,12 @@ public enum Schema {
 
     /// The property `name` of `vmClass`, if the class has it.
     public static func property(_ name: String, of vmClass: VMClass) -> PropertySpec? {
-        byClass[vmClass]?[name]
+        byClass[slot(vmClass)][name]
     }
 
     /// Every property of `vmClass`.
     public static func properties(of vmClass: VMClass) -> [String: PropertySpec] {
-        byClass[vmClass] ?? [:]
+        byClass[slot(vmClass)]
     }
 
     /// Save order: by stage, then name (ASCII).

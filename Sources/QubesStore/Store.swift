@@ -37,7 +37,11 @@ public struct Store: Sendable {
 
     /// The label called `name` (the lowest index when names repeat).
     public func label(named name: String) -> Label? {
-        sortedLabels.first { $0.name.utf8.elementsEqual(name.utf8) }
+        var found: Label?
+        for label in labels.values where label.name.utf8.elementsEqual(name.utf8) {
+            if found.map({ label.index < $0.index }) ?? true { found = label }
+        }
+        return found
     }
 
     /// Number of qubes.

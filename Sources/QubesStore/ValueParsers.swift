@@ -74,16 +74,19 @@ public enum ValueParsers {
 
     /// Already lower-case `8-4-4-4-12`.
     private static func isCanonicalUUID(_ text: String) -> Bool {
-        let utf8 = text.utf8
-        guard utf8.count == 36 else { return false }
-        for (index, byte) in utf8.enumerated() {
-            if index == 8 || index == 13 || index == 18 || index == 23 {
-                guard byte == UInt8(ascii: "-") else { return false }
-            } else if !((0x30...0x39).contains(byte) || (0x61...0x66).contains(byte)) {
-                return false
+        guard text.utf8.count == 36 else { return false }
+        var copy = text
+        return copy.withUTF8 { bytes in
+            for index in bytes.indices {
+                let byte = bytes[index]
+                if index == 8 || index == 13 || index == 18 || index == 23 {
+                    guard byte == UInt8(ascii: "-") else { return false }
+                } else if !((0x30...0x39).contains(byte) || (0x61...0x66).contains(byte)) {
+                    return false
+                }
             }
+            return true
         }
-        return true
     }
 
     static func isHexDigit(_ byte: UInt8) -> Bool {

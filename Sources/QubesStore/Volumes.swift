@@ -43,18 +43,19 @@ struct VolumeConfig {
 
     /// Sets the value of an XML attribute; the legacy `internal` is dropped.
     mutating func set(_ key: String, _ value: VolumeConfigValue) {
-        switch key {
-        case "name": break
-        case "pool": pool = value
-        case "vid": vid = value
-        case "revisions_to_keep": revisionsToKeep = value
-        case "rw": rw = value
-        case "save_on_stop": saveOnStop = value
-        case "snap_on_start": snapOnStart = value
-        case "size": size = value
-        case "source": source = value
-        case "ephemeral": ephemeral = value
-        case "internal": break
+        // The length is compared first: a cheap test that skips most cases.
+        switch (key.utf8.count, key) {
+        case (4, "name"): break
+        case (4, "pool"): pool = value
+        case (3, "vid"): vid = value
+        case (17, "revisions_to_keep"): revisionsToKeep = value
+        case (2, "rw"): rw = value
+        case (12, "save_on_stop"): saveOnStop = value
+        case (13, "snap_on_start"): snapOnStart = value
+        case (4, "size"): size = value
+        case (6, "source"): source = value
+        case (9, "ephemeral"): ephemeral = value
+        case (8, "internal"): break
         default: if !unknownKeys.contains(key) { unknownKeys.append(key) }
         }
     }
@@ -117,9 +118,9 @@ struct VolumeConfigs {
                     index = volumes.count - 1
                 }
                 for attribute in volume.attributes {
-                    switch attribute.value {
-                    case "True": volumes[index!].set(attribute.name, .flag(true))
-                    case "False": volumes[index!].set(attribute.name, .flag(false))
+                    switch (attribute.value.utf8.count, attribute.value) {
+                    case (4, "True"): volumes[index!].set(attribute.name, .flag(true))
+                    case (5, "False"): volumes[index!].set(attribute.name, .flag(false))
                     default: volumes[index!].set(attribute.name, .text(attribute.value))
                     }
                 }
@@ -142,6 +143,16 @@ struct VolumeBuilder {
     /// Every (pool, vid) some qube is configured with.
     private let knownVolumes: Set<VolumeKey>
 
+    /// What building a volume needs of a pool, read once per pool.
+    private struct PoolFacts {
+        var pool: Pool
+        var driver: PoolDriver
+        var revisionsToKeep: String
+    }
+
+    /// Pools with a known driver, by name.
+    private let poolFacts: [String: PoolFacts]
+
     init(store: Store, configs: [Int: VolumeConfigs]) {
         self.store = store
         self.configs = configs
@@ -155,6 +166,12 @@ struct VolumeBuilder {
             }
         }
         knownVolumes = known
+        var facts: [String: PoolFacts] = [:]
+        for (name, pool) in store.pools {
+            guard let driver = PoolDriver(rawValue: pool.driver) else { continue }
+            facts[name] = PoolFacts(pool: pool, driver: driver, revisionsToKeep: pool[attribute: "revisions_to_keep"] ?? "1")
+        }
+        poolFacts = facts
     }
 
     static func defaultVID(_ domain: Domain, _ volume: String) -> String {
@@ -163,13 +180,18 @@ struct VolumeBuilder {
 
     func volumes(of domain: Domain) throws -> [Volume] {
         guard let qubeConfigs = configs[domain.qid] else { return [] }
-        return try qubeConfigs.volumes.map { try volume($0.name, of: domain, depth: 0) }
+        return try qubeConfigs.volumes.map { try volume($0, of: domain, depth: 0) }
     }
 
     private func volume(_ name: String, of domain: Domain, depth: Int) throws -> Volume {
         guard let config = configs[domain.qid]?[name] else {
             throw StoreError(.keyError, "'\(name)'", qube: domain.name, field: "volume")
         }
+        return try volume(config, of: domain, depth: depth)
+    }
+
+    private func volume(_ config: VolumeConfig, of domain: Domain, depth: Int) throws -> Volume {
+        let name = config.name
         func fail(_ kind: StoreError.Kind, _ message: String, _ value: String? = nil) -> StoreError {
             StoreError(kind, message, qube: domain.name, field: "volume \(name)", value: value)
         }
@@ -208,7 +230,7 @@ struct VolumeBuilder {
         guard let poolName = pool ?? store.defaultPool(forVolume: name) else {
             throw fail(.attributeError, "'Qubes' object has no attribute 'default_pool_\(name)'")
         }
-        guard let poolInfo = store.pools[poolName], let driver = PoolDriver(rawValue: poolInfo.driver) else {
+        guard let facts = poolFacts[poolName] else {
             throw fail(.qubesException, "Unknown storage pool \(poolName)", poolName)
         }
         var sizeText: String?
@@ -232,7 +254,8 @@ struct VolumeBuilder {
             throw fail(.storagePoolException, "source specified on '\(name)' but no snap_on_start set")
         }
         var vid = config.vid?.text ?? Self.defaultVID(domain, name)
-        let poolRevisions = poolInfo[attribute: "revisions_to_keep"] ?? "1"
+        let driver = facts.driver
+        let poolRevisions = facts.revisionsToKeep
         switch driver {
         case .linuxKernel:
             if rw.isTrue { throw fail(.assertionError, "a volume in a linux-kernel pool must be read-only", rw.text) }
@@ -245,7 +268,7 @@ struct VolumeBuilder {
             revisions = saveOnStop.isTrue ? (revisions.flatMap(ValueParsers.pythonInt) ?? poolRevisions) : "0"
         case .lvmThin:
             if config.vid == nil {
-                vid = (poolInfo[attribute: "volume_group"] ?? "") + "/vm-" + domain.name + "-" + name
+                vid = (facts.pool[attribute: "volume_group"] ?? "") + "/vm-" + domain.name + "-" + name
             }
             revisions = revisions ?? poolRevisions
         case .fileReflink, .zfs, .callback:

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The byte-level parser behind `XMLReader`. Input is already known to be
 /// valid UTF-8 made of XML characters.
 struct Parser {
@@ -10,6 +12,8 @@ struct Parser {
         var node: XMLNode
         /// Whether a child node ended the collection of `node.text`.
         var textDone: Bool
+        /// The `internCache` slot of the element's name.
+        var nameSlot: Int
     }
 
     private let buffer: UnsafeBufferPointer<UInt8>
@@ -21,6 +25,16 @@ struct Parser {
     private(set) var sawDoctype = false
     /// Text of the element currently collecting its `.text`.
     private var scratch: [UInt8] = []
+    /// Recently made strings of names and short attribute values, by a hash
+    /// of their bytes: where in the input they were read, and the string.
+    private var internCache: [(range: Range<Int>, string: String)?] = Array(repeating: nil, count: 509)
+    /// Longest attribute value that goes through `internCache`.
+    private static let internedValueLength = 15
+    /// How many children and attributes the last element whose name has
+    /// this `internCache` slot had: the capacity a new element's child and
+    /// attribute arrays start with, so they are allocated once.
+    private var childCountHints: [Int] = Array(repeating: 0, count: 509)
+    private var attributeCountHints: [Int] = Array(repeating: 0, count: 509)
 
     init(buffer: UnsafeBufferPointer<UInt8>, limits: XMLReader.Limits) {
         self.buffer = buffer
@@ -48,16 +62,18 @@ struct Parser {
         return true
     }
 
-    private mutating func expect(_ literal: StaticString, _ message: String) throws {
-        guard lookingAt(literal) else { throw error(message) }
+    private mutating func expect(_ literal: StaticString, _ message: @autoclosure () -> String) throws {
+        guard lookingAt(literal) else { throw error(message()) }
         position += literal.utf8CodeUnitCount
     }
 
     @discardableResult
     private mutating func skipSpace() -> Bool {
         let start = position
-        while !atEnd && XMLReader.isSpace(buffer[position]) { position += 1 }
-        return position > start
+        var end = start
+        while end < buffer.count && XMLReader.isSpace(buffer[end]) { end += 1 }
+        position = end
+        return end > start
     }
 
     private func string(_ range: Range<Int>) -> String {
@@ -73,12 +89,57 @@ struct Parser {
         isNameStart(byte) || (byte >= 0x30 && byte <= 0x39) || byte == 0x2D || byte == 0x2E
     }
 
+    /// Reads a name; names repeat, so each one becomes a `String` once.
     private mutating func parseName(_ what: String) throws -> String {
+        intern(try scanName(what))
+    }
+
+    /// The string of the bytes at `range`, reused from an earlier occurrence
+    /// of the same bytes when one is still in the small cache.
+    private mutating func intern(_ range: Range<Int>) -> String {
+        intern(range, slot: internSlot(range))
+    }
+
+    /// The `internCache` slot of the bytes at `range`.
+    private func internSlot(_ range: Range<Int>) -> Int {
+        var hash = UInt32(truncatingIfNeeded: range.count)
+        var index = range.lowerBound
+        while index < range.upperBound {
+            hash = (hash ^ UInt32(buffer[index])) &* 16_777_619
+            index &+= 1
+        }
+        return Int(hash % UInt32(internCache.count))
+    }
+
+    private mutating func intern(_ range: Range<Int>, slot: Int) -> String {
+        let count = range.count
+        if let cached = internCache[slot], cached.range.count == count,
+            memcmp(buffer.baseAddress! + cached.range.lowerBound, buffer.baseAddress! + range.lowerBound, count) == 0
+        {
+            return cached.string
+        }
+        let string = string(range)
+        internCache[slot] = (range, string)
+        return string
+    }
+
+    /// Skips a name at the current position and returns where its bytes are.
+    private mutating func scanName(_ what: String) throws -> Range<Int> {
         let start = position
         guard !atEnd, Self.isNameStart(buffer[position]) else { throw error("\(what): invalid name") }
-        position += 1
-        while !atEnd && Self.isNameChar(buffer[position]) { position += 1 }
-        return string(start..<position)
+        var end = start + 1
+        while end < buffer.count && Self.isNameChar(buffer[end]) { end += 1 }
+        position = end
+        return start..<end
+    }
+
+    /// Whether the end tag name at `range` closes the start tag `name` at
+    /// `offset`: compared byte by byte first, without making a string.
+    private func endTag(_ range: Range<Int>, matches name: String, startTagAt offset: Int) -> Bool {
+        let start = offset + 1
+        let count = name.utf8.count
+        if range.count == count && buffer[range].elementsEqual(buffer[start..<(start + count)]) { return true }
+        return string(range) == name
     }
 
     // MARK: - Document
@@ -382,22 +443,28 @@ struct Parser {
     // MARK: - Elements
 
     /// Parses the start tag at the current position.
-    private mutating func parseStartTag() throws -> (node: XMLNode, selfClosing: Bool) {
+    private mutating func parseStartTag() throws -> (node: XMLNode, selfClosing: Bool, nameSlot: Int) {
         let offset = position
         position += 1
-        let name = try parseName("StartTag")
+        let nameRange = try scanName("StartTag")
+        let nameSlot = internSlot(nameRange)
+        let name = intern(nameRange, slot: nameSlot)
         var attributes: [XMLNode.Attribute] = []
+        let expected = attributeCountHints[nameSlot]
+        if expected > 1 { attributes.reserveCapacity(expected) }
         while true {
             let spaced = skipSpace()
             let byte = peek()
             if byte == UInt8(ascii: ">") {
                 position += 1
-                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), false)
+                attributeCountHints[nameSlot] = attributes.count
+                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), false, nameSlot)
             }
             if byte == UInt8(ascii: "/") {
                 position += 1
                 try expect(">", "Couldn't find end of Start Tag \(name)")
-                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), true)
+                attributeCountHints[nameSlot] = attributes.count
+                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), true, nameSlot)
             }
             guard !atEnd else { throw error("Couldn't find end of Start Tag \(name)", at: offset) }
             guard spaced else { throw error("attributes construct error") }
@@ -419,22 +486,24 @@ struct Parser {
         guard quote == UInt8(ascii: "\"") || quote == UInt8(ascii: "'") else {
             throw error("AttValue: \" or ' expected")
         }
-        position += 1
-        let start = position
+        let start = position + 1
+        var end = start
         var plain = true
-        while !atEnd {
-            let byte = buffer[position]
+        while end < buffer.count {
+            let byte = buffer[end]
             if byte == quote { break }
-            if byte == UInt8(ascii: "<") { throw error("Unescaped '<' not allowed in attributes values") }
+            if byte == UInt8(ascii: "<") {
+                position = end
+                throw error("Unescaped '<' not allowed in attributes values")
+            }
             if byte == UInt8(ascii: "&") || byte == 0x09 || byte == 0x0A || byte == 0x0D { plain = false }
-            position += 1
+            end += 1
         }
-        guard !atEnd else { throw error("AttValue: ' expected", at: start) }
-        let end = position
-        position += 1
+        guard end < buffer.count else { throw error("AttValue: ' expected", at: start) }
+        position = end + 1
         if plain {
             guard end - start <= limits.maxValueLength else { throw valueTooLong(name, at: start) }
-            return string(start..<end)
+            return end - start <= Self.internedValueLength ? intern(start..<end) : string(start..<end)
         }
         var value: [UInt8] = []
         var index = start
@@ -483,23 +552,36 @@ struct Parser {
         frame.node.text = scratch.isEmpty ? nil : String(decoding: scratch, as: UTF8.self)
     }
 
+    /// Appends a child; the first one allocates room for as many children as
+    /// the last element of the same name had.
+    private func appendChild(_ child: XMLNode, to frame: inout Frame) {
+        if frame.node.children.isEmpty {
+            let expected = childCountHints[frame.nameSlot]
+            if expected > 1 { frame.node.children.reserveCapacity(expected) }
+        }
+        frame.node.children.append(child)
+    }
+
     private mutating func parseElementTree() throws -> XMLNode {
-        let (rootNode, rootClosed) = try parseStartTag()
+        let (rootNode, rootClosed, rootSlot) = try parseStartTag()
         if rootClosed { return rootNode }
-        var stack: [Frame] = [Frame(node: rootNode, textDone: false)]
+        var stack: [Frame] = [Frame(node: rootNode, textDone: false, nameSlot: rootSlot)]
         scratch.removeAll(keepingCapacity: true)
         while true {
             let textStart = position
-            while !atEnd {
-                let byte = buffer[position]
+            var textEnd = textStart
+            while textEnd < buffer.count {
+                let byte = buffer[textEnd]
                 if byte == UInt8(ascii: "<") || byte == UInt8(ascii: "&") { break }
-                if byte == UInt8(ascii: ">") && position >= 2 && buffer[position - 1] == UInt8(ascii: "]")
-                    && buffer[position - 2] == UInt8(ascii: "]")
+                if byte == UInt8(ascii: ">") && textEnd >= 2 && buffer[textEnd - 1] == UInt8(ascii: "]")
+                    && buffer[textEnd - 2] == UInt8(ascii: "]")
                 {
+                    position = textEnd
                     throw error("Sequence ']]>' not allowed in content")
                 }
-                position += 1
+                textEnd += 1
             }
+            position = textEnd
             let collecting = !stack[stack.count - 1].textDone
             if collecting && position > textStart {
                 collectText(textStart..<position)
@@ -516,18 +598,19 @@ struct Parser {
             } else if lookingAt("</") {
                 let tagStart = position
                 position += 2
-                let name = try parseName("EndTag")
+                let nameRange = try scanName("EndTag")
                 skipSpace()
                 var frame = stack.removeLast()
-                guard name == frame.node.name else {
+                guard endTag(nameRange, matches: frame.node.name, startTagAt: frame.node.offset) else {
                     throw error(
-                        "Opening and ending tag mismatch: \(frame.node.name) and \(name)", at: tagStart)
+                        "Opening and ending tag mismatch: \(frame.node.name) and \(string(nameRange))", at: tagStart)
                 }
                 try expect(">", "EndTag: '</' not terminated")
                 finishText(of: &frame)
                 scratch.removeAll(keepingCapacity: true)
+                childCountHints[frame.nameSlot] = frame.node.children.count
                 if stack.isEmpty { return frame.node }
-                stack[stack.count - 1].node.children.append(frame.node)
+                appendChild(frame.node, to: &stack[stack.count - 1])
             } else if lookingAt("<!--") {
                 finishText(of: &stack[stack.count - 1])
                 try skipComment()
@@ -548,15 +631,15 @@ struct Parser {
                 throw error("unexpected markup declaration in content")
             } else {
                 finishText(of: &stack[stack.count - 1])
-                let (node, closed) = try parseStartTag()
+                let (node, closed, nameSlot) = try parseStartTag()
                 guard stack.count < limits.maxDepth else {
                     throw error(
                         "Excessive depth in document: \(limits.maxDepth), more than the limit", at: node.offset)
                 }
                 if closed {
-                    stack[stack.count - 1].node.children.append(node)
+                    appendChild(node, to: &stack[stack.count - 1])
                 } else {
-                    stack.append(Frame(node: node, textDone: false))
+                    stack.append(Frame(node: node, textDone: false, nameSlot: nameSlot))
                     scratch.removeAll(keepingCapacity: true)
                 }
             }
