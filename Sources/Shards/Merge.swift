@@ -80,14 +80,14 @@ public enum ShardMerge {
         return try merger.finish()
     }
 
-    /// The report `merge` gives for `main` and `shards`, with qids picked
-    /// without randomness (they play no part in what is merged). Split asks
-    /// this to tell a qube merge left out from one removed while attached.
+    /// What `merge` gives for `main` and `shards`, with qids picked without
+    /// randomness (they play no part in what is merged). Split replays merge
+    /// to learn what it made of each shard qube and which ones it left out.
     /// - Throws: `ShardIssue` as `merge` does.
-    static func report(main: Store, shards: [Shard], options: MergeOptions) throws -> MergeReport {
+    static func replay(main: Store, shards: [Shard], options: MergeOptions) throws -> MergeResult {
         var options = options
         options.random = { $0.lowerBound }
-        return try merge(main: main, shards: shards.map { ShardSource(root: $0.root, shard: .success($0)) }, options: options).report
+        return try merge(main: main, shards: shards.map { ShardSource(root: $0.root, shard: .success($0)) }, options: options)
     }
 
     /// Why merge left out the qube `name` of `file`, from the report of its

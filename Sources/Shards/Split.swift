@@ -48,8 +48,9 @@ public enum ShardSplit {
     /// - Parameters:
     ///   - previousMain: the main store merge started from (the main file, which merge
     ///     does not write): its pools stay in the main store whatever a shard declares,
-    ///     and merge is replayed on it to tell the qubes it left out, written back
-    ///     unchanged, from those removed while attached, dropped.
+    ///     and merge is replayed on it to learn what it made of each shard qube, and
+    ///     to tell the qubes it left out, written back unchanged, from those removed
+    ///     while attached, dropped.
     ///   - shards: the shard roots as they are now (their files are the previous versions).
     ///   - options: the options merge was given: what it withheld and the qubes
     ///     it left out are recomputed with them to be written back (the random
@@ -79,16 +80,16 @@ public enum ShardSplit {
 
     /// `current` (from the merged store) as its shard file holds it: the
     /// `shard-<name>` tag removed, and `previous` restored wherever the qube
-    /// still has what merge put in (the sanitized value, and the tags the
-    /// loader derived, merging into `main`). The tags derived from a property
-    /// changed while attached are those qubesd derived from the new value.
-    static func restore(_ current: Domain, previous: Domain?, shard: String, options: SanitizeOptions, main: Store) -> Domain {
+    /// still has what merge produced from it (`merged`, as the store loader
+    /// left it). The tags derived from a property changed while attached are
+    /// those qubesd derived from the new value.
+    static func restore(_ current: Domain, previous: Domain?, merged: Domain?, shard: String) -> Domain {
         var result = current
         result.qid = 0
-        result.tags.remove(ExactString(ShardSanitizer.tag(ofShard: shard)))
-        guard let previous else { return result }
-        var merged = ShardSanitizer.sanitize(previous, shard: shard, options: options).0
-        merged.tags = main.maintainedTags(of: merged)
+        let tag = ExactString(ShardSanitizer.tag(ofShard: shard))
+        result.tags.remove(tag)
+        guard let previous, var merged else { return result }
+        merged.tags.remove(tag)
         result.properties = threeWay(previous.properties, merged.properties, result.properties)
         result.features = OrderedDictionary(uniqueKeysWithValues: threeWay(
             Array(previous.features), Array(merged.features), Array(result.features)))
@@ -104,28 +105,28 @@ public enum ShardSplit {
     }
 
     /// Per key: the previous value where the current one is still the
-    /// sanitized one, else the current one. Order: previous keys, then new ones.
+    /// merged one, else the current one. Order: previous keys, then new ones.
     static func threeWay<Key: Hashable, Value: Equatable>(
-        _ previous: some Sequence<(Key, Value)>, _ sanitized: some Sequence<(Key, Value)>, _ current: some Sequence<(Key, Value)>
+        _ previous: some Sequence<(Key, Value)>, _ merged: some Sequence<(Key, Value)>, _ current: some Sequence<(Key, Value)>
     ) -> [(Key, Value)] {
-        let sanitizedValues = Dictionary(Array(sanitized), uniquingKeysWith: { first, _ in first })
+        let mergedValues = Dictionary(Array(merged), uniquingKeysWith: { first, _ in first })
         let currentValues = Dictionary(Array(current), uniquingKeysWith: { first, _ in first })
         var result: [(Key, Value)] = []
         var seen = Set<Key>()
         for (key, value) in previous {
             seen.insert(key)
-            if currentValues[key] == sanitizedValues[key] {
+            if currentValues[key] == mergedValues[key] {
                 result.append((key, value))
             } else if let now = currentValues[key] {
                 result.append((key, now))
             }
         }
-        for (key, value) in current where !seen.contains(key) && sanitizedValues[key] != value { result.append((key, value)) }
+        for (key, value) in current where !seen.contains(key) && mergedValues[key] != value { result.append((key, value)) }
         return result
     }
 
-    static func threeWay<Key: Hashable, Value: Equatable>(_ previous: [Key: Value], _ sanitized: [Key: Value], _ current: [Key: Value]) -> [Key: Value] {
-        Dictionary(uniqueKeysWithValues: threeWay(previous.map { ($0, $1) }, sanitized.map { ($0, $1) }, current.map { ($0, $1) }))
+    static func threeWay<Key: Hashable, Value: Equatable>(_ previous: [Key: Value], _ merged: [Key: Value], _ current: [Key: Value]) -> [Key: Value] {
+        Dictionary(uniqueKeysWithValues: threeWay(previous.map { ($0, $1) }, merged.map { ($0, $1) }, current.map { ($0, $1) }))
     }
 }
 
@@ -157,6 +158,8 @@ private struct Splitter {
                 previousByUUID[domain.uuid] = (index, position)
             }
         }
+        // What merge did: merged again from the main store it started from.
+        let replay = try ShardMerge.replay(main: previousMain, shards: shards, options: options)
         var outputs = shards.map { $0.documents.map { _ in [Domain]() } }
         /// (shard, position) of every previous qube the merged store still has.
         var claimed = Set<[Int]>()
@@ -180,22 +183,22 @@ private struct Splitter {
                 continue
             }
             let shard = shards[owner.shard]
+            let merged = owner.previous.flatMap { previous in
+                replay.report.shards[owner.shard].merged.contains { ExactString($0) == ExactString(previous.name) }
+                    ? replay.store[previous.name] : nil
+            }
             outputs[owner.shard][owner.document].append(
-                ShardSplit.restore(domain, previous: owner.previous, shard: shard.name, options: options.sanitize, main: previousMain))
+                ShardSplit.restore(domain, previous: owner.previous, merged: merged, shard: shard.name))
             report.moved.append(ShardChange(qube: domain.name, field: shard.documents[owner.document].path, old: nil, new: nil))
             movedNames.insert(ExactString(domain.name))
             main.remove(domain.name)
         }
         for name in shardByPool.keys { main.pools[name] = nil }
         resetReferences(to: movedNames)
-        // What merge did: merged again from the main store it started from, once, when needed.
-        var merge: MergeReport?
         for (index, shard) in shards.enumerated() {
             for (position, (document, domain)) in previousDomains[index].enumerated() where !claimed.contains([index, position]) {
                 let file = shard.documents[document].path
-                let done = try merge ?? ShardMerge.report(main: previousMain, shards: shards, options: options)
-                merge = done
-                if let reason = ShardMerge.leftOut(domain.name, file: file, in: done.shards[index]) {
+                if let reason = ShardMerge.leftOut(domain.name, file: file, in: replay.report.shards[index]) {
                     outputs[index][document].append(domain)
                     report.kept.append(reason)
                 } else {

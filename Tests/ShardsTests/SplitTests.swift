@@ -189,6 +189,71 @@ import Testing
         #expect(result.report.removed.map(\.qube) == ["gone"] && result.report.removed[0].message == "removed while attached")
     }
 
+    /// Shard `r` of `text` in its canonical form, merged into the default main store.
+    func attached(_ text: String) throws -> (main: Store, canonical: [UInt8], source: ShardSource, merged: Store) {
+        let (main, _) = try Fixtures.default2x2()
+        let canonical = try ShardFile.parse(Array(text.utf8), file: "r").bytes()
+        let source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
+        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
+        return (main, canonical, source, try Store.load(xml: merge.bytes).store)
+    }
+
+    /// The loader migrates `service.meminfo-writer` at merge: the feature goes,
+    /// and an empty one sets maxmem to 0.
+    @Test func meminfoWriterTheLoaderMigratedIsWrittenBack() throws {
+        let text = oneQubeShard(properties: ["template": "fedora-40-xfce"])
+            .replacingOccurrences(of: "<features/>", with: "<features><feature name=\"service.meminfo-writer\"></feature></features>")
+        var (main, canonical, source, merged) = try attached(text)
+        #expect(merged["lost"]?.features["service.meminfo-writer"] == nil && merged["lost"]?.properties["maxmem"] == "0")
+        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+
+        merged.update("lost") { $0.properties["memory"] = "999" }
+        var result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        var qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        #expect(qube.properties["memory"] == "999" && qube.properties["maxmem"] == nil && qube.features["service.meminfo-writer"] == "")
+
+        merged.update("lost") { $0.properties["maxmem"] = "4000" }
+        result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        #expect(qube.properties["maxmem"] == "4000")
+    }
+
+    /// The loader drops the absent `gone` from `preload-dispvm` at merge.
+    @Test func preloadEntriesTheLoaderRemovedAreWrittenBack() throws {
+        let text = oneQubeShard(properties: ["template": "fedora-40-xfce", "template_for_dispvms": "True"])
+            .replacingOccurrences(of: "<features/>", with: "<features><feature name=\"preload-dispvm\">gone</feature></features>")
+        var (main, canonical, source, merged) = try attached(text)
+        #expect(merged["lost"]?.features["preload-dispvm"] == "")
+        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+
+        merged.update("lost") { $0.properties["memory"] = "999" }
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        let qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        #expect(qube.properties["memory"] == "999" && qube.features["preload-dispvm"] == "gone")
+    }
+
+    /// `a` and `b` are each other's netvm; the loader cuts the loop at merge
+    /// at the first of them it loads, `a`.
+    @Test func netvmLoopTheLoaderBrokeIsWrittenBack() throws {
+        let files = try [("a", "b"), ("b", "a")].enumerated().map { index, qube in
+            try ShardFile.parse(Array(oneQubeShard(
+                qube.0, properties: ["template": "fedora-40-xfce", "provides_network": "True", "netvm": qube.1],
+                uuid: "11111111-2222-4333-8444-55555555555\(index)").utf8), file: "r")
+        }
+        let text = String(decoding: try ShardFile(name: "r", pools: files[0].pools, domains: files.flatMap(\.domains)).bytes(), as: UTF8.self)
+        var (main, canonical, source, merged) = try attached(text)
+        #expect(merged["a"]?.properties["netvm"] == "" && merged["b"]?.properties["netvm"] == "a")
+        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+
+        merged.update("a") { $0.properties["memory"] = "999" }
+        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
+        let qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        #expect(qube.properties["memory"] == "999" && qube.properties["netvm"] == "b")
+    }
+
     @Test func withheldDataIsWrittenBackUnchanged() throws {
         let (main, _) = try Fixtures.default2x2()
         let text = oneQubeShard(properties: ["template": "fedora-40-xfce", "kernelopts": "nopat"])
