@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "lq", targets: ["lq"]),
+        .executable(name: "lq-protect", targets: ["lq-protect"]),
         .executable(name: "lq-splitfile", targets: ["lq-splitfile"]),
         .executable(name: "lq-splitpassword", targets: ["lq-splitpassword"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
@@ -61,22 +62,26 @@ let package = Package(
                 "QubesAdmin",
                 "Provisioning",
                 "QrexecPolicy",
-                "BootProtect",
                 "Shards",
+                "InQubeTool",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
-            name: "SplitTool",
-            dependencies: ["SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            name: "InQubeTool",
+            dependencies: ["SplitServices", "BootProtect", "QubesStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "lq-protect",
+            dependencies: ["InQubeTool", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "lq-splitfile",
-            dependencies: ["SplitTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["InQubeTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "lq-splitpassword",
-            dependencies: ["SplitTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["InQubeTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(
             name: "AdminServer",
@@ -121,7 +126,7 @@ let package = Package(
         ),
         .testTarget(
             name: "lqTests",
-            dependencies: ["lq", "lq-splitfile", "lq-splitpassword"]
+            dependencies: ["lq", "lq-protect", "lq-splitfile", "lq-splitpassword"]
         ),
     ],
     swiftLanguageModes: [.v6]

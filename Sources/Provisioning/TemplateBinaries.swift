@@ -1,7 +1,7 @@
 import Foundation
 
-/// The static `lq` binaries the template runs (the boot guard and the split
-/// services), copied from dom0 into `/usr/lib/liteqube`.
+/// The static programs the template runs (the boot guard `lq-protect` and the
+/// split services), copied from dom0 into `/usr/lib/liteqube`.
 public struct TemplateBinaries: Sendable, Hashable {
     public struct Binary: Sendable, Hashable {
         /// The dom0 file.
@@ -9,7 +9,7 @@ public struct TemplateBinaries: Sendable, Hashable {
         public var sha256: String
     }
 
-    public static let names = ["lq", "lq-splitfile", "lq-splitpassword"]
+    public static let names = ["lq-protect", "lq-splitfile", "lq-splitpassword"]
 
     /// By tool name.
     public var files: [String: Binary]

@@ -169,7 +169,7 @@ extension Catalog {
             [Service]
             Type=oneshot
             RemainAfterExit=yes
-            ExecStart=\(bin)/lq protect --device /dev/xvdb --rules /etc/protect
+            ExecStart=\(bin)/lq-protect --device /dev/xvdb --rules /etc/protect
 
             [Install]
             WantedBy=sysinit.target

@@ -2,7 +2,7 @@ import ArgumentParser
 import BootProtect
 import Glibc
 import SplitServices
-import SplitTool
+import InQubeTool
 
 /// `lq-splitfile`: Liteqube's SplitFile, both sides.
 @main

@@ -2,7 +2,7 @@ import ArgumentParser
 import BootProtect
 import Glibc
 import SplitServices
-import SplitTool
+import InQubeTool
 
 /// `lq-splitpassword`: Liteqube's SplitPassword, both sides, and the save and pin steps.
 @main

@@ -103,7 +103,7 @@ struct TemplateRoot {
             #expect(try root.text("/usr/lib/liteqube/" + name) == String(contentsOfFile: root.binaries + "/" + name, encoding: .utf8))
             #expect(root.owner("/usr/lib/liteqube/" + name).mode == 0o755)
         }
-        #expect(try root.text("/etc/systemd/system/liteqube-vm-template.service").contains("/usr/lib/liteqube/lq protect --device /dev/xvdb"))
+        #expect(try root.text("/etc/systemd/system/liteqube-vm-template.service").contains("/usr/lib/liteqube/lq-protect --device /dev/xvdb"))
         #expect(try FileManager.default.destinationOfSymbolicLink(
             atPath: root.path + "/etc/systemd/system/sysinit.target.wants/liteqube-vm-template.service")
             == "/etc/systemd/system/liteqube-vm-template.service")

@@ -93,3 +93,19 @@ import Testing
         #expect(help.stdout.contains("USAGE: lq protect [--rw <dir>] [--device <path>] [--mount-point <dir>] [--rules <dir>] [--qube <name>] [--first-boot] [--dry-run] [--json]"))
     }
 }
+
+extension ProtectCommandTests {
+    /// The template's own guard is the same command without the rest of lq.
+    @Test func lqProtectIsLqProtectStandalone() throws {
+        let folder = try Self.volume()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let arguments = [
+            "--rw", folder.appendingPathComponent("rw").path, "--rules", folder.appendingPathComponent("rules").path,
+            "--qube", "core-net", "--dry-run", "--json",
+        ]
+        let standalone = try InQubeTools.run("lq-protect", arguments)
+        #expect(standalone.status == 0)
+        #expect(standalone.stdout == (try LQ.run(arguments: ["protect"] + arguments)).stdout)
+        #expect(try InQubeTools.run("lq-protect", ["--rw", "a", "--device", "b"]).status == 2)
+    }
+}

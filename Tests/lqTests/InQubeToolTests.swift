@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 
-/// Runs the built `lq-splitfile` and `lq-splitpassword` as qrexec would: environment, arguments, stdin.
-enum SplitTool {
+/// Runs the built in-qube tools (`lq-protect`, `lq-splitfile`, `lq-splitpassword`) as qrexec or systemd would: environment, arguments, stdin.
+enum InQubeTools {
     static func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:], input: String = "") throws -> LQ.Result {
         let process = Process()
         process.executableURL = Bundle.main.bundleURL.appendingPathComponent(tool)
@@ -34,7 +34,7 @@ enum SplitTool {
 
 @Suite struct SplitToolTests {
     @Test func splitFileServesByServiceArgumentArgvOrStdinAndRefusesTraversal() throws {
-        let folder = try SplitTool.folder()
+        let folder = try InQubeTools.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         try Data("ovpn".utf8).write(to: folder.appendingPathComponent("store/core-vpn/server.zip"))
         let store = folder.appendingPathComponent("store").path
@@ -43,54 +43,54 @@ enum SplitTool {
             (caller.merging(["QREXEC_SERVICE_ARGUMENT": "server.zip"]) { $1 }, [String](), ""),
             (caller, ["server.zip"], ""), (caller, [], "server.zip\n"),
         ] {
-            let result = try SplitTool.run("lq-splitfile", ["serve", "--store", store, "--no-notify"] + arguments, environment: environment, input: input)
+            let result = try InQubeTools.run("lq-splitfile", ["serve", "--store", store, "--no-notify"] + arguments, environment: environment, input: input)
             #expect(result.status == 0 && result.stdout == "ovpn" && result.stderr.isEmpty)
         }
-        let refused = try SplitTool.run(
+        let refused = try InQubeTools.run(
             "lq-splitfile", ["serve", "--store", store, "--no-notify"], environment: caller.merging(["QREXEC_SERVICE_ARGUMENT": "..%2Fcore-net%2Fkey"]) { $1 })
         #expect(refused.status == 1 && refused.stdout.isEmpty)
         #expect(refused.stderr == "lq-splitfile: refused: file name '..%2Fcore-net%2Fkey' has the byte %; allowed: A-Z a-z 0-9 _ . + -\n")
-        let anonymous = try SplitTool.run("lq-splitfile", ["serve", "--store", store, "--no-notify", "server.zip"])
+        let anonymous = try InQubeTools.run("lq-splitfile", ["serve", "--store", store, "--no-notify", "server.zip"])
         #expect(anonymous.status == 1 && anonymous.stdout.isEmpty)
-        #expect(try SplitTool.run("lq-splitfile", ["serve", "--max-size", "many"]).status == 2)
-        #expect(try SplitTool.run("lq-splitfile", ["--bogus"]).status == 2)
+        #expect(try InQubeTools.run("lq-splitfile", ["serve", "--max-size", "many"]).status == 2)
+        #expect(try InQubeTools.run("lq-splitfile", ["--bogus"]).status == 2)
     }
 
     @Test func splitFileClientWritesANewPrivateFile() throws {
-        let folder = try SplitTool.folder()
+        let folder = try InQubeTools.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let client = folder.appendingPathComponent("qrexec-client-vm")
         try Data("#!/bin/sh\nprintf '%s %s' \"$1\" \"$2\"\n".utf8).write(to: client)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: client.path)
         let output = folder.appendingPathComponent("got").path
-        let result = try SplitTool.run("lq-splitfile", ["get", "server.zip", "--client", client.path, "--output", output])
+        let result = try InQubeTools.run("lq-splitfile", ["get", "server.zip", "--client", client.path, "--output", output])
         #expect(result.status == 0)
         #expect(try String(contentsOfFile: output, encoding: .utf8) == "core-keys liteqube.SplitFile+server.zip")
         #expect((try FileManager.default.attributesOfItem(atPath: output)[.posixPermissions] as? Int) == 0o600)
-        let again = try SplitTool.run("lq-splitfile", ["get", "server.zip", "--client", client.path, "--output", output])
+        let again = try InQubeTools.run("lq-splitfile", ["get", "server.zip", "--client", client.path, "--output", output])
         #expect(again.status == 1 && again.stderr.contains("\(output): openat: File exists"))
-        #expect(try SplitTool.run("lq-splitfile", ["get", "../x", "--client", client.path]).status == 1)
+        #expect(try InQubeTools.run("lq-splitfile", ["get", "../x", "--client", client.path]).status == 1)
     }
 
     @Test func splitPasswordSavePinAndServe() throws {
-        let folder = try SplitTool.folder()
+        let folder = try InQubeTools.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
         let store = folder.appendingPathComponent("store").path
         let rules = folder.appendingPathComponent("rules").path
         try FileManager.default.createDirectory(atPath: rules, withIntermediateDirectories: true)
-        let saved = try SplitTool.run("lq-splitpassword", ["save", "--store", store, "--owner", "0:0"], input: "core-vpn\nvpn\nhunter 2\n")
+        let saved = try InQubeTools.run("lq-splitpassword", ["save", "--store", store, "--owner", "0:0"], input: "core-vpn\nvpn\nhunter 2\n")
         #expect(saved.status == 0 && saved.stdout.split(separator: "\n").map(\.count) == [64, 128])
-        let pinned = try SplitTool.run("lq-splitpassword", ["pin", "--rules", rules, "--owner", "0:0"], input: "core-vpn\n" + saved.stdout)
+        let pinned = try InQubeTools.run("lq-splitpassword", ["pin", "--rules", rules, "--owner", "0:0"], input: "core-vpn\n" + saved.stdout)
         #expect(pinned.status == 0 && pinned.stdout == "\(rules)/checksum.core-keys/home/user/password-core-vpn\n")
         let pins = rules + "/checksum.core-keys/home/user"
-        let served = try SplitTool.run(
+        let served = try InQubeTools.run(
             "lq-splitpassword", ["serve", "--store", store, "--pins", pins, "--owner", "0", "--no-notify", "vpn"],
             environment: ["QREXEC_REMOTE_DOMAIN": "core-vpn"])
         #expect(served.status == 0 && served.stdout == "hunter 2")
-        let unknown = try SplitTool.run(
+        let unknown = try InQubeTools.run(
             "lq-splitpassword", ["serve", "--store", store, "--pins", pins, "--owner", "0", "--no-notify", "rdp"],
             environment: ["QREXEC_REMOTE_DOMAIN": "core-vpn"])
         #expect(unknown.status == 1 && unknown.stdout.isEmpty && unknown.stderr == "lq-splitpassword: \(store)/password-core-vpn: no password for token rdp\n")
-        #expect(try SplitTool.run("lq-splitpassword", ["save", "--owner", "root"]).status == 2)
+        #expect(try InQubeTools.run("lq-splitpassword", ["save", "--owner", "root"]).status == 2)
     }
 }

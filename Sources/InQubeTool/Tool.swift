@@ -3,8 +3,9 @@ import BootProtect
 import Glibc
 import SplitServices
 
-// What lq-splitfile and lq-splitpassword share: reading the qrexec environment, stdin and stdout,
-// and exit statuses (0 done, 1 refused, 2 usage). The services themselves are in SplitServices.
+// What the tools that run inside qubes share (lq-protect, lq-splitfile, lq-splitpassword, and lq protect):
+// reading the qrexec environment, stdin and stdout, and exit statuses (0 done, 1 refused, 2 usage).
+// The guard and the services themselves are in BootProtect and SplitServices.
 
 /// Options of a server side.
 public struct ServiceOptions: ParsableArguments {
@@ -97,6 +98,9 @@ public enum Tool {
     }
 
     public static func output(_ bytes: [UInt8]) { write(1, bytes) }
+
+    /// A message on stderr, ending in a newline.
+    public static func error(_ message: String) { write(2, Array((message.hasSuffix("\n") ? message : message + "\n").utf8)) }
 
     static func write(_ fd: Int32, _ bytes: [UInt8]) { try? HostSystem().write(fd, bytes) }
 
