@@ -45,13 +45,22 @@ public struct MemoryBudget: Sendable {
     }
 
     /// The budget of the service qubes a system has now: Liteqube's (by the
-    /// manifest's names) and the Qubes defaults it replaces.
+    /// manifest's names) and the Qubes defaults it replaces — always on when
+    /// they start at boot, on demand when not, left out when they may not
+    /// start at all (`prohibit-start`).
     public init(backend: Backend, manifest: Manifest) throws {
         let presence = Dictionary(uniqueKeysWithValues: Manifest.defaultNames.keys.map { (manifest.name($0), Catalog.presence(of: $0)) })
         var entries: [Entry] = []
         for qube in try backend.qubes() {
-            let isDefault = Catalog.qubesDefaults.contains { $0.name == qube.name }
-            guard let group = presence[qube.name] ?? (isDefault ? .alwaysOn : nil) else { continue }
+            let group: Presence
+            if let liteqube = presence[qube.name] {
+                group = liteqube
+            } else if Catalog.qubesDefaults.contains(where: { $0.name == qube.name }) {
+                if let reason = try? backend.feature("prohibit-start", of: qube.name), !reason.isEmpty { continue }
+                group = (try? backend.property("autostart", of: qube.name))?.value == "True" ? .alwaysOn : .onDemand
+            } else {
+                continue
+            }
             let memory = Int((try? backend.property("memory", of: qube.name))?.value ?? "") ?? 0
             let maxmem = (try? backend.property("maxmem", of: qube.name)).flatMap { Int($0.value) }
             let hvm = (try? backend.property("virt_mode", of: qube.name))?.value == "hvm"

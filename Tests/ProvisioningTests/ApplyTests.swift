@@ -107,8 +107,11 @@ struct Scratch {
             syntax.waitUntilExit()
             #expect(syntax.terminationStatus == 0, "\(service) is not valid sh")
         }
-        // Idempotence.
-        #expect(try scratch.planner(backend).plan(Self.manifest).operations.isEmpty)
+        // Idempotence, and the budget now is the planned one (the retired qubes no longer start at boot).
+        let plan = try scratch.planner(backend).plan(Self.manifest)
+        #expect(plan.operations.isEmpty)
+        let now = try MemoryBudget(backend: backend, manifest: Self.manifest)
+        #expect(now.totals[.alwaysOn] == MemoryBudget(desired: plan.desired).totals[.alwaysOn])
     }
 
     /// The generated policy loads and lints clean, and dom0 decides each
