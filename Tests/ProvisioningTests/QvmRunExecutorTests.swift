@@ -14,10 +14,13 @@ import Testing
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-qvm-run-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder + "/bin", withIntermediateDirectories: true)
         let standIn = folder + "/bin/qvm-run"
-        // qvm-run --pass-io --no-gui -u root QUBE COMMAND
-        try "#!/bin/sh\n[ \"$1 $2 $3 $4\" = '--pass-io --no-gui -u root' ] || exit 99\nexec /bin/sh -c \"$6\"\n"
+        // qvm-run --pass-io --no-gui -u root QUBE COMMAND, with the package tools replaced by stand-ins.
+        try "#!/bin/sh\n[ \"$1 $2 $3 $4\" = '--pass-io --no-gui -u root' ] || exit 99\nPATH=\(folder)/bin:$PATH exec /bin/sh -c \"$6\"\n"
             .write(toFile: standIn, atomically: true, encoding: .utf8)
         chmod(standIn, 0o755)
+        // dpkg-query answers for tor (installed) and usbguard (known, not installed); apt-get logs its arguments.
+        try TemplateRoot.write(folder + "/bin/dpkg-query", "#!/bin/sh\nprintf 'tor ii \\nusbguard un \\n'\n", mode: 0o755)
+        try TemplateRoot.write(folder + "/bin/apt-get", "#!/bin/sh\nfor a in \"$@\"; do echo \"$a\"; done >> \(folder)/apt-get.log\n", mode: 0o755)
         executor = QvmRunExecutor(qvmRun: standIn)
     }
 
@@ -49,6 +52,14 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: directory + "/inside"))
         for path in [directory + "/inside", directory, file, link] { try executor.remove(path, in: qube) }
         #expect(try executor.inspect(paths, in: qube).isEmpty)
+    }
+
+    @Test func packagesAreQueriedAndInstalledNonInteractively() throws {
+        #expect(try executor.installed(["tor", "usbguard"], in: "debian-core") == ["tor"])
+        try executor.install(["usbguard", "it's"], in: "debian-core")
+        try executor.uninstall(["usbguard"], in: "debian-core")
+        let log = try String(contentsOfFile: folder + "/apt-get.log", encoding: .utf8)
+        #expect(log == "install\n-y\n--no-install-recommends\nusbguard\nit's\npurge\n-y\nusbguard\n")
     }
 
     @Test func aFailingCommandIsAnErrorNamingTheQube() throws {
