@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "lq", targets: ["lq"]),
         .executable(name: "lq-protect", targets: ["lq-protect"]),
+        .executable(name: "lq-inqube", targets: ["lq-inqube"]),
         .executable(name: "lq-splitfile", targets: ["lq-splitfile"]),
         .executable(name: "lq-splitpassword", targets: ["lq-splitpassword"]),
         .library(name: "QubesStore", targets: ["QubesStore"]),
@@ -71,17 +72,15 @@ let package = Package(
             name: "InQubeTool",
             dependencies: ["SplitServices", "BootProtect", "QubesStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(
-            name: "lq-protect",
-            dependencies: ["InQubeTool", .product(name: "ArgumentParser", package: "swift-argument-parser")]
-        ),
+        .executableTarget(name: "lq-protect", dependencies: ["InQubeTool"]),
+        .executableTarget(name: "lq-inqube", dependencies: ["InQubeTool"]),
         .executableTarget(
             name: "lq-splitfile",
-            dependencies: ["InQubeTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["InQubeTool"]
         ),
         .executableTarget(
             name: "lq-splitpassword",
-            dependencies: ["InQubeTool", "SplitServices", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["InQubeTool"]
         ),
         .target(
             name: "AdminServer",
@@ -126,7 +125,7 @@ let package = Package(
         ),
         .testTarget(
             name: "lqTests",
-            dependencies: ["lq", "lq-protect", "lq-splitfile", "lq-splitpassword"]
+            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -49,6 +49,21 @@ public enum Tool {
         Glibc.exit(status)
     }
 
+    /// The in-qube tools by program name.
+    static let tools: [String: any ParsableCommand.Type] = [
+        "lq-protect": ProtectTool.self, "lq-splitfile": SplitFileTool.self, "lq-splitpassword": SplitPasswordTool.self,
+    ]
+
+    /// Runs the tool the program was called as: the template holds one
+    /// program and links named after each tool, so their code is there once.
+    public static func mainByName() -> Never {
+        guard let tool = tools[toolName] else {
+            write(2, Array("\(toolName): call it through a link named \(tools.keys.sorted().joined(separator: ", "))\n".utf8))
+            Glibc.exit(2)
+        }
+        main(tool)
+    }
+
     /// Prints help (exit 0) or a usage error (exit 2).
     static func usage<Command: ParsableCommand>(_ error: any Error, _ command: Command.Type) -> Int32 {
         let help = command.exitCode(for: error) == .success

@@ -1,7 +1,8 @@
 import Foundation
 
-/// The static programs the template runs (the boot guard `lq-protect` and the
-/// split services), copied from dom0 into `/usr/lib/liteqube`.
+/// The static program the template runs, `lq-inqube` (the boot guard and the
+/// split services, called through links named `lq-protect`, `lq-splitfile`
+/// and `lq-splitpassword`), copied from dom0 into `/usr/lib/liteqube`.
 public struct TemplateBinaries: Sendable, Hashable {
     public struct Binary: Sendable, Hashable {
         /// The dom0 file.
@@ -9,14 +10,16 @@ public struct TemplateBinaries: Sendable, Hashable {
         public var sha256: String
     }
 
-    public static let names = ["lq-protect", "lq-splitfile", "lq-splitpassword"]
+    public static let names = ["lq-inqube"]
+    /// The links to `lq-inqube`, one per tool.
+    public static let tools = ["lq-protect", "lq-splitfile", "lq-splitpassword"]
 
     /// By tool name.
     public var files: [String: Binary]
 
     public init(files: [String: Binary] = [:]) { self.files = files }
 
-    /// The three tools from `folder`, with their digests.
+    /// The program from `folder`, with its digest.
     /// - Throws: `ProvisioningError` naming a tool that is missing, or that
     ///   needs the Swift runtime libraries (debian-core has none).
     public static func load(from folder: String) throws -> TemplateBinaries {

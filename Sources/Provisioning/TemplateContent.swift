@@ -106,6 +106,7 @@ extension Catalog {
             guard let binary = binaries.files[name] else { continue }
             overlay.steps.append(.entry(TemplateEntry(
                 path: bin + "/" + name, kind: .binary(source: binary.source, sha256: binary.sha256), mode: 0o755)))
+            for tool in TemplateBinaries.tools { overlay.link(bin + "/" + tool, name) }
         }
         overlay.script(bin + "/post-install", """
             #!/bin/sh

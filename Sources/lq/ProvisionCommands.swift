@@ -16,7 +16,7 @@ struct ManifestOptions: ParsableArguments {
         help: "How steps inside qubes run: qvm-run, or folder:DIR[,QUBE=DIR…] for folders standing for the template's root and other qubes' (default: qvm-run with --socket; left out with --store).")
     var inQube: String?
     @Option(help: ArgumentHelp(
-        "Folder of the static lq, lq-splitfile and lq-splitpassword copied into the template (default: beside this lq, when all three are there).",
+        "Folder of the static lq-inqube copied into the template (default: beside this lq, when it is there).",
         valueName: "dir"))
     var binaries: String?
 

@@ -99,9 +99,10 @@ struct TemplateRoot {
         try system.applier.apply(plan)
 
         let root = system.root
-        for name in TemplateBinaries.names {
-            #expect(try root.text("/usr/lib/liteqube/" + name) == String(contentsOfFile: root.binaries + "/" + name, encoding: .utf8))
-            #expect(root.owner("/usr/lib/liteqube/" + name).mode == 0o755)
+        #expect(try root.text("/usr/lib/liteqube/lq-inqube") == String(contentsOfFile: root.binaries + "/lq-inqube", encoding: .utf8))
+        #expect(root.owner("/usr/lib/liteqube/lq-inqube").mode == 0o755)
+        for tool in ["lq-protect", "lq-splitfile", "lq-splitpassword"] {
+            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root.path + "/usr/lib/liteqube/" + tool) == "lq-inqube")
         }
         #expect(try root.text("/etc/systemd/system/liteqube-vm-template.service").contains("/usr/lib/liteqube/lq-protect --device /dev/xvdb"))
         #expect(try FileManager.default.destinationOfSymbolicLink(

@@ -1,11 +1,12 @@
 import Foundation
 import Testing
 
-/// Runs the built in-qube tools (`lq-protect`, `lq-splitfile`, `lq-splitpassword`) as qrexec or systemd would: environment, arguments, stdin.
+/// Runs the built in-qube tools (`lq-protect`, `lq-splitfile`, `lq-splitpassword`, by name, or a path) as
+/// qrexec or systemd would: environment, arguments, stdin.
 enum InQubeTools {
     static func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:], input: String = "") throws -> LQ.Result {
         let process = Process()
-        process.executableURL = Bundle.main.bundleURL.appendingPathComponent(tool)
+        process.executableURL = tool.hasPrefix("/") ? URL(fileURLWithPath: tool) : Bundle.main.bundleURL.appendingPathComponent(tool)
         process.arguments = arguments
         process.environment = environment
         let stdin = Pipe()

@@ -107,5 +107,18 @@ extension ProtectCommandTests {
         #expect(standalone.status == 0)
         #expect(standalone.stdout == (try LQ.run(arguments: ["protect"] + arguments)).stdout)
         #expect(try InQubeTools.run("lq-protect", ["--rw", "a", "--device", "b"]).status == 2)
+
+        // The template's one program, through links named after the tools.
+        let inQube = Bundle.main.bundleURL.appendingPathComponent("lq-inqube").path
+        for tool in ["lq-protect", "lq-splitfile", "lq-splitpassword"] {
+            try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent(tool).path, withDestinationPath: inQube)
+            let help = try InQubeTools.run(folder.appendingPathComponent(tool).path, ["--help"])
+            #expect(help.status == 0 && help.stdout.contains("USAGE: \(tool)"), "\(tool): \(help.stdout)")
+        }
+        let linked = try InQubeTools.run(folder.appendingPathComponent("lq-protect").path, arguments)
+        #expect(linked.status == 0)
+        #expect(linked.stdout == standalone.stdout)
+        let bare = try InQubeTools.run(inQube, [])
+        #expect(bare.status == 2 && bare.stderr.contains("call it through a link named lq-protect, lq-splitfile, lq-splitpassword"))
     }
 }

@@ -71,28 +71,24 @@ import Testing
 
         let beside = try LQ.run(arguments: common)
         #expect(beside.status == 0, "\(beside.stderr)")
-        #expect(beside.stderr.contains("lq-protect needs libswift"), "\(beside.stderr)")
+        #expect(beside.stderr.contains("lq-inqube needs libswift"), "\(beside.stderr)")
         #expect(try copies(beside).isEmpty)
 
-        for name in ["lq-protect", "lq-splitfile", "lq-splitpassword"] {
-            try FileManager.default.copyItem(atPath: LQ.binary.path, toPath: tools + "/" + name)
-        }
+        try FileManager.default.copyItem(atPath: LQ.binary.path, toPath: tools + "/lq-inqube")
         let dynamic = try LQ.run(arguments: common + ["--binaries", tools])
         #expect(dynamic.status == 1)
-        #expect(dynamic.stderr.contains(tools + "/lq-protect needs libswift"), "\(dynamic.stderr)")
+        #expect(dynamic.stderr.contains(tools + "/lq-inqube needs libswift"), "\(dynamic.stderr)")
 
-        for name in ["lq-protect", "lq-splitfile", "lq-splitpassword"] {
-            try FileManager.default.removeItem(atPath: tools + "/" + name)
-            try FileManager.default.copyItem(atPath: "/bin/true", toPath: tools + "/" + name)
-        }
+        try FileManager.default.removeItem(atPath: tools + "/lq-inqube")
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: tools + "/lq-inqube")
         let plain = try LQ.run(arguments: common + ["--binaries", tools])
         #expect(plain.status == 0, "\(plain.stderr)")
-        #expect(try copies(plain).compactMap { $0["path"] as? String } == ["lq-protect", "lq-splitfile", "lq-splitpassword"].map { "/usr/lib/liteqube/" + $0 })
+        #expect(try copies(plain).compactMap { $0["path"] as? String } == ["/usr/lib/liteqube/lq-inqube"])
         #expect(try copies(plain).allSatisfy { ($0["source"] as? String)?.hasPrefix(tools) == true })
 
         let missing = try LQ.run(arguments: common + ["--binaries", root + "/nowhere"])
         #expect(missing.status == 1)
-        #expect(missing.stderr.contains(root + "/nowhere/lq-protect: missing"), "\(missing.stderr)")
+        #expect(missing.stderr.contains(root + "/nowhere/lq-inqube: missing"), "\(missing.stderr)")
     }
 
     /// Connections holding secrets go into the keys qube, so a folder run

@@ -2,12 +2,10 @@ import ArgumentParser
 import BootProtect
 import Glibc
 import SplitServices
-import InQubeTool
 
 /// `lq-splitpassword`: Liteqube's SplitPassword, both sides, and the save and pin steps.
-@main
-struct SplitPasswordTool: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct SplitPasswordTool: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "lq-splitpassword",
         abstract: "Hand a qube its passwords from the offline keys qube over qrexec (liteqube.SplitPassword).",
         discussion: """
@@ -17,7 +15,7 @@ struct SplitPasswordTool: ParsableCommand {
             """,
         subcommands: [Serve.self, Get.self, Save.self, Pin.self])
 
-    static func main() { Tool.main(Self.self) }
+    public init() {}
 }
 
 /// `UID:GID`.

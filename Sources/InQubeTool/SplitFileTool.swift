@@ -2,18 +2,16 @@ import ArgumentParser
 import BootProtect
 import Glibc
 import SplitServices
-import InQubeTool
 
 /// `lq-splitfile`: Liteqube's SplitFile, both sides.
-@main
-struct SplitFileTool: ParsableCommand {
-    static let configuration = CommandConfiguration(
+public struct SplitFileTool: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "lq-splitfile",
         abstract: "Hand a qube its own files from the offline keys qube over qrexec (liteqube.SplitFile).",
         discussion: "Exit status: 0 served, 1 refused, 2 usage.",
         subcommands: [Serve.self, Get.self])
 
-    static func main() { Tool.main(Self.self) }
+    public init() {}
 }
 
 extension SplitFileTool {

@@ -1,0 +1,3 @@
+import InQubeTool
+
+Tool.main(ProtectTool.self)
