@@ -84,10 +84,15 @@ public enum ShardMerge {
     /// randomness (they play no part in what is merged). Split replays merge
     /// to learn what it made of each shard qube and which ones it left out.
     /// - Throws: `ShardIssue` as `merge` does.
+    /// The loader sees only the shard qubes and the qubes they name, so the
+    /// result's store holds just those.
     static func replay(main: Store, shards: [Shard], options: MergeOptions) throws -> MergeResult {
         var options = options
         options.random = { $0.lowerBound }
-        return try merge(main: main, shards: shards.map { ShardSource(root: $0.root, shard: .success($0)) }, options: options)
+        var merger = Merger(main: main, options: options)
+        merger.loadsShardQubesOnly = true
+        for shard in shards { merger.add(ShardSource(root: shard.root, shard: .success(shard))) }
+        return try merger.finish()
     }
 
     /// Why merge left out the qube `name` of `file`, from the report of its
@@ -122,6 +127,8 @@ private struct Merger {
     var allocator: QIDAllocator
     /// Shard qube name → index of its report and its file.
     var owner: [ExactString: (report: Int, file: String)] = [:]
+    /// Load only what decides about the shard qubes (a replay), not the whole store.
+    var loadsShardQubesOnly = false
 
     init(main: Store, options: MergeOptions) {
         self.main = main
@@ -254,7 +261,7 @@ private struct Merger {
     mutating func finish() throws -> MergeResult {
         while true {
             let loaded: LoadedStore
-            let written = try XMLWriter.write(store)
+            let written = try XMLWriter.write(loadsShardQubesOnly ? Self.restricted(store, to: owner.keys.map(\.value)) : store)
             do {
                 loaded = try Store.load(xml: written)
             } catch let error as StoreError {
@@ -274,10 +281,28 @@ private struct Merger {
                     "the store loader: " + note.finding.message, file: file, qube: qube, field: note.finding.field,
                     value: note.finding.value))
             }
-            // The loader normalizes values; the bytes are rewritten only when it changed something.
-            let bytes = Self.sameContent(loaded.store, store) ? written : try XMLWriter.write(loaded.store)
+            // The loader normalizes values; the bytes are rewritten only when it changed something
+            // (a replay's bytes are never used).
+            let bytes = loadsShardQubesOnly || Self.sameContent(loaded.store, store) ? written : try XMLWriter.write(loaded.store)
             return MergeResult(store: loaded.store, bytes: bytes, report: report)
         }
+    }
+
+    /// `store` with only `qubes`, dom0 and every qube they or the global
+    /// properties name (any property value or `preload-dispvm` entry that is a
+    /// qube's name), transitively: all the loader looks at when it decides
+    /// about `qubes`. Naming more than needed is harmless.
+    static func restricted(_ store: Store, to qubes: [String]) -> Store {
+        var kept = Set<ExactString>()
+        var pending = qubes + store.globalProperties.values + [store.adminVM?.name].compactMap { $0 }
+        while let name = pending.popLast() {
+            guard let domain = store[name], kept.insert(ExactString(domain.name)).inserted else { continue }
+            pending += domain.properties.values
+            pending += domain.features["preload-dispvm"].map { $0.split(separator: " ").map(String.init) } ?? []
+        }
+        var result = store
+        for domain in store.domains where !kept.contains(ExactString(domain.name)) { result.remove(domain.name) }
+        return result
     }
 
     /// Whether two stores hold the same pools, global properties and qubes
