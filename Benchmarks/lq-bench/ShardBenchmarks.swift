@@ -10,7 +10,7 @@ func shardBenchmarks(_ folder: String) throws {
     }
     let store = try Store.load(xml: bytes).store
     let cut = try ShardCutter.cut(store, into: 10, limit: 1500)
-    let sources = {
+    let sources: @Sendable () -> [ShardSource] = {
         cut.shards.map { shard in
             let path = "\(shard.name)/domains.xml"
             return ShardSource(root: shard.name, shard: Result {
@@ -22,13 +22,11 @@ func shardBenchmarks(_ folder: String) throws {
     let plain = try measure(runs) { _ = try XMLWriter.write(try Store.load(xml: bytes).store) }
     var mergedBytes: [UInt8] = []
     let merge = try measure(runs) {
-        let main = try Store.load(xml: cut.main).store
-        mergedBytes = try ShardMerge.merge(main: main, shards: sources()).bytes
+        mergedBytes = try ShardMerge.merge(mainBytes: cut.main, shards: sources).bytes
     }
     let previousMain = try Store.load(xml: cut.main).store
     let split = try measure(runs) {
-        let merged = try Store.load(xml: mergedBytes).store
-        let result = try ShardSplit.split(merged: merged, previousMain: previousMain, shards: sources())
+        let result = try ShardSplit.split(mergedBytes: mergedBytes, previousMain: previousMain, shards: sources())
         precondition(result.mainBytes == cut.main, "split did not give back the main store")
     }
     print("shards: \(store.count) qubes, \(cut.movedCount) in 10 shards (in memory, no fsync)")

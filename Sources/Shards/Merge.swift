@@ -80,6 +80,16 @@ public enum ShardMerge {
         return try merger.finish()
     }
 
+    /// `merge` for the main store as qubesd saved it: loading it runs
+    /// alongside `readShards`.
+    /// - Throws: `StoreError` when the main store does not load, else as `merge`.
+    public static func merge(
+        mainBytes: [UInt8], shards readShards: @escaping @Sendable () -> [ShardSource], options: MergeOptions = MergeOptions()
+    ) throws -> MergeResult {
+        let (shards, main) = try concurrently(readShards, { try Store.load(xml: mainBytes).store })
+        return try merge(main: main, shards: shards, options: options)
+    }
+
     /// What `merge` gives for `main` and `shards`, with qids picked without
     /// randomness (they play no part in what is merged). Split replays merge
     /// to learn what it made of each shard qube and which ones it left out.

@@ -59,14 +59,19 @@ public enum ShardSplit {
     public static func split(
         merged: Store, previousMain: Store, shards: [ShardSource], options: MergeOptions = MergeOptions()
     ) throws -> SplitResult {
-        var splitter = Splitter(merged: merged, previousMain: previousMain, options: options)
-        for source in shards {
-            switch source.shard {
-            case .success(let shard): splitter.shards.append(shard)
-            case .failure(let issue): splitter.report.errors.append(issue)
-            }
-        }
-        return try splitter.run()
+        var splitter = Splitter(previousMain: previousMain, options: options, shards: shards)
+        return try splitter.run(merged: merged, replay: try splitter.replay())
+    }
+
+    /// `split` for the merged store as qubesd saved it: loading it runs
+    /// alongside the replay of merge.
+    /// - Throws: `StoreError` when the merged store does not load, else as `split`.
+    public static func split(
+        mergedBytes: [UInt8], previousMain: Store, shards: [ShardSource], options: MergeOptions = MergeOptions()
+    ) throws -> SplitResult {
+        var splitter = Splitter(previousMain: previousMain, options: options, shards: shards)
+        let (merged, replay) = try concurrently({ try Store.load(xml: mergedBytes).store }, { try splitter.replay() })
+        return try splitter.run(merged: merged, replay: replay)
     }
 
     /// Writes every changed shard file (keeping `domains.xml.prev`), then the
@@ -131,20 +136,30 @@ public enum ShardSplit {
 }
 
 private struct Splitter {
-    var main: Store
+    /// The merged store, losing the shard qubes as they go home.
+    var main = Store()
     /// The main store merge started from.
     let previousMain: Store
     let options: MergeOptions
     var shards: [Shard] = []
     var report = SplitReport()
 
-    init(merged: Store, previousMain: Store, options: MergeOptions) {
-        main = merged
+    init(previousMain: Store, options: MergeOptions, shards: [ShardSource]) {
         self.previousMain = previousMain
         self.options = options
+        for source in shards {
+            switch source.shard {
+            case .success(let shard): self.shards.append(shard)
+            case .failure(let issue): report.errors.append(issue)
+            }
+        }
     }
 
-    mutating func run() throws -> SplitResult {
+    /// What merge did: merged again from the main store it started from.
+    func replay() throws -> MergeResult { try ShardMerge.replay(main: previousMain, shards: shards, options: options) }
+
+    mutating func run(merged: Store, replay: MergeResult) throws -> SplitResult {
+        main = merged
         let previousDomains = shards.map(\.domains)
         var previousByUUID: [String: (shard: Int, position: Int)] = [:]
         var shardByTag: [ExactString: Int] = [:]
@@ -158,8 +173,6 @@ private struct Splitter {
                 previousByUUID[domain.uuid] = (index, position)
             }
         }
-        // What merge did: merged again from the main store it started from.
-        let replay = try ShardMerge.replay(main: previousMain, shards: shards, options: options)
         var outputs = shards.map { $0.documents.map { _ in [Domain]() } }
         /// (shard, position) of every previous qube the merged store still has.
         var claimed = Set<[Int]>()

@@ -106,9 +106,15 @@ extension ShardCommand {
 
         func run() throws {
             try ShardIO.run {
-                let main = try StoreInput.load(main).store
+                let mainBytes = try StoreInput.read(main)
                 let options = MergeOptions(qidRange: policy.qidRange.range, sanitize: policy.sanitize())
-                let result = try ShardMerge.merge(main: main, shards: ShardIO.readShards(shards), options: options)
+                let roots = shards
+                let result: MergeResult
+                do {
+                    result = try ShardMerge.merge(mainBytes: mainBytes, shards: { ShardIO.readShards(roots) }, options: options)
+                } catch let error as StoreError {
+                    throw StoreInput.fail(error.inFile(main))
+                }
                 try StoreFile(path: output).replace(with: result.bytes, expecting: nil)
                 if json { return ShardIO.printJSON(result.report.json) }
                 var text = ""
@@ -147,11 +153,16 @@ extension ShardCommand {
 
         func run() throws {
             try ShardIO.run {
-                let merged = try StoreInput.load(merged).store
+                let mergedBytes = try StoreInput.read(merged)
                 let previous = try StoreInput.load(main).store
                 let options = MergeOptions(qidRange: policy.qidRange.range, sanitize: policy.sanitize())
-                var result = try ShardSplit.split(
-                    merged: merged, previousMain: previous, shards: ShardIO.readShards(shards), options: options)
+                var result: SplitResult
+                do {
+                    result = try ShardSplit.split(
+                        mergedBytes: mergedBytes, previousMain: previous, shards: ShardIO.readShards(shards), options: options)
+                } catch let error as StoreError {
+                    throw StoreInput.fail(error.inFile(merged))
+                }
                 result.report.written = try ShardSplit.write(result, main: StoreFile(path: main))
                 if json { return ShardIO.printJSON(result.report.json) }
                 var text = result.report.moved.map { "moved: \($0.qube) -> \($0.field)\n" }.joined()

@@ -54,6 +54,20 @@ import Testing
         #expect(try Store.load(xml: result.mainBytes).store.count == 15)
     }
 
+    /// The byte forms load the store on a second thread: same results, and a
+    /// store that does not load is the loader's error.
+    @Test func mergeAndSplitFromBytesGiveTheSameResults() throws {
+        let (main, shards) = try Fixtures.default2x2()
+        let mainBytes = try XMLWriter.write(main)
+        let merged = try ShardMerge.merge(mainBytes: mainBytes, shards: { shards }, options: testOptions())
+        #expect(merged.bytes == (try ShardMerge.merge(main: main, shards: shards, options: testOptions())).bytes)
+        let split = try ShardSplit.split(mergedBytes: merged.bytes, previousMain: main, shards: shards)
+        #expect(split.mainBytes == mainBytes)
+        #expect(split.files.allSatisfy { $0.bytes == $0.previous })
+        #expect(throws: StoreError.self) { try ShardMerge.merge(mainBytes: Array("<qubes".utf8), shards: { shards }) }
+        #expect(throws: StoreError.self) { try ShardSplit.split(mergedBytes: [], previousMain: main, shards: shards) }
+    }
+
     @Test func shardQubeOfAMissingShardStopsTheSplit() throws {
         let (merged, main, shards) = try mergedFixture()
         #expect {
