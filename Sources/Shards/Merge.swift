@@ -269,6 +269,13 @@ private struct Merger {
     /// Writes and loads the merged store as qubesd would; a shard qube the
     /// loader refuses is left out and reported.
     mutating func finish() throws -> MergeResult {
+        // The GUI and audio tags the loader would add, added now: then the
+        // loader usually changes nothing and the bytes are written once.
+        for name in owner.keys {
+            guard let domain = store[name.value] else { continue }
+            let tags = store.maintainedTags(of: domain)
+            if tags != domain.tags { store.update(name.value) { $0.tags = tags } }
+        }
         while true {
             let loaded: LoadedStore
             let written = try XMLWriter.write(loadsShardQubesOnly ? Self.restricted(store, to: owner.keys.map(\.value)) : store)
