@@ -106,6 +106,8 @@ public enum ShardSplit {
         }
         result.devices = OrderedDictionary(uniqueKeysWithValues: threeWay(
             Array(previous.devices), Array(merged.devices), Array(result.devices)))
+        // Volumes as a whole: the shard file's, unless they changed while attached.
+        if current.volumes == merged.volumes { result.volumes = previous.volumes }
         return result
     }
 

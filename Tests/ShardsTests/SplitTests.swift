@@ -68,6 +68,19 @@ import Testing
         #expect(throws: StoreError.self) { try ShardSplit.split(mergedBytes: [], previousMain: main, shards: shards) }
     }
 
+    /// Volumes as merge (and its loader) left them go home as the shard file
+    /// had them; volumes changed while attached go home changed.
+    @Test func volumesGoHomeAsTheFileHadThemUnlessChanged() throws {
+        let (merged, _, _) = try mergedFixture()
+        let current = try #require(merged["work"])
+        var previous = current
+        previous.volumes.removeLast()
+        #expect(ShardSplit.restore(current, previous: previous, merged: current, shard: "s1").volumes == previous.volumes)
+        var resized = current
+        resized.volumes[0].size = "99999"
+        #expect(ShardSplit.restore(resized, previous: previous, merged: current, shard: "s1").volumes == resized.volumes)
+    }
+
     @Test func shardQubeOfAMissingShardStopsTheSplit() throws {
         let (merged, main, shards) = try mergedFixture()
         #expect {
