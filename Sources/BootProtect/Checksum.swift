@@ -87,7 +87,8 @@ public struct ChecksumPin: Sendable, Hashable {
         return result
     }
 
-    private static func hexString(_ bytes: [UInt8]) -> String {
+    /// Lowercase hex of `bytes`.
+    public static func hexString(_ bytes: [UInt8]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         for byte in bytes {

@@ -401,7 +401,8 @@ public struct HostSystem: SystemCalls {
             Glibc.close(fromChild[0])
             throw SystemError("posix_spawn \(executable)", spawned)
         }
-        // The input is small (a name or a few lines): it fits the pipe, so write it all, then read.
+        // The input is written whole, then the output read: fine while the child reads its input
+        // before it prints more than a pipe holds (small inputs always; large ones to quiet children).
         let previous = signal(SIGPIPE, SIG_IGN)
         try? write(toChild[1], input)
         signal(SIGPIPE, previous)

@@ -214,24 +214,23 @@ public struct QvmRunExecutor: Executor {
         self.qvmShutdown = qvmShutdown
     }
 
-    private func run(_ qube: String, _ command: String, input: [UInt8] = []) throws -> (status: Int32, output: [UInt8]) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: qvmRun)
-        process.arguments = ["--pass-io", "--no-gui", "-u", "root", qube, command]
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        try process.run()
-        // Feed stdin from another thread, so a large output cannot block a large input.
-        let writer = Thread {
-            stdin.fileHandleForWriting.write(Data(input))
-            try? stdin.fileHandleForWriting.close()
+    /// The most a command may print (a file read back from the template).
+    static let outputLimit = 1 << 30
+
+    /// Runs `command` in `qube`. Each command either takes a large input (a
+    /// file) or prints a large output, never both, as the runner needs.
+    private func run(_ qube: String, _ command: String, input: [UInt8] = []) throws -> ProcessOutput {
+        let result = try Self.run(qvmRun, ["--pass-io", "--no-gui", "-u", "root", qube, command], input: input)
+        guard result.output.count <= Self.outputLimit else { throw ProvisioningError("\(qube): '\(command)' printed more than 1 GiB") }
+        return result
+    }
+
+    private static func run(_ program: String, _ arguments: [String], input: [UInt8]) throws -> ProcessOutput {
+        do {
+            return try HostSystem().run(program, arguments, input: input, outputLimit: outputLimit)
+        } catch {
+            throw ProvisioningError("cannot run \(program): \(error)")
         }
-        writer.start()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, Array(output))
     }
 
     private func checked(_ qube: String, _ command: String, input: [UInt8] = []) throws -> [UInt8] {
@@ -327,13 +326,9 @@ public struct QvmRunExecutor: Executor {
     /// Shuts the template down, so that its root file system keeps the changes
     /// and the qubes started from it next see them.
     public func finish(_ qube: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: qvmShutdown)
-        process.arguments = ["--wait", "--timeout", "120", qube]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ProvisioningError("\(qube): qvm-shutdown failed with status \(process.terminationStatus); shut it down before starting its qubes")
+        let result = try Self.run(qvmShutdown, ["--wait", "--timeout", "120", qube], input: [])
+        guard result.status == 0 else {
+            throw ProvisioningError("\(qube): qvm-shutdown failed with status \(result.status); shut it down before starting its qubes")
         }
     }
 }

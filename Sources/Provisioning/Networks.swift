@@ -1,4 +1,4 @@
-import Crypto
+import BootProtect
 import Foundation
 
 /// A NetworkManager connection (keyfile) Liteqube gives the network qube
@@ -74,8 +74,5 @@ public struct NetworkConnection: Sendable, Hashable {
     }
 
     /// The pin the boot guard checks the keys qube's copy against: sha256 and sha512 lines.
-    var pin: String {
-        let bytes = Array(content.utf8)
-        return hex(SHA256.hash(data: bytes)) + "\n" + hex(SHA512.hash(data: bytes)) + "\n"
-    }
+    var pin: String { String(decoding: ChecksumPin(of: Array(content.utf8)).fileBytes, as: UTF8.self) }
 }

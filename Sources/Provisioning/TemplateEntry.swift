@@ -1,3 +1,4 @@
+import BootProtect
 import Crypto
 
 /// One entry Liteqube puts into its template's root file system: a file, a
@@ -72,10 +73,5 @@ public enum Placement: Sendable, Hashable {
     case symlink(target: String)
 }
 
-/// Lowercase hex of a digest.
-func hex<Digest: Sequence>(_ digest: Digest) -> String where Digest.Element == UInt8 {
-    digest.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-}
-
 /// Lowercase hex sha256 of `bytes`.
-func sha256Hex(_ bytes: [UInt8]) -> String { hex(SHA256.hash(data: bytes)) }
+func sha256Hex(_ bytes: [UInt8]) -> String { ChecksumPin.hexString(Array(SHA256.hash(data: bytes))) }

@@ -34,6 +34,10 @@ import Testing
         try executor.place(.file(content), at: file, owner: "root", mode: 0o640, in: qube)
         try executor.place(.symlink(target: "/run/some where"), at: link, owner: "root", mode: 0o777, in: qube)
         #expect(try executor.read(file, in: qube) == content)
+        // A program-sized file goes in and comes back whole (more than a pipe holds, both ways).
+        let program = (0..<(4 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try executor.place(.file(program), at: folder + "/program", owner: "root", mode: 0o755, in: qube)
+        #expect(try executor.read(folder + "/program", in: qube) == program)
 
         let paths = [file, directory, link, folder + "/absent"]
         let seen = try executor.inspect(paths, in: qube)
