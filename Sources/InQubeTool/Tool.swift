@@ -3,9 +3,9 @@ import BootProtect
 import Glibc
 import SplitServices
 
-// What the tools that run inside qubes share (lq-protect, lq-splitfile, lq-splitpassword, and lq protect):
-// reading the qrexec environment, stdin and stdout, and exit statuses (0 done, 1 refused, 2 usage).
-// The guard and the services themselves are in BootProtect and SplitServices.
+// What the tools that run inside qubes share (lq-protect, lq-splitfile, lq-splitpassword): reading the
+// qrexec environment, stdin and stdout, and exit statuses (0 done, 1 refused, 2 usage); lq uses the
+// same output and exit statuses. The guard and the services themselves are in BootProtect and SplitServices.
 
 /// Options of a server side.
 public struct ServiceOptions: ParsableArguments {

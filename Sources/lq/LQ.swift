@@ -1,7 +1,9 @@
 import ArgumentParser
-import Glibc
+import InQubeTool
 
-/// `lq`: Liteqube and qubes.xml tools for Qubes OS.
+/// `lq`: Liteqube and qubes.xml tools for Qubes OS. Exit 0 on success, 1 on
+/// a finding or rejected input, 2 on usage errors.
+@main
 struct LQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lq",
@@ -12,38 +14,17 @@ struct LQ: ParsableCommand {
             ProtectCommand.self, ShardCommand.self,
         ]
     )
-}
 
-/// Entry point: exit 0 on success, 1 on a finding or rejected input, 2 on usage errors.
-@main
-enum Main {
-    static func main() {
-        do {
-            var command = try LQ.parseAsRoot()
-            try command.run()
-        } catch let exit as ExitCode {
-            Glibc.exit(exit.rawValue)
-        } catch {
-            let code = LQ.exitCode(for: error)
-            if code == .success {
-                print(LQ.fullMessage(for: error))
-                Glibc.exit(0)
-            }
-            Terminal.error(LQ.fullMessage(for: error))
-            Glibc.exit(2)
-        }
-    }
+    static func main() { Tool.main(Self.self) }
 }
 
 /// Writing to the terminal: data to stdout, messages to stderr.
 enum Terminal {
-    static func write(_ bytes: [UInt8]) { writeAll(bytes, to: 1) }
+    static func write(_ bytes: [UInt8]) { Tool.output(bytes) }
 
-    static func write(_ text: String) { writeAll(Array(text.utf8), to: 1) }
+    static func write(_ text: String) { Tool.output(Array(text.utf8)) }
 
-    static func error(_ message: String) {
-        writeAll(Array((message.hasSuffix("\n") ? message : message + "\n").utf8), to: 2)
-    }
+    static func error(_ message: String) { Tool.error(message) }
 
     /// Runs `body`; an error from a library is printed after `prefix` and
     /// becomes exit status 1 (argument-parser errors pass through).
@@ -55,18 +36,6 @@ enum Terminal {
         } catch {
             Terminal.error(prefix + "\(error)")
             throw ExitCode(1)
-        }
-    }
-
-    private static func writeAll(_ bytes: [UInt8], to descriptor: Int32) {
-        bytes.withUnsafeBufferPointer { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if written < 0 && errno == EINTR { continue }
-                if written <= 0 { return }
-                offset += written
-            }
         }
     }
 }
