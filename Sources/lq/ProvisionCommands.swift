@@ -84,8 +84,13 @@ struct ManifestOptions: ParsableArguments {
         return try NetworkConnection.read(folder: folder.hasPrefix("/") ? folder : base.appendingPathComponent(folder).path)
     }
 
-    func planner(_ backend: Backend, manifest: Manifest, executor: Executor?) throws -> Planner {
-        Planner(
+    /// The manifest when its file exists, else the defaults (destroy and mem
+    /// need it only for qube names).
+    func loadIfPresent() throws -> Manifest { FileManager.default.fileExists(atPath: manifest) ? try load() : Manifest() }
+
+    func planner(_ backend: Backend, _ options: BackendOptions, manifest: Manifest) throws -> Planner {
+        let executor = try executor(options, manifest: manifest)
+        return Planner(
             backend: backend, policyDirectory: policyDir, readFile: Dom0Files.system.read, kernels: Self.installedKernels,
             executor: executor, binaries: executor == nil ? nil : try templateBinaries(), networks: try networks(manifest),
             rpcDirectory: rpcDir)
@@ -102,7 +107,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         let manifest = try manifestOptions.load()
         try options.run(qube: nil) { backend in
-            let plan = try manifestOptions.planner(backend, manifest: manifest, executor: try manifestOptions.executor(options, manifest: manifest)).plan(manifest)
+            let plan = try manifestOptions.planner(backend, options, manifest: manifest).plan(manifest)
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let after = MemoryBudget(desired: plan.desired)
             if options.json {
@@ -138,9 +143,9 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let manifest = try manifestOptions.load()
         try options.run(qube: nil) { backend in
-            let executor = try manifestOptions.executor(options, manifest: manifest)
-            let plan = try manifestOptions.planner(backend, manifest: manifest, executor: executor).plan(manifest)
-            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: executor)
+            let planner = try manifestOptions.planner(backend, options, manifest: manifest)
+            let plan = try planner.plan(manifest)
+            let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: planner.executor)
             try applier.apply(plan) { event in
                 if case .starting(let index, let count, let operation) = event, !options.json {
                     Terminal.write("[\(index + 1)/\(count)] \(operation.summary)\n")
@@ -164,7 +169,7 @@ struct DestroyCommand: ParsableCommand {
 
     func run() throws {
         // The journal says what to undo; the manifest only names the qubes (folder executor).
-        let manifest = FileManager.default.fileExists(atPath: manifestOptions.manifest) ? try manifestOptions.load() : Manifest()
+        let manifest = try manifestOptions.loadIfPresent()
         try options.run(qube: nil) { backend in
             let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: try manifestOptions.executor(options, manifest: manifest))
             var undone: [Provisioning.Operation] = []
@@ -185,7 +190,7 @@ struct MemCommand: ParsableCommand {
     @OptionGroup var manifestOptions: ManifestOptions
 
     func run() throws {
-        let manifest = FileManager.default.fileExists(atPath: manifestOptions.manifest) ? try manifestOptions.load() : Manifest()
+        let manifest = try manifestOptions.loadIfPresent()
         try options.run(qube: nil) { backend in
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let qubes = try backend.qubes()
