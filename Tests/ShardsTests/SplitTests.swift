@@ -217,12 +217,26 @@ import Testing
     }
 
     /// Shard `r` of `text` in its canonical form, merged into the default main store.
-    func attached(_ text: String) throws -> (main: Store, canonical: [UInt8], source: ShardSource, merged: Store) {
-        let (main, _) = try Fixtures.default2x2()
-        let canonical = try ShardFile.parse(Array(text.utf8), file: "r").bytes()
-        let source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
-        let merge = try ShardMerge.merge(main: main, shards: [source], options: testOptions())
-        return (main, canonical, source, try Store.load(xml: merge.bytes).store)
+    /// A one-file shard `r` (given as text) merged into the default main store.
+    struct Attached {
+        let main: Store
+        /// The shard file as split must give it back when nothing changed.
+        let canonical: [UInt8]
+        let source: ShardSource
+        var merged: Store
+
+        init(_ text: String) throws {
+            main = try Fixtures.default2x2().main
+            canonical = try ShardFile.parse(Array(text.utf8), file: "r").bytes()
+            source = shardSource(String(decoding: canonical, as: UTF8.self), root: "r")
+            merged = try Store.load(xml: try ShardMerge.merge(main: main, shards: [source], options: testOptions()).bytes).store
+        }
+
+        /// The shard file split writes now.
+        func split() throws -> [UInt8] { try ShardSplit.split(merged: merged, previousMain: main, shards: [source]).files[0].bytes }
+
+        /// The first qube of the shard file split writes now.
+        func splitQube() throws -> Domain { try #require(try ShardFile.parse(split(), file: "r").domains.first) }
     }
 
     /// The loader migrates `service.meminfo-writer` at merge: the feature goes,
@@ -230,34 +244,28 @@ import Testing
     @Test func meminfoWriterTheLoaderMigratedIsWrittenBack() throws {
         let text = oneQubeShard(properties: ["template": "fedora-40-xfce"])
             .replacingOccurrences(of: "<features/>", with: "<features><feature name=\"service.meminfo-writer\"></feature></features>")
-        var (main, canonical, source, merged) = try attached(text)
-        #expect(merged["lost"]?.features["service.meminfo-writer"] == nil && merged["lost"]?.properties["maxmem"] == "0")
-        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
-        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+        var shard = try Attached(text)
+        #expect(shard.merged["lost"]?.features["service.meminfo-writer"] == nil && shard.merged["lost"]?.properties["maxmem"] == "0")
+        #expect(firstDifference(try shard.split(), shard.canonical) == nil)
 
-        merged.update("lost") { $0.properties["memory"] = "999" }
-        var result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
-        var qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        shard.merged.update("lost") { $0.properties["memory"] = "999" }
+        let qube = try shard.splitQube()
         #expect(qube.properties["memory"] == "999" && qube.properties["maxmem"] == nil && qube.features["service.meminfo-writer"] == "")
 
-        merged.update("lost") { $0.properties["maxmem"] = "4000" }
-        result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
-        qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
-        #expect(qube.properties["maxmem"] == "4000")
+        shard.merged.update("lost") { $0.properties["maxmem"] = "4000" }
+        #expect(try shard.splitQube().properties["maxmem"] == "4000")
     }
 
     /// The loader drops the absent `gone` from `preload-dispvm` at merge.
     @Test func preloadEntriesTheLoaderRemovedAreWrittenBack() throws {
         let text = oneQubeShard(properties: ["template": "fedora-40-xfce", "template_for_dispvms": "True"])
             .replacingOccurrences(of: "<features/>", with: "<features><feature name=\"preload-dispvm\">gone</feature></features>")
-        var (main, canonical, source, merged) = try attached(text)
-        #expect(merged["lost"]?.features["preload-dispvm"] == "")
-        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
-        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+        var shard = try Attached(text)
+        #expect(shard.merged["lost"]?.features["preload-dispvm"] == "")
+        #expect(firstDifference(try shard.split(), shard.canonical) == nil)
 
-        merged.update("lost") { $0.properties["memory"] = "999" }
-        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
-        let qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        shard.merged.update("lost") { $0.properties["memory"] = "999" }
+        let qube = try shard.splitQube()
         #expect(qube.properties["memory"] == "999" && qube.features["preload-dispvm"] == "gone")
     }
 
@@ -270,14 +278,12 @@ import Testing
                 uuid: "11111111-2222-4333-8444-55555555555\(index)").utf8), file: "r")
         }
         let text = String(decoding: try ShardFile(name: "r", pools: files[0].pools, domains: files.flatMap(\.domains)).bytes(), as: UTF8.self)
-        var (main, canonical, source, merged) = try attached(text)
-        #expect(merged["a"]?.properties["netvm"] == "" && merged["b"]?.properties["netvm"] == "a")
-        let unchanged = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
-        #expect(firstDifference(unchanged.files[0].bytes, canonical) == nil)
+        var shard = try Attached(text)
+        #expect(shard.merged["a"]?.properties["netvm"] == "" && shard.merged["b"]?.properties["netvm"] == "a")
+        #expect(firstDifference(try shard.split(), shard.canonical) == nil)
 
-        merged.update("a") { $0.properties["memory"] = "999" }
-        let result = try ShardSplit.split(merged: merged, previousMain: main, shards: [source])
-        let qube = try #require(try ShardFile.parse(result.files[0].bytes, file: "r").domains.first)
+        shard.merged.update("a") { $0.properties["memory"] = "999" }
+        let qube = try shard.splitQube()
         #expect(qube.properties["memory"] == "999" && qube.properties["netvm"] == "b")
     }
 
