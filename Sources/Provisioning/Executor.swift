@@ -83,19 +83,21 @@ public struct FolderExecutor: Executor {
         }
     }
 
-    private func name(of uid: UInt32, base: String) -> String {
-        if let ids = ids("/etc/passwd", in: base) { return ids.first { $0.value == uid }?.key ?? String(uid) }
-        return uid == 0 ? "root" : uid == 1000 ? "user" : String(uid)
+    /// uid → user name, from the folder's passwd (else the defaults of `id(of:)`).
+    private func userNames(base: String) -> [UInt32: String] {
+        guard let ids = ids("/etc/passwd", in: base) else { return [0: "root", 1000: "user"] }
+        return Dictionary(ids.map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     public func inspect(_ paths: [String], in qube: String) throws -> [String: FoundEntry] {
         let base = try folder(qube)
+        let users = userNames(base: base)
         var found: [String: FoundEntry] = [:]
         for path in paths {
             var info = stat()
             guard lstat(base + path, &info) == 0 else { continue }
             let mode = Int(info.st_mode & 0o7777)
-            let owner = name(of: info.st_uid, base: base)
+            let owner = users[info.st_uid] ?? String(info.st_uid)
             switch info.st_mode & S_IFMT {
             case S_IFREG: found[path] = FoundEntry(kind: .file, owner: owner, mode: mode, detail: sha256Hex(try read(path, in: qube)))
             case S_IFDIR: found[path] = FoundEntry(kind: .directory, owner: owner, mode: mode, detail: "")

@@ -314,7 +314,7 @@ extension Catalog {
 
             """)
         overlay.directory(xorg + "/usrlocal", mode: 0o775)
-        overlay.directories(xorg + "/usrlocal", "bin")
+        overlay.directory(xorg + "/usrlocal/bin")
         overlay.script(xorg + "/usrlocal/bin/liteqube-shutdown-inactive", """
             #!/bin/sh
             # Power off when no client window appears within 30 s, or when the last one closes.
@@ -507,7 +507,7 @@ extension Catalog {
 
             """)
         overlay.directory(update + "/usrlocal", mode: 0o775)
-        overlay.directories(update + "/usrlocal", "bin")
+        overlay.directory(update + "/usrlocal/bin")
         overlay.script(update + "/usrlocal/bin/liteqube-idle-poweroff", """
             #!/bin/sh
             # Power off after 300 s without traffic received on eth0.
