@@ -30,7 +30,7 @@ struct DataView {
 
     init(_ root: XMLNode) {
         rootName = root.name
-        rootAttributes = root.attributes
+        rootAttributes = Array(root.attributes)
         for container in root.children {
             guard let item = Self.containers[container.name] else {
                 unknownElement(container.name, qube: nil)

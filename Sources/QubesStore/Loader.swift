@@ -189,7 +189,7 @@ struct Loader {
                 continue
             }
             do {
-                store.pools[name] = try poolDriver.makePool(name: name, attributes: element.attributes)
+                store.pools[name] = try poolDriver.makePool(name: name, attributes: Array(element.attributes))
             } catch let error as StoreError {
                 throw located(error, element.offset)
             }

@@ -9,11 +9,10 @@ struct Parser {
     }
 
     private struct Frame {
-        var node: XMLNode
-        /// Whether a child node ended the collection of `node.text`.
+        /// The element's index in `records`.
+        var index: Int
+        /// Whether a child node ended the collection of the element's text.
         var textDone: Bool
-        /// The `internCache` slot of the element's name.
-        var nameSlot: Int
     }
 
     private let buffer: UnsafeBufferPointer<UInt8>
@@ -30,11 +29,9 @@ struct Parser {
     private var internCache: [(range: Range<Int>, string: String)?] = Array(repeating: nil, count: 509)
     /// Longest attribute value that goes through `internCache`.
     private static let internedValueLength = 15
-    /// How many children and attributes the last element whose name has
-    /// this `internCache` slot had: the capacity a new element's child and
-    /// attribute arrays start with, so they are allocated once.
-    private var childCountHints: [Int] = Array(repeating: 0, count: 509)
-    private var attributeCountHints: [Int] = Array(repeating: 0, count: 509)
+    /// The elements read so far, in document order (see `XMLElementTable`).
+    private var records: [XMLElementTable.Record] = []
+    private var attributes: [XMLNode.Attribute] = []
 
     init(buffer: UnsafeBufferPointer<UInt8>, limits: XMLReader.Limits) {
         self.buffer = buffer
@@ -443,39 +440,37 @@ struct Parser {
     // MARK: - Elements
 
     /// Parses the start tag at the current position.
-    private mutating func parseStartTag() throws -> (node: XMLNode, selfClosing: Bool, nameSlot: Int) {
+    /// Parses the start tag at the current position into a new record whose
+    /// `end` is set when the element closes; returns the record's index.
+    private mutating func parseStartTag() throws -> (index: Int, selfClosing: Bool) {
         let offset = position
         position += 1
-        let nameRange = try scanName("StartTag")
-        let nameSlot = internSlot(nameRange)
-        let name = intern(nameRange, slot: nameSlot)
-        var attributes: [XMLNode.Attribute] = []
-        let expected = attributeCountHints[nameSlot]
-        if expected > 1 { attributes.reserveCapacity(expected) }
+        let name = try parseName("StartTag")
+        let attributeStart = attributes.count
         while true {
             let spaced = skipSpace()
             let byte = peek()
-            if byte == UInt8(ascii: ">") {
+            if byte == UInt8(ascii: ">") || byte == UInt8(ascii: "/") {
                 position += 1
-                attributeCountHints[nameSlot] = attributes.count
-                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), false, nameSlot)
-            }
-            if byte == UInt8(ascii: "/") {
-                position += 1
-                try expect(">", "Couldn't find end of Start Tag \(name)")
-                attributeCountHints[nameSlot] = attributes.count
-                return (XMLNode(name: name, attributes: attributes, children: [], text: nil, offset: offset), true, nameSlot)
+                let selfClosing = byte == UInt8(ascii: "/")
+                if selfClosing { try expect(">", "Couldn't find end of Start Tag \(name)") }
+                let index = records.count
+                records.append(
+                    XMLElementTable.Record(
+                        name: name, text: nil, offset: offset, attributeStart: Int32(attributeStart),
+                        attributeEnd: Int32(attributes.count), end: Int32(index + 1)))
+                return (index, selfClosing)
             }
             guard !atEnd else { throw error("Couldn't find end of Start Tag \(name)", at: offset) }
             guard spaced else { throw error("attributes construct error") }
-            let attributeStart = position
+            let attributePosition = position
             let attributeName = try parseName("AttName")
             skipSpace()
             try expect("=", "Specification mandates value for attribute \(attributeName)")
             skipSpace()
             let value = try parseAttributeValue(attributeName)
-            for existing in attributes where existing.name == attributeName {
-                throw error("Attribute \(attributeName) redefined", at: attributeStart)
+            for existing in attributes[attributeStart...] where existing.name == attributeName {
+                throw error("Attribute \(attributeName) redefined", at: attributePosition)
             }
             attributes.append(XMLNode.Attribute(name: attributeName, value: value))
         }
@@ -546,26 +541,25 @@ struct Parser {
         }
     }
 
-    private func finishText(of frame: inout Frame) {
-        guard !frame.textDone else { return }
-        frame.textDone = true
-        frame.node.text = scratch.isEmpty ? nil : String(decoding: scratch, as: UTF8.self)
+    /// Ends the collection of the text of the innermost open element.
+    private mutating func finishText(of stack: inout [Frame]) {
+        let last = stack.count - 1
+        guard !stack[last].textDone else { return }
+        stack[last].textDone = true
+        if !scratch.isEmpty { records[stack[last].index].text = String(decoding: scratch, as: UTF8.self) }
     }
 
-    /// Appends a child; the first one allocates room for as many children as
-    /// the last element of the same name had.
-    private func appendChild(_ child: XMLNode, to frame: inout Frame) {
-        if frame.node.children.isEmpty {
-            let expected = childCountHints[frame.nameSlot]
-            if expected > 1 { frame.node.children.reserveCapacity(expected) }
-        }
-        frame.node.children.append(child)
+    /// The table of the elements read, with the root at index 0.
+    private mutating func finishTable() -> XMLNode {
+        XMLNode(table: XMLElementTable(records: records, attributes: attributes), index: 0)
     }
 
     private mutating func parseElementTree() throws -> XMLNode {
-        let (rootNode, rootClosed, rootSlot) = try parseStartTag()
-        if rootClosed { return rootNode }
-        var stack: [Frame] = [Frame(node: rootNode, textDone: false, nameSlot: rootSlot)]
+        records.reserveCapacity(buffer.count / 64)
+        attributes.reserveCapacity(buffer.count / 64)
+        let (root, rootClosed) = try parseStartTag()
+        if rootClosed { return finishTable() }
+        var stack: [Frame] = [Frame(index: root, textDone: false)]
         scratch.removeAll(keepingCapacity: true)
         while true {
             let textStart = position
@@ -587,7 +581,7 @@ struct Parser {
                 collectText(textStart..<position)
                 try checkTextLength()
             }
-            if atEnd { throw error("Premature end of data in tag \(stack[stack.count - 1].node.name)") }
+            if atEnd { throw error("Premature end of data in tag \(records[stack[stack.count - 1].index].name)") }
             if buffer[position] == UInt8(ascii: "&") {
                 var expansion: [UInt8] = []
                 try appendReference(into: &expansion, inAttribute: false)
@@ -600,19 +594,19 @@ struct Parser {
                 position += 2
                 let nameRange = try scanName("EndTag")
                 skipSpace()
-                var frame = stack.removeLast()
-                guard endTag(nameRange, matches: frame.node.name, startTagAt: frame.node.offset) else {
+                let open = records[stack[stack.count - 1].index]
+                guard endTag(nameRange, matches: open.name, startTagAt: open.offset) else {
                     throw error(
-                        "Opening and ending tag mismatch: \(frame.node.name) and \(string(nameRange))", at: tagStart)
+                        "Opening and ending tag mismatch: \(open.name) and \(string(nameRange))", at: tagStart)
                 }
                 try expect(">", "EndTag: '</' not terminated")
-                finishText(of: &frame)
+                finishText(of: &stack)
                 scratch.removeAll(keepingCapacity: true)
-                childCountHints[frame.nameSlot] = frame.node.children.count
-                if stack.isEmpty { return frame.node }
-                appendChild(frame.node, to: &stack[stack.count - 1])
+                let frame = stack.removeLast()
+                records[frame.index].end = Int32(records.count)
+                if stack.isEmpty { return finishTable() }
             } else if lookingAt("<!--") {
-                finishText(of: &stack[stack.count - 1])
+                finishText(of: &stack)
                 try skipComment()
             } else if lookingAt("<![CDATA[") {
                 position += 9
@@ -625,21 +619,19 @@ struct Parser {
                 }
                 position += 3
             } else if lookingAt("<?") {
-                finishText(of: &stack[stack.count - 1])
+                finishText(of: &stack)
                 try skipProcessingInstruction()
             } else if lookingAt("<!") {
                 throw error("unexpected markup declaration in content")
             } else {
-                finishText(of: &stack[stack.count - 1])
-                let (node, closed, nameSlot) = try parseStartTag()
+                finishText(of: &stack)
+                let (index, closed) = try parseStartTag()
                 guard stack.count < limits.maxDepth else {
                     throw error(
-                        "Excessive depth in document: \(limits.maxDepth), more than the limit", at: node.offset)
+                        "Excessive depth in document: \(limits.maxDepth), more than the limit", at: records[index].offset)
                 }
-                if closed {
-                    appendChild(node, to: &stack[stack.count - 1])
-                } else {
-                    stack.append(Frame(node: node, textDone: false, nameSlot: nameSlot))
+                if !closed {
+                    stack.append(Frame(index: index, textDone: false))
                     scratch.removeAll(keepingCapacity: true)
                 }
             }

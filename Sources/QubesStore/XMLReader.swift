@@ -3,6 +3,9 @@
 /// `text` follows lxml's `.text`: the character data before the first child
 /// node (element, comment or processing instruction), `nil` when there is
 /// none, so `<x/>` and `<x></x>` read the same.
+///
+/// A node is a position in its document's element table: the whole tree is
+/// two flat arrays, made and freed in one piece however many elements it has.
 public struct XMLNode: Sendable {
     public struct Attribute: Sendable, Hashable {
         public var name: String
@@ -14,12 +17,17 @@ public struct XMLNode: Sendable {
         }
     }
 
-    public var name: String
-    public var attributes: [Attribute]
-    public var children: [XMLNode]
-    public var text: String?
+    let table: XMLElementTable
+    let index: Int
+
+    private var record: XMLElementTable.Record { table.records[index] }
+
+    public var name: String { record.name }
+    public var attributes: ArraySlice<Attribute> { table.attributes[Int(record.attributeStart)..<Int(record.attributeEnd)] }
+    public var children: Children { Children(table: table, parent: index) }
+    public var text: String? { record.text }
     /// Byte offset of the element's `<` in the (UTF-8) document.
-    public var offset: Int
+    public var offset: Int { record.offset }
 
     /// The value of the attribute `name`, if present.
     public func attribute(_ name: String) -> String? {
@@ -30,6 +38,50 @@ public struct XMLNode: Sendable {
     /// The child elements called `name`, in document order.
     public func children(named name: String) -> [XMLNode] {
         children.filter { $0.name == name }
+    }
+
+    /// The child elements of a node, in document order.
+    public struct Children: Collection, Sendable {
+        public struct Index: Comparable, Sendable {
+            let record: Int
+            public static func < (left: Index, right: Index) -> Bool { left.record < right.record }
+        }
+
+        let table: XMLElementTable
+        public let startIndex: Index
+        public let endIndex: Index
+
+        init(table: XMLElementTable, parent: Int) {
+            self.table = table
+            startIndex = Index(record: parent + 1)
+            endIndex = Index(record: Int(table.records[parent].end))
+        }
+
+        public subscript(position: Index) -> XMLNode { XMLNode(table: table, index: position.record) }
+
+        public func index(after position: Index) -> Index { Index(record: Int(table.records[position.record].end)) }
+    }
+}
+
+/// The elements of a document in document order, each followed by its
+/// descendants, with every attribute in one array.
+final class XMLElementTable: Sendable {
+    struct Record: Sendable {
+        var name: String
+        var text: String?
+        var offset: Int
+        var attributeStart: Int32
+        var attributeEnd: Int32
+        /// The index after the element's last descendant.
+        var end: Int32
+    }
+
+    let records: [Record]
+    let attributes: [XMLNode.Attribute]
+
+    init(records: [Record], attributes: [XMLNode.Attribute]) {
+        self.records = records
+        self.attributes = attributes
     }
 }
 

@@ -98,7 +98,7 @@ private struct ShardFileParser {
         try expect(element, attributes: Set(element.attributes.map(\.name)), children: [])
         let name = try required(element, "name")
         let driver = try required(element, "driver")
-        return Pool(name: name, driver: driver, attributes: element.attributes)
+        return Pool(name: name, driver: driver, attributes: Array(element.attributes))
     }
 
     /// `(name, text)` of each child `item` of `container`, refusing repeats.

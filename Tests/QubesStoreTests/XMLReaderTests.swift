@@ -19,7 +19,7 @@ import Testing
 
     @Test func textFollowsLxml() throws {
         let document = try parse("<a><b>x<!--c-->y</b><c/><d></d><e>1<f/>2</e></a>")
-        let children = document.root.children
+        let children = Array(document.root.children)
         #expect(children[0].text == "x")
         #expect(children[1].text == nil)
         #expect(children[2].text == nil)
@@ -103,7 +103,19 @@ import Testing
         for length in 0..<bytes.count {
             _ = try? XMLReader.parse(Array(bytes[0..<length]))
         }
-        #expect(try XMLReader.parse(bytes).root.children[0].text == "txAz")
+        #expect(try XMLReader.parse(bytes).root.children.first?.text == "txAz")
+    }
+
+    @Test func childrenSkipDescendantsAndKeepTheirAttributes() throws {
+        let root = try parse("<a n='0'><b n='1'><c n='2'/><d><e n='3' m='4'/></d></b><f n='5'>t</f></a>").root
+        #expect(root.children.map(\.name) == ["b", "f"])
+        let b = try #require(root.children.first)
+        #expect(b.children.map(\.name) == ["c", "d"])
+        #expect(b.children.flatMap(\.children).map(\.name) == ["e"])
+        #expect(b.children.flatMap(\.children).first?.attributes.map(\.value) == ["3", "4"])
+        #expect(root.children.map { $0.attribute("n") } == ["1", "5"])
+        #expect(root.children(named: "f").first?.text == "t")
+        #expect(b.children.first?.children.isEmpty == true)
     }
 }
 
