@@ -14,8 +14,8 @@ func storeBenchmarks(_ folder: String) throws {
         }
         let runs = name.hasSuffix("5000") ? 15 : 30
         let store = try Store.load(xml: bytes).store
-        let parse = try measure(runs) { _ = try XMLReader.parse(bytes) }
-        let load = try measure(runs) { _ = try Store.load(xml: bytes) }
+        let parse = try measure(runs) { try XMLReader.parse(bytes) }
+        let load = try measure(runs) { try Store.load(xml: bytes) }
         let dump = measure(runs) { _ = StoreDump.json(store).canonicalBytes() }
         let save = try measure(runs) { _ = try XMLWriter.write(store) }
         let target = StoreFile(path: "\(tempDirectory)/\(name).xml")

@@ -28,9 +28,14 @@ public enum StoreCheck {
         } catch {
             return CheckReport(errors: [StoreFinding(qube: nil, field: nil, value: nil, message: "\(error)")])
         }
+        return check(loaded, bytes, limits: options.limits)
+    }
+
+    /// Checks a document that loaded as `loaded`.
+    public static func check(_ loaded: LoadedStore, _ bytes: [UInt8], limits: XMLReader.Limits = .store) -> CheckReport {
         var warnings = loaded.notes.map(\.finding)
         let noted = Set(warnings.map { NoteKey(qube: $0.qube, field: $0.field) })
-        for change in changes(bytes, loaded.store, limits: options.limits) where !noted.contains(NoteKey(qube: change.qube, field: change.field)) {
+        for change in changes(bytes, loaded.store, limits: limits) where !noted.contains(NoteKey(qube: change.qube, field: change.field)) {
             warnings.append(change)
         }
         warnings += findings(loaded.store)
@@ -98,9 +103,12 @@ public enum StoreCheck {
     }
 
     /// Differences between what the file says and what qubesd keeps after loading it.
+    /// A file that qubesd would save back byte for byte has none, so only
+    /// other files are parsed again and compared.
     static func changes(_ bytes: [UInt8], _ store: Store, limits: XMLReader.Limits) -> [StoreFinding] {
-        guard let input = try? XMLReader.parse(bytes, limits: limits),
-            let saved = try? XMLReader.parse(XMLWriter.write(store), limits: .store)
+        guard let written = try? XMLWriter.write(store), written != bytes,
+            let input = try? XMLReader.parse(bytes, limits: limits),
+            let saved = try? XMLReader.parse(written, limits: .store)
         else { return [] }
         var findings: [StoreFinding] = []
         if input.hasDoctype {

@@ -37,7 +37,8 @@ extension StoreCommand {
 
         func run() throws {
             let bytes = try StoreInput.read(file)
-            var report = StoreCheck.check(bytes)
+            let loaded = try? Store.load(xml: bytes)
+            var report = loaded.map { StoreCheck.check($0, bytes) } ?? StoreCheck.check(bytes)
             if strict {
                 report.errors += report.warnings
                 report.warnings = []
@@ -50,7 +51,7 @@ extension StoreCommand {
             } else {
                 for error in report.errors { Terminal.error("\(file): error: \(error)") }
                 for warning in report.warnings { Terminal.error("\(file): warning: \(warning)") }
-                if report.errors.isEmpty, let loaded = try? Store.load(xml: bytes) {
+                if report.errors.isEmpty, let loaded {
                     Terminal.write(StoreSummary.text(file, loaded.store, warnings: report.warnings.count))
                 }
             }
