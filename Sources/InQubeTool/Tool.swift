@@ -3,7 +3,7 @@ import BootProtect
 import Glibc
 import SplitServices
 
-// What the tools that run inside qubes share (lq-protect, lq-splitfile, lq-splitpassword): reading the
+// What the tools that run inside qubes share (lq-protect, lq-splitfile, lq-splitpassword, lq-torsetap): reading the
 // qrexec environment, stdin and stdout, and exit statuses (0 done, 1 refused, 2 usage); lq uses the
 // same output and exit statuses. The guard and the services themselves are in BootProtect and SplitServices.
 
@@ -52,6 +52,7 @@ public enum Tool {
     /// The in-qube tools by program name.
     static let tools: [String: any ParsableCommand.Type] = [
         "lq-protect": ProtectTool.self, "lq-splitfile": SplitFileTool.self, "lq-splitpassword": SplitPasswordTool.self,
+        "lq-torsetap": TorSetAPTool.self,
     ]
 
     /// Runs the tool the program was called as: the template holds one

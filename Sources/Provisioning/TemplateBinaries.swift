@@ -1,8 +1,9 @@
 import Foundation
 
-/// The static program the template runs, `lq-inqube` (the boot guard and the
-/// split services, called through links named `lq-protect`, `lq-splitfile`
-/// and `lq-splitpassword`), copied from dom0 into `/usr/lib/liteqube`.
+/// The static program the template runs, `lq-inqube` (the boot guard, the
+/// split services and the Tor qube's per-network state, called through links
+/// named `lq-protect`, `lq-splitfile`, `lq-splitpassword` and `lq-torsetap`),
+/// copied from dom0 into `/usr/lib/liteqube`.
 public struct TemplateBinaries: Sendable, Hashable {
     public struct Binary: Sendable, Hashable {
         /// The dom0 file.
@@ -12,7 +13,7 @@ public struct TemplateBinaries: Sendable, Hashable {
 
     public static let names = ["lq-inqube"]
     /// The links to `lq-inqube`, one per tool.
-    public static let tools = ["lq-protect", "lq-splitfile", "lq-splitpassword"]
+    public static let tools = ["lq-protect", "lq-splitfile", "lq-splitpassword", "lq-torsetap"]
 
     /// By tool name.
     public var files: [String: Binary]

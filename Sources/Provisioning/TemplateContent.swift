@@ -146,7 +146,8 @@ extension Catalog {
             # Liteqube: the only commands user may run as root.
             Defaults timestamp_timeout=0
             Defaults env_reset
-            user ALL=(root) NOPASSWD: /usr/bin/systemctl poweroff, /usr/sbin/shutdown
+            user ALL=(root) NOPASSWD: /usr/bin/systemctl poweroff, /usr/sbin/shutdown\(
+                manifest.components.contains(.network) ? ", \(bin)/lq-torsetap set *" : "")
 
             """, mode: 0o440)
         overlay.file("/etc/fstab", """
@@ -369,6 +370,7 @@ extension Catalog {
             systemctl start qubes-iptables qubes-network NetworkManager
 
             """)
+        torNetworkState(manifest, into: &overlay)
         let connections = "bind-dirs/etc/NetworkManager/system-connections"
         overlay.directories(net, connections, mode: 0o700)
         let pins = "\(protect)/checksum.\(keys)/home/user/\(manifest.name("net"))"
@@ -427,7 +429,9 @@ extension Catalog {
             EOF
             systemctl start qubes-iptables
             nft -f /rw/config/liteqube-tor.nft
-            systemctl start tor@default
+            # Tor starts once the network qube names its network (liteqube.TorSetAP), with that network's state.
+            systemctl start liteqube-tor-state
+            qrexec-client-vm \(manifest.name("net")) liteqube.WifiRequestAP </dev/null &
             # The clock qube: set the time over Tor (TLS to well-known sites) once Tor is up.
             (for attempt in $(seq 30); do
                 htpdate -l -s https://www.debian.org https://www.torproject.org https://www.qubes-os.org && break
@@ -478,6 +482,10 @@ extension Catalog {
         overlay.directories(torList, "bind-dirs/var/lib/tor", owner: "debian-tor", mode: 0o700)
         overlay.file(torList + "/bind-dirs/var/lib/tor/.any_file", "")
         overlay.file(torList + "/bind-dirs/var/lib/tor/.any_dir", "")
+        overlay.directories(torList, "config/tor", mode: 0o700)
+        overlay.file(torList + "/config/tor/.any_file", "")
+        overlay.directory(torList + "/config/tor/var-lib", mode: 0o700)
+        overlay.file(torList + "/config/tor/var-lib/.any_dir", "")
         overlay.directory("/etc/tor")
         overlay.file("/etc/tor/torrc", """
             # Liteqube: the listening addresses are written at boot by the Tor qube's rc.local.
@@ -518,6 +526,58 @@ extension Catalog {
                 if [ "$now" = "$last" ]; then idle=$((idle + 10)); else idle=0; last=$now; fi
                 [ "$idle" -ge 300 ] && exec poweroff
             done
+
+            """)
+    }
+
+    /// Tor's state per network (spec §2.2 core-tor, §4.1 TorSetAP): core-net names the network that came
+    /// up, or the one that is up when core-tor asks; core-tor saves Tor's state for the network before
+    /// and restores the new one's (`lq-torsetap`), and saves it again when Tor stops at shutdown.
+    private static func torNetworkState(_ manifest: Manifest, into overlay: inout Overlay) {
+        let bin = programFolder
+        overlay.script(bin + "/liteqube-tell-tor", """
+            #!/bin/sh
+            # Liteqube, in \(manifest.name("net")): tell \(manifest.name("tor")) which network is up, as a qrexec argument.
+            name=$1
+            [ -n "$name" ] || name=$(nmcli -t -f NAME,DEVICE connection show --active | grep -v ':lo$' | head -n 1 | sed 's/:[^:]*$//')
+            [ -n "$name" ] || exit 0
+            name=$(printf '%s' "$name" | tr -c 'A-Za-z0-9_.+-' '_' | cut -b 1-64)
+            case "$name" in [.-]*) name="_${name#?}" ;; esac
+            exec qrexec-client-vm \(manifest.name("tor")) "liteqube.TorSetAP+$name" </dev/null >/dev/null 2>&1
+
+            """)
+        overlay.directory("/etc/NetworkManager")
+        overlay.directory("/etc/NetworkManager/dispatcher.d")
+        overlay.script("/etc/NetworkManager/dispatcher.d/90-liteqube-tor", """
+            #!/bin/sh
+            # Liteqube: a network came up; the Tor qube switches to that network's Tor state.
+            [ "$2" = up ] && [ "$1" != lo ] || exit 0
+            setsid \(bin)/liteqube-tell-tor "$CONNECTION_ID" &
+
+            """)
+        overlay.script("/etc/qubes-rpc/liteqube.WifiRequestAP", """
+            #!/bin/sh
+            # Liteqube, in \(manifest.name("net")): \(manifest.name("tor")) asks which network is up.
+            setsid \(bin)/liteqube-tell-tor </dev/null >/dev/null 2>&1 &
+
+            """)
+        overlay.script("/etc/qubes-rpc/liteqube.TorSetAP", """
+            #!/bin/sh
+            # Liteqube, in \(manifest.name("tor")): \(manifest.name("net")) names the network that is up.
+            exec sudo -n \(bin)/lq-torsetap set -- "$1"
+
+            """)
+        overlay.file("/etc/systemd/system/liteqube-tor-state.service", """
+            [Unit]
+            Description=Liteqube: save the current network's Tor state once Tor has stopped
+            Before=tor@default.service
+            RequiresMountsFor=/rw /var/lib/tor
+
+            [Service]
+            Type=oneshot
+            RemainAfterExit=yes
+            ExecStart=/bin/true
+            ExecStop=\(bin)/lq-torsetap save
 
             """)
     }

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Provisioning
 import QubesAdmin
+import SplitServices
 import Testing
 
 /// A folder standing for debian-N-minimal's root (users, an fstab of its
@@ -168,6 +169,46 @@ struct TemplateRoot {
         let second = BootProtect.run(volume: .folder(rw), rules: rules, options: ProtectOptions(qube: "core-net"))
         #expect(second.errors.isEmpty && second.deployed.isEmpty && second.fixed.isEmpty && second.quarantined.isEmpty,
                 "\(second.deployed) \(second.fixed) \(second.quarantined)")
+    }
+
+    /// Tor started and stopped without systemd.
+    struct TorStandIn: TorControl {
+        func stop() throws(SplitError) {}
+        func start() throws(SplitError) {}
+    }
+
+    @Test func torStatePerNetworkIsWiredAndSurvivesTheBootGuard() throws {
+        let system = try System(store: Self.provisionedStore)
+        try system.applier.apply(try system.plan())
+        let root = system.root
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root.path + "/usr/lib/liteqube/lq-torsetap") == "lq-inqube")
+        #expect(try root.text("/etc/sudoers.d/liteqube").contains("/usr/lib/liteqube/lq-torsetap set *"))
+        #expect(try root.text("/etc/qubes-rpc/liteqube.TorSetAP").contains("sudo -n /usr/lib/liteqube/lq-torsetap set -- \"$1\""))
+        #expect(try root.text("/etc/qubes-rpc/liteqube.WifiRequestAP").contains("liteqube-tell-tor"))
+        #expect(try root.text("/usr/lib/liteqube/liteqube-tell-tor").contains("qrexec-client-vm core-tor \"liteqube.TorSetAP+$name\""))
+        #expect(root.owner("/etc/NetworkManager/dispatcher.d/90-liteqube-tor") == (0, 0, 0o755))
+        #expect(try root.text("/etc/systemd/system/liteqube-tor-state.service").contains("ExecStop=/usr/lib/liteqube/lq-torsetap save"))
+        let torBoot = try root.text("/etc/protect/template.core-tor/config/rc.local")
+        #expect(torBoot.contains("liteqube.WifiRequestAP") && !torBoot.contains("systemctl start tor"))
+
+        // core-tor's private volume after two networks: the next boot keeps every state.
+        let rw = system.scratch.directory + "/rw"
+        let rules = root.path + "/etc/protect"
+        try FileManager.default.createDirectory(atPath: rw + "/bind-dirs/var/lib/tor", withIntermediateDirectories: true)
+        chown(rw + "/bind-dirs/var/lib/tor", 107, 113)
+        chmod(rw + "/bind-dirs/var/lib/tor", 0o700)
+        let first = BootProtect.run(volume: .folder(rw), rules: rules, options: ProtectOptions(qube: "core-tor"))
+        #expect(first.errors.isEmpty && first.quarantined.isEmpty, "\(first.errors) \(first.quarantined)")
+        let state = TorNetworkState(stateFolder: rw + "/config/tor", dataFolder: rw + "/bind-dirs/var/lib/tor", tor: TorStandIn())
+        _ = try state.select(Array("Home".utf8))
+        try TemplateRoot.write(rw + "/bind-dirs/var/lib/tor/state", "home guards\n", mode: 0o600)
+        _ = try state.select(Array("Cafe".utf8))
+        try TemplateRoot.write(rw + "/bind-dirs/var/lib/tor/state", "cafe guards\n", mode: 0o600)
+        let second = BootProtect.run(volume: .folder(rw), rules: rules, options: ProtectOptions(qube: "core-tor"))
+        #expect(second.errors.isEmpty && second.quarantined.isEmpty && second.fixed.isEmpty, "\(second.quarantined) \(second.fixed)")
+        #expect(try String(contentsOfFile: rw + "/config/tor/ap", encoding: .utf8) == "Cafe\n")
+        #expect(try String(contentsOfFile: rw + "/config/tor/var-lib/Home/state", encoding: .utf8) == "home guards\n")
+        #expect(try String(contentsOfFile: rw + "/bind-dirs/var/lib/tor/state", encoding: .utf8) == "cafe guards\n")
     }
 
     /// The store with every qube already made, so that plans hold only the template steps.
