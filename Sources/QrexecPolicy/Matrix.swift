@@ -42,24 +42,4 @@ public struct PolicyMatrix: Sendable {
         }
         return .object(["service": .string(service), "cells": .array(items)])
     }
-
-    /// A text table: one row per source, one column per target, cells
-    /// `allow`, `ask`, `deny` or `error`.
-    public var table: String {
-        let width = max(5, (sources + targets).map(\.count).max() ?? 0)
-        func pad(_ text: String) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
-        var lines = [([pad("source \\ target")] + targets.map(pad)).joined(separator: " ")]
-        for (row, source) in sources.enumerated() {
-            lines.append(([pad(source)] + cells[row].map { pad($0.name) }).joined(separator: " "))
-        }
-        return lines.map { $0.replacingTrailingSpaces() + "\n" }.joined()
-    }
-}
-
-extension String {
-    fileprivate func replacingTrailingSpaces() -> String {
-        var result = self
-        while result.utf8.last == UInt8(ascii: " ") { result.removeLast() }
-        return result
-    }
 }

@@ -182,7 +182,12 @@ extension PolicyCommand {
             let system = try PolicyInput.system(StoreSystemInfo(path: store))
             guard case .success(let policy) = location.load() else { throw ExitCode(1) }
             let matrix = PolicyMatrix(PolicyEvaluator(policy: policy, system: system), service: service)
-            Terminal.write(json ? matrix.json.compactText() + "\n" : matrix.table)
+            Terminal.write(
+                json
+                    ? matrix.json.compactText() + "\n"
+                    : Table.render(
+                        header: ["source \\ target"] + matrix.targets,
+                        rows: zip(matrix.sources, matrix.cells).map { source, row in [source] + row.map(\.name) }))
         }
     }
 

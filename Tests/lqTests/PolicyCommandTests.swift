@@ -86,4 +86,17 @@ import Testing
         #expect(result.stdout.contains("\"service\": \"qubes.Filecopy\""))
         #expect(result.stdout.contains("\"call_target\": \"@default\""))
     }
+
+    @Test func matrixAsTextHasARowPerSourceAndAColumnPerTarget() throws {
+        let arguments = ["policy", "matrix", "qubes.Filecopy", "--store", Self.fixture("stores/qubes-mini.xml"), "--policy-dir", Self.fixture("shards")]
+        let text = try Self.run(arguments)
+        let json = try Self.run(arguments + ["--json"])
+        #expect(text.status == 0 && json.status == 0)
+        let lines = text.stdout.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        let header = try #require(lines.first)
+        #expect(header.prefix(3) == ["source", "\\", "target"])
+        let cells = json.stdout.components(separatedBy: "\"call_target\"").count - 1
+        #expect((lines.count - 1) * (header.count - 3) == cells, "every cell of the JSON is in the table")
+        #expect(lines.dropFirst().allSatisfy { $0.dropFirst().allSatisfy { ["allow", "ask", "deny", "error"].contains($0) } })
+    }
 }
