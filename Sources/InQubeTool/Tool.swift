@@ -52,7 +52,7 @@ public enum Tool {
     /// The in-qube tools by program name.
     static let tools: [String: any ParsableCommand.Type] = [
         "lq-protect": ProtectTool.self, "lq-splitfile": SplitFileTool.self, "lq-splitpassword": SplitPasswordTool.self,
-        "lq-torsetap": TorSetAPTool.self,
+        "lq-storage": StorageTool.self, "lq-torsetap": TorSetAPTool.self,
     ]
 
     /// Runs the tool the program was called as: the template holds one

@@ -1,19 +1,45 @@
 extension Catalog {
     /// dom0's notification services the service qubes call (spec §4.1
-    /// `liteqube.Message`, `liteqube.Error`). The argument is data: qrexec
-    /// already limited it to `[A-Za-z0-9_.+-]`, `_` stands for a space, and it
-    /// reaches `notify-send` as one argv entry, never through a shell string.
-    /// The desktop user is the owner of the X display, not a fixed name.
-    static let dom0Services: [(name: String, content: String)] = [
-        ("liteqube.Message", notification(urgency: "normal", milliseconds: 2000, icon: "dialog-information")),
-        ("liteqube.Error", notification(urgency: "critical", milliseconds: 5000, icon: "dialog-error")),
-    ]
+    /// `liteqube.Message`, `liteqube.Error`, and with USB
+    /// `liteqube.SignalStorage`). The argument is data: qrexec already limited
+    /// it to `[A-Za-z0-9_.+-]`, `_` stands for a space, and it reaches
+    /// `notify-send` as one argv entry, never through a shell string. The
+    /// desktop user is the owner of the X display, not a fixed name.
+    static func dom0Services(_ manifest: Manifest) -> [(name: String, content: String)] {
+        var services = [
+            ("liteqube.Message", notification(urgency: "normal", milliseconds: 2000, icon: "dialog-information", text: plainText)),
+            ("liteqube.Error", notification(urgency: "critical", milliseconds: 5000, icon: "dialog-error", text: plainText)),
+        ]
+        if manifest.components.contains(.usb) {
+            services.append(("liteqube.SignalStorage", notification(urgency: "normal", milliseconds: 5000, icon: "drive-removable-media", text: storageText)))
+        }
+        return services
+    }
 
-    private static func notification(urgency: String, milliseconds: Int, icon: String) -> String {
+    /// The argument with `_` read as a space.
+    private static let plainText = """
+        text=$(printf '%s' "$argument" | tr '_' ' ')
+        """
+
+    /// `A_<device>_<type>_<size>` (arrived) or `R_<device>` (removed), from `lq-storage`; anything else is refused.
+    private static let storageText = """
+        case "$argument" in
+            A_*_*_*)
+                rest=${argument#A_}
+                device=${rest%%_*}
+                rest=${rest#*_}
+                text="USB storage $device: ${rest%_*}, ${rest##*_}" ;;
+            R_*) text="USB storage ${argument#R_} removed" ;;
+            *) exit 1 ;;
+        esac
+        """
+
+    private static func notification(urgency: String, milliseconds: Int, icon: String, text: String) -> String {
         """
         #!/bin/sh
         # Liteqube (dom0): a notification from a service qube; the caller is named by qrexec.
-        text=$(printf '%s' "${1:-$QREXEC_SERVICE_ARGUMENT}" | tr '_' ' ')
+        argument=${1:-$QREXEC_SERVICE_ARGUMENT}
+        \(text)
         user=$(stat -c %U /tmp/.X11-unix/X0 2>/dev/null) || exit 1
         uid=$(id -u "$user") || exit 1
         set -- --urgency=\(urgency) --expire-time=\(milliseconds) --icon=\(icon) -- "$QREXEC_REMOTE_DOMAIN" "$text"

@@ -195,7 +195,7 @@ public struct Planner {
         }
         var dom0Files = [(path: policyPath, content: desired.policy, mode: 0o644)]
         if let rpcDirectory {
-            dom0Files += Catalog.dom0Services.map { (rpcDirectory + "/" + $0.name, $0.content, 0o755) }
+            dom0Files += Catalog.dom0Services(manifest).map { (rpcDirectory + "/" + $0.name, $0.content, 0o755) }
         }
         for file in dom0Files where readFile(file.path) != file.content {
             operations.append(.writeFile(path: file.path, content: file.content, mode: file.mode))

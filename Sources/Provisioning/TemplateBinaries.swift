@@ -13,7 +13,7 @@ public struct TemplateBinaries: Sendable, Hashable {
 
     public static let names = ["lq-inqube"]
     /// The links to `lq-inqube`, one per tool.
-    public static let tools = ["lq-protect", "lq-splitfile", "lq-splitpassword", "lq-torsetap"]
+    public static let tools = ["lq-protect", "lq-splitfile", "lq-splitpassword", "lq-storage", "lq-torsetap"]
 
     /// By tool name.
     public var files: [String: Binary]

@@ -618,8 +618,31 @@ extension Catalog {
         overlay.directory(usb + "/config")
         overlay.script(usb + "/config/rc.local", """
             #!/bin/sh
-            # Liteqube USB qube: devices pass usbguard before anything can use them.
+            # Liteqube USB qube: devices pass usbguard before anything can use them; dom0 hears about storage.
+            install -d -m 0755 /run/liteqube
+            touch /run/liteqube/storage-signals
             systemctl start usbguard
+
+            """)
+        // USB storage notifications (the original's liteqube-amount), in the qube that starts them only.
+        overlay.directory("/etc/udev")
+        overlay.directory("/etc/udev/rules.d")
+        overlay.file("/etc/udev/rules.d/99-liteqube-storage.rules", """
+            # Liteqube: tell dom0 when USB storage comes and goes (liteqube-storage@.service, lq-storage).
+            ACTION=="add", SUBSYSTEM=="block", KERNEL=="sd[a-z]|sd[a-z][0-9]*|xvd[i-z]|xvd[i-z][0-9]*", RUN+="/bin/systemctl --no-block start liteqube-storage@%k.service"
+            ACTION=="remove", SUBSYSTEM=="block", KERNEL=="sd[a-z]|sd[a-z][0-9]*|xvd[i-z]|xvd[i-z][0-9]*", RUN+="/bin/systemctl --no-block stop liteqube-storage@%k.service"
+
+            """)
+        overlay.file("/etc/systemd/system/liteqube-storage@.service", """
+            [Unit]
+            Description=Liteqube: tell dom0 about USB storage %i
+            ConditionPathExists=/run/liteqube/storage-signals
+
+            [Service]
+            Type=oneshot
+            RemainAfterExit=yes
+            ExecStart=\(programFolder)/lq-storage add %i
+            ExecStop=\(programFolder)/lq-storage remove %i
 
             """)
     }

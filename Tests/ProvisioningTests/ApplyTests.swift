@@ -96,8 +96,8 @@ struct Scratch {
         #expect(report.errors.isEmpty && report.warnings.isEmpty, "\(report.warnings)")
         let policy = try String(contentsOfFile: scratch.policy + "/45-liteqube.policy", encoding: .utf8)
         #expect(policy.contains("liteqube.SplitFile * core-net core-keys allow"))
-        #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy", "liteqube.Error", "liteqube.Message"])
-        for service in ["liteqube.Error", "liteqube.Message"] {
+        #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy", "liteqube.Error", "liteqube.Message", "liteqube.SignalStorage"])
+        for service in ["liteqube.Error", "liteqube.Message", "liteqube.SignalStorage"] {
             let path = scratch.rpc + "/" + service
             #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o755)
             let syntax = Process()
@@ -107,11 +107,41 @@ struct Scratch {
             syntax.waitUntilExit()
             #expect(syntax.terminationStatus == 0, "\(service) is not valid sh")
         }
+        // What the desktop shows: the caller and the argument as text, given to notify-send as data.
+        #expect(try notification(scratch, "liteqube.Message", from: "core-keys", "core-net_requested_file_secret_key")
+            == ["--urgency=normal", "--expire-time=2000", "--icon=dialog-information", "--", "core-keys", "core-net requested file secret key"])
+        #expect(try notification(scratch, "liteqube.SignalStorage", from: "core-usb", "A_sdb1_vfat_14G")?.suffix(2) == ["core-usb", "USB storage sdb1: vfat, 14G"])
+        #expect(try notification(scratch, "liteqube.SignalStorage", from: "core-usb", "R_sdb1")?.last == "USB storage sdb1 removed")
+        #expect(try notification(scratch, "liteqube.SignalStorage", from: "core-usb", "$(reboot)") == nil)
         // Idempotence, and the budget now is the planned one (the retired qubes no longer start at boot).
         let plan = try scratch.planner(backend).plan(Self.manifest)
         #expect(plan.operations.isEmpty)
         let now = try MemoryBudget(backend: backend, manifest: Self.manifest)
         #expect(now.totals[.alwaysOn] == MemoryBudget(desired: plan.desired).totals[.alwaysOn])
+    }
+
+    /// Runs a dom0 service as qrexec would, with `notify-send` standing in: its arguments, or `nil` when
+    /// the service refused (non-zero exit, nothing shown).
+    func notification(_ scratch: Scratch, _ service: String, from caller: String, _ argument: String) throws -> [String]? {
+        let bin = scratch.directory + "/desktop-bin"
+        let shown = scratch.directory + "/shown"
+        try? FileManager.default.removeItem(atPath: shown)
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        for (name, body) in [("stat", "id -un"), ("notify-send", "printf '%s\\n' \"$@\" > \(shown)")] {
+            try "#!/bin/sh\n\(body)\n".write(toFile: bin + "/" + name, atomically: false, encoding: .utf8)
+            chmod(bin + "/" + name, 0o755)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: scratch.rpc + "/" + service)
+        process.arguments = [argument]
+        process.environment = ["PATH": bin + ":/usr/bin:/bin", "QREXEC_REMOTE_DOMAIN": caller, "QREXEC_SERVICE_ARGUMENT": argument]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            #expect(!FileManager.default.fileExists(atPath: shown))
+            return nil
+        }
+        return try String(contentsOfFile: shown, encoding: .utf8).split(separator: "\n").map(String.init)
     }
 
     /// The generated policy loads and lints clean, and dom0 decides each

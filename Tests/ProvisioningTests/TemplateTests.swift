@@ -122,6 +122,9 @@ struct TemplateRoot {
         #expect(try root.text("/etc/protect/template.fw-net/config/rc.local").contains("qubes-firewall"))
         #expect(try root.text("/etc/tor/torrc").contains("%include /run/tor/liteqube-ports.conf"))
         #expect(root.owner("/etc/usbguard/rules.conf").mode == 0o600)
+        #expect(try root.text("/etc/udev/rules.d/99-liteqube-storage.rules").contains("start liteqube-storage@%k.service"))
+        #expect(try root.text("/etc/systemd/system/liteqube-storage@.service").contains("ExecStart=/usr/lib/liteqube/lq-storage add %i"))
+        #expect(try root.text("/etc/protect/template.core-usb/config/rc.local").contains("touch /run/liteqube/storage-signals"))
         #expect(try system.executor.installed(["tor", "usbguard", "qubes-input-proxy-sender"], in: "debian-core").count == 3)
         #expect(try system.executor.installed(["qubes-core-agent-passwordless-root"], in: "debian-core").isEmpty)
 
