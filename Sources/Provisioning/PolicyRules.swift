@@ -28,7 +28,8 @@ public enum PolicyRules {
         }
         func xorg(_ sources: [String]) {
             for source in sources {
-                rules.append(Rule(service: "liteqube.SplitXorg", source: source, target: name("xorg"), action: "allow"))
+                // Re-impl of the [SEC] note: every client shares one display, so each connection is asked for.
+                rules.append(Rule(service: "liteqube.SplitXorg", source: source, target: name("xorg"), action: "ask default_target=\(name("xorg"))"))
             }
         }
         let base = [name("core"), name("dvm"), name("xorg"), name("keys")]

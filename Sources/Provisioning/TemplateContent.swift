@@ -304,6 +304,7 @@ extension Catalog {
         overlay.directory(pins + "/home/user", owner: "user", mode: 0o700)
         overlay.directory(pins + "/home/user/.ssh", owner: "user", mode: 0o700)
 
+        splitDisplay(manifest, into: &overlay)
         let xorg = "\(protect)/template.\(manifest.name("xorg"))"
         overlay.directory(xorg)
         overlay.directory(xorg + "/config")
@@ -329,6 +330,58 @@ extension Catalog {
             done
             while [ "$(windows)" != 1 ]; do sleep 10; done
             exec poweroff
+
+            """)
+    }
+
+    /// Terminals in service qubes (spec §4.1 Xterm, SplitXorg): a qube without its own X server gets
+    /// a display socket whose connections go to the display qube's X server over qrexec, one at a time
+    /// and each asked for; `lq xterm` runs `liteqube-xterm` there as root with the command as argv.
+    private static func splitDisplay(_ manifest: Manifest, into overlay: inout Overlay) {
+        let display = manifest.name("xorg")
+        overlay.file("/etc/systemd/system/liteqube-split-xorg.socket", """
+            [Unit]
+            Description=Liteqube: this qube's X display, shown by \(display) (liteqube.SplitXorg)
+
+            [Socket]
+            ListenStream=/tmp/.X11-unix/X0
+            SocketUser=user
+            SocketMode=0600
+            DirectoryMode=01777
+            Accept=yes
+            MaxConnections=4
+
+            """)
+        overlay.file("/etc/systemd/system/liteqube-split-xorg@.service", """
+            [Unit]
+            Description=Liteqube: one X connection to \(display)
+
+            [Service]
+            User=user
+            StandardInput=socket
+            StandardOutput=socket
+            StandardError=journal
+            ExecStart=/usr/bin/qrexec-client-vm \(display) liteqube.SplitXorg
+
+            """)
+        overlay.script("/etc/qubes-rpc/liteqube.SplitXorg", """
+            #!/bin/sh
+            # Liteqube, in \(display): one X connection from a service qube to this qube's display.
+            # Only this user's local connections are let in (the original turned access control off: xhost +).
+            command -v xhost >/dev/null && DISPLAY=:0 xhost "+SI:localuser:$(id -un)" >/dev/null 2>&1
+            exec nc -U /tmp/.X11-unix/X0
+
+            """)
+        overlay.script(programFolder + "/liteqube-xterm", """
+            #!/bin/sh
+            # Liteqube: a terminal titled $1 running the rest of the arguments (a login shell when none),
+            # on this qube's display or, without one, on \(display)'s. The command is argv, never shell text.
+            title=$1
+            shift
+            [ -S /tmp/.X11-unix/X0 ] || systemctl start liteqube-split-xorg.socket
+            export DISPLAY=:0
+            [ $# -gt 0 ] || set -- /bin/bash -l
+            exec stterm -c Stterm -T "$title" -f terminus-12 -e "$@"
 
             """)
     }

@@ -11,7 +11,7 @@ struct LQ: ParsableCommand {
         subcommands: [
             StoreCommand.self, ListQubes.self, Prefs.self, Features.self, Tags.self, PlanCommand.self, ApplyCommand.self,
             DestroyCommand.self, MemCommand.self, GraphCommand.self, PolicyCommand.self,
-            ProtectCommand.self, ShardCommand.self,
+            ProtectCommand.self, ShardCommand.self, XtermCommand.self, ConnectCommand.self,
         ]
     )
 

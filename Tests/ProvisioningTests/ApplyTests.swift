@@ -162,7 +162,7 @@ struct Scratch {
             ("liteqube.Message", "core-usb", "dom0", "allow"),
             ("liteqube.Error", "fw-net", "dom0", "allow"),
             ("liteqube.Message", "work", "dom0", "deny"),
-            ("liteqube.SplitXorg", "core-keys", "core-xorg", "allow"),
+            ("liteqube.SplitXorg", "core-keys", "core-xorg", "ask"),
             ("liteqube.SplitXorg", "work", "core-xorg", "deny"),
             ("liteqube.SignalWifi", "core-net", "dom0", "allow"),
             ("liteqube.SignalTor", "core-tor", "dom0", "allow"),

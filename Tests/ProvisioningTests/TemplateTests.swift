@@ -122,6 +122,19 @@ struct TemplateRoot {
         #expect(try root.text("/etc/protect/template.fw-net/config/rc.local").contains("qubes-firewall"))
         #expect(try root.text("/etc/tor/torrc").contains("%include /run/tor/liteqube-ports.conf"))
         #expect(root.owner("/etc/usbguard/rules.conf").mode == 0o600)
+        #expect(try root.text("/etc/systemd/system/liteqube-split-xorg@.service").contains("ExecStart=/usr/bin/qrexec-client-vm core-xorg liteqube.SplitXorg"))
+        #expect(try root.text("/etc/systemd/system/liteqube-split-xorg.socket").contains("SocketMode=0600"))
+        #expect(try !root.text("/etc/qubes-rpc/liteqube.SplitXorg").contains("xhost +\n"))
+        for script in ["/usr/lib/liteqube/liteqube-xterm", "/etc/qubes-rpc/liteqube.SplitXorg", "/usr/lib/liteqube/liteqube-tell-tor",
+                       "/etc/qubes-rpc/liteqube.TorSetAP", "/etc/NetworkManager/dispatcher.d/90-liteqube-tor"] {
+            let syntax = Process()
+            syntax.executableURL = URL(fileURLWithPath: "/bin/sh")
+            syntax.arguments = ["-n", root.path + script]
+            try syntax.run()
+            syntax.waitUntilExit()
+            #expect(syntax.terminationStatus == 0, "\(script) is not valid sh")
+            #expect(root.owner(script).mode == 0o755)
+        }
         #expect(try root.text("/etc/udev/rules.d/99-liteqube-storage.rules").contains("start liteqube-storage@%k.service"))
         #expect(try root.text("/etc/systemd/system/liteqube-storage@.service").contains("ExecStart=/usr/lib/liteqube/lq-storage add %i"))
         #expect(try root.text("/etc/protect/template.core-usb/config/rc.local").contains("touch /run/liteqube/storage-signals"))

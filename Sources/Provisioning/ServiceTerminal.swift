@@ -1,0 +1,31 @@
+import BootProtect
+import QubesStore
+
+/// A root terminal in a Liteqube service qube, shown through the display qube (spec §4.1 Xterm, dom0's
+/// `lq-xterm` and `lq-connect`): `qvm-run` starts debian-core's `liteqube-xterm` as root with the
+/// command as arguments (qubes.VMExec, no shell in dom0 or in the qube).
+public struct ServiceTerminal: Sendable {
+    public var qvmRun: String
+
+    public init(qvmRun: String = "/usr/bin/qvm-run") { self.qvmRun = qvmRun }
+
+    /// `qvm-run`'s arguments for a terminal in `qube` running `command` (a login shell when empty).
+    public func arguments(qube: String, command: [String]) throws -> [String] {
+        if let problem = QubeName.problem(qube) { throw ProvisioningError("qube '\(qube)': \(problem)") }
+        if let empty = command.firstIndex(where: \.isEmpty) { throw ProvisioningError("command argument \(empty + 1) is empty") }
+        return ["--user", "root", "--no-gui", "--no-shell", qube, "--", Catalog.programFolder + "/liteqube-xterm", qube] + command
+    }
+
+    /// Starts the terminal (the qube starts first if it is not running).
+    public func open(qube: String, command: [String]) throws {
+        let result: ProcessOutput
+        do {
+            result = try HostSystem().run(qvmRun, try arguments(qube: qube, command: command), input: [], outputLimit: 1 << 16)
+        } catch let error as ProvisioningError {
+            throw error
+        } catch {
+            throw ProvisioningError("cannot run \(qvmRun): \(error)")
+        }
+        guard result.status == 0 else { throw ProvisioningError("\(qube): \(qvmRun) failed with status \(result.status)") }
+    }
+}
