@@ -77,16 +77,16 @@ public struct TorNetworkState: Sendable {
 
     /// Makes `argument` the current network (empty: none).
     public func select(_ argument: [UInt8]) throws(SplitError) -> Change {
+        let requested = argument.isEmpty ? nil : try validateArgument(argument, what: "network name")
         let state = try open(stateFolder, create: true)
         defer { system.close(state) }
         let current = try currentNetwork(state)
-        guard !argument.isEmpty else {
+        guard let network = requested else {
             try tor.stop()
             if let current { try save(current, state) }
             try remove(state, Self.currentFile)
             return .stopped(current)
         }
-        let network = try validateArgument(argument, what: "network name")
         if current == network {
             try tor.start()
             return .kept(network)

@@ -96,7 +96,7 @@ final class FakeTor: TorControl, @unchecked Sendable {
         #expect(throws: SplitError.self) { try state.select(Array(name.utf8)) }
         #expect(tor.calls.isEmpty)
         #expect(folder.content("var-lib-tor/state") == "fresh guards")
-        #expect(!FileManager.default.fileExists(atPath: folder.path + "/config/tor/ap"))
+        #expect(!FileManager.default.fileExists(atPath: folder.path + "/config/tor"), "nothing is made for a refused name")
     }
 
     @Test func symlinksAndSpecialFilesInTorDataAreNotCopied() throws {
