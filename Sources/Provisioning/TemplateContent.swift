@@ -484,6 +484,7 @@ extension Catalog {
             nft -f /rw/config/liteqube-tor.nft
             # Tor starts once the network qube names its network (liteqube.TorSetAP), with that network's state.
             systemctl start liteqube-tor-state
+            setsid \(programFolder)/liteqube-tor-monitor </dev/null >/dev/null 2>&1 &
             qrexec-client-vm \(manifest.name("net")) liteqube.WifiRequestAP </dev/null &
             # The clock qube: set the time over Tor (TLS to well-known sites) once Tor is up.
             (for attempt in $(seq 30); do
@@ -606,6 +607,34 @@ extension Catalog {
             # Liteqube: a network came up; the Tor qube switches to that network's Tor state.
             [ "$2" = up ] && [ "$1" != lo ] || exit 0
             setsid \(bin)/liteqube-tell-tor "$CONNECTION_ID" &
+
+            """)
+        overlay.script("/etc/NetworkManager/dispatcher.d/80-liteqube-signal", """
+            #!/bin/sh
+            # Liteqube: dom0 hears when a network comes up or goes down (liteqube.SignalWifi).
+            [ "$1" != lo ] || exit 0
+            case "$2" in
+                up) set -- ST-100 "AP-$(printf '%s' "$CONNECTION_ID" | tr -c 'A-Za-z0-9_.+-' '_' | cut -b 1-60)" ;;
+                down) set -- ST-0 ;;
+                *) exit 0 ;;
+            esac
+            for report in "$@"; do
+                qrexec-client-vm dom0 "liteqube.SignalWifi+$report" </dev/null >/dev/null 2>&1 &
+            done
+
+            """)
+        overlay.script(bin + "/liteqube-tor-monitor", """
+            #!/bin/sh
+            # Liteqube, in \(manifest.name("tor")): dom0 hears Tor's bootstrap progress (liteqube.SignalTor): 100 connected, 200 stopped.
+            journalctl -f -n 0 -o cat -u tor@default.service | while IFS= read -r line; do
+                case "$line" in
+                    *"Bootstrapped 100%"*) state=100 ;;
+                    *"Bootstrapped "[0-9]*%*) state=$(printf '%s' "${line#*Bootstrapped }" | cut -d% -f1) ;;
+                    *"exiting cleanly"*) state=200 ;;
+                    *) continue ;;
+                esac
+                qrexec-client-vm dom0 "liteqube.SignalTor+$state" </dev/null >/dev/null 2>&1
+            done
 
             """)
         overlay.script("/etc/qubes-rpc/liteqube.WifiRequestAP", """

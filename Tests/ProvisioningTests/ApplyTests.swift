@@ -96,8 +96,9 @@ struct Scratch {
         #expect(report.errors.isEmpty && report.warnings.isEmpty, "\(report.warnings)")
         let policy = try String(contentsOfFile: scratch.policy + "/45-liteqube.policy", encoding: .utf8)
         #expect(policy.contains("liteqube.SplitFile * core-net core-keys allow"))
-        #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy", "liteqube.Error", "liteqube.Message", "liteqube.SignalStorage"])
-        for service in ["liteqube.Error", "liteqube.Message", "liteqube.SignalStorage"] {
+        let services = ["liteqube.Error", "liteqube.Message", "liteqube.SignalStorage", "liteqube.SignalTor", "liteqube.SignalWifi"]
+        #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy"] + services)
+        for service in services {
             let path = scratch.rpc + "/" + service
             #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o755)
             let syntax = Process()
@@ -113,6 +114,12 @@ struct Scratch {
         #expect(try notification(scratch, "liteqube.SignalStorage", from: "core-usb", "A_sdb1_vfat_14G")?.suffix(2) == ["core-usb", "USB storage sdb1: vfat, 14G"])
         #expect(try notification(scratch, "liteqube.SignalStorage", from: "core-usb", "R_sdb1")?.last == "USB storage sdb1 removed")
         #expect(try notification(scratch, "liteqube.SignalStorage", from: "core-usb", "$(reboot)") == nil)
+        #expect(try notification(scratch, "liteqube.SignalWifi", from: "core-net", "AP-Home_WiFi")?.last == "Network: Home WiFi")
+        #expect(try notification(scratch, "liteqube.SignalWifi", from: "core-net", "ST-0")?.last == "Disconnected")
+        #expect(try notification(scratch, "liteqube.SignalWifi", from: "core-net", "SI-70") == [])
+        #expect(try notification(scratch, "liteqube.SignalTor", from: "core-tor", "100")?.last == "Tor connected")
+        #expect(try notification(scratch, "liteqube.SignalTor", from: "core-tor", "45") == [])
+        #expect(try notification(scratch, "liteqube.SignalTor", from: "core-tor", "1;reboot") == nil)
         // Idempotence, and the budget now is the planned one (the retired qubes no longer start at boot).
         let plan = try scratch.planner(backend).plan(Self.manifest)
         #expect(plan.operations.isEmpty)
@@ -120,8 +127,8 @@ struct Scratch {
         #expect(now.totals[.alwaysOn] == MemoryBudget(desired: plan.desired).totals[.alwaysOn])
     }
 
-    /// Runs a dom0 service as qrexec would, with `notify-send` standing in: its arguments, or `nil` when
-    /// the service refused (non-zero exit, nothing shown).
+    /// Runs a dom0 service as qrexec would, with `notify-send` standing in: its arguments, `[]` when it
+    /// showed nothing, or `nil` when the service refused (non-zero exit, nothing shown).
     func notification(_ scratch: Scratch, _ service: String, from caller: String, _ argument: String) throws -> [String]? {
         let bin = scratch.directory + "/desktop-bin"
         let shown = scratch.directory + "/shown"
@@ -141,6 +148,7 @@ struct Scratch {
             #expect(!FileManager.default.fileExists(atPath: shown))
             return nil
         }
+        guard FileManager.default.fileExists(atPath: shown) else { return [] }
         return try String(contentsOfFile: shown, encoding: .utf8).split(separator: "\n").map(String.init)
     }
 
