@@ -38,14 +38,20 @@ public struct QrexecClient: Sendable {
     /// Calls the service and returns its stdout; a non-zero status or more than `limit` bytes is a refusal.
     public func call(_ target: String, _ service: String, argument: String, input: [UInt8] = [], limit: Int) throws(SplitError) -> [UInt8] {
         guard isValidQubeName(target) else { throw SplitError(.argument, "refused: '\(shown(Array(target.utf8)))' is not a qube name") }
-        let result: ProcessOutput
-        do {
-            result = try system.run(client, [target, "\(service)+\(argument)"], input: input, outputLimit: limit)
-        } catch {
-            throw SplitError(.system, "cannot run \(client): \(error)")
-        }
+        let result = try system.runProgram(client, [target, "\(service)+\(argument)"], input: input, outputLimit: limit)
         guard result.status == 0 else { throw SplitError(.remote, "\(target) refused \(service)+\(argument) (exit \(result.status))") }
         guard result.output.count <= limit else { throw SplitError(.tooLarge, "\(target): \(service)+\(argument) sent more than \(limit) bytes") }
         return result.output
+    }
+}
+
+extension SystemCalls {
+    /// Runs a program a service needs; not being able to start it is a `.system` refusal naming it.
+    func runProgram(_ program: String, _ arguments: [String], input: [UInt8] = [], outputLimit: Int) throws(SplitError) -> ProcessOutput {
+        do {
+            return try run(program, arguments, input: input, outputLimit: outputLimit)
+        } catch {
+            throw SplitError(.system, "cannot run \(program): \(error)")
+        }
     }
 }

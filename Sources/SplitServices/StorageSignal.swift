@@ -49,12 +49,7 @@ public struct StorageSignal: Sendable {
         case .remove:
             outcome = .signal("R_\(device)")
         case .add:
-            let probe: ProcessOutput
-            do {
-                probe = try system.run(blkid, ["-o", "udev", "-p", "/dev/" + device], input: [], outputLimit: 64 << 10)
-            } catch {
-                throw SplitError(.system, "cannot run \(blkid): \(error)")
-            }
+            let probe = try system.runProgram(blkid, ["-o", "udev", "-p", "/dev/" + device], outputLimit: 64 << 10)
             // blkid exits 2 when it finds nothing: no properties.
             guard probe.status == 0 || probe.status == 2 else { throw SplitError(.system, "\(blkid) /dev/\(device): exit \(probe.status)") }
             let properties = try Self.properties(probe.output)

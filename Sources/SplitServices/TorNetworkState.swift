@@ -21,12 +21,7 @@ public struct SystemdTor: TorControl {
     public func start() throws(SplitError) { try systemctl("start") }
 
     private func systemctl(_ verb: String) throws(SplitError) {
-        let result: ProcessOutput
-        do {
-            result = try system.run("/bin/systemctl", [verb, unit], input: [], outputLimit: 0)
-        } catch {
-            throw SplitError(.system, "systemctl \(verb) \(unit): \(error)")
-        }
+        let result = try system.runProgram("/bin/systemctl", [verb, unit], outputLimit: 0)
         guard result.status == 0 else { throw SplitError(.system, "systemctl \(verb) \(unit): exit \(result.status)") }
     }
 }
