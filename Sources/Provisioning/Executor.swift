@@ -228,11 +228,7 @@ public struct QvmRunExecutor: Executor {
     }
 
     private static func run(_ program: String, _ arguments: [String], input: [UInt8]) throws -> ProcessOutput {
-        do {
-            return try HostSystem().run(program, arguments, input: input, outputLimit: outputLimit)
-        } catch {
-            throw ProvisioningError("cannot run \(program): \(error)")
-        }
+        try runProgram(program, arguments, input: input, outputLimit: outputLimit)
     }
 
     private func checked(_ qube: String, _ command: String, input: [UInt8] = []) throws -> [UInt8] {
@@ -332,5 +328,14 @@ public struct QvmRunExecutor: Executor {
         guard result.status == 0 else {
             throw ProvisioningError("\(qube): qvm-shutdown failed with status \(result.status); shut it down before starting its qubes")
         }
+    }
+}
+
+/// Runs a dom0 program (`qvm-run`, `qvm-shutdown`); not being able to start it is an error naming it.
+func runProgram(_ program: String, _ arguments: [String], input: [UInt8] = [], outputLimit: Int = 1 << 16) throws -> ProcessOutput {
+    do {
+        return try HostSystem().run(program, arguments, input: input, outputLimit: outputLimit)
+    } catch {
+        throw ProvisioningError("cannot run \(program): \(error)")
     }
 }

@@ -1,4 +1,3 @@
-import BootProtect
 import QubesStore
 
 /// A root terminal in a Liteqube service qube, shown through the display qube (spec §4.1 Xterm, dom0's
@@ -18,14 +17,7 @@ public struct ServiceTerminal: Sendable {
 
     /// Starts the terminal (the qube starts first if it is not running).
     public func open(qube: String, command: [String]) throws {
-        let result: ProcessOutput
-        do {
-            result = try HostSystem().run(qvmRun, try arguments(qube: qube, command: command), input: [], outputLimit: 1 << 16)
-        } catch let error as ProvisioningError {
-            throw error
-        } catch {
-            throw ProvisioningError("cannot run \(qvmRun): \(error)")
-        }
+        let result = try runProgram(qvmRun, try arguments(qube: qube, command: command))
         guard result.status == 0 else { throw ProvisioningError("\(qube): \(qvmRun) failed with status \(result.status)") }
     }
 }

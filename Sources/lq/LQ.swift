@@ -12,6 +12,7 @@ struct LQ: ParsableCommand {
             StoreCommand.self, ListQubes.self, Prefs.self, Features.self, Tags.self, PlanCommand.self, ApplyCommand.self,
             DestroyCommand.self, MemCommand.self, GraphCommand.self, PolicyCommand.self,
             ProtectCommand.self, ShardCommand.self, XtermCommand.self, ConnectCommand.self,
+            AddKeyCommand.self,
         ]
     )
 

@@ -94,4 +94,53 @@ enum InQubeTools {
         #expect(unknown.status == 1 && unknown.stdout.isEmpty && unknown.stderr == "lq-splitpassword: \(store)/password-core-vpn: no password for token rdp\n")
         #expect(try InQubeTools.run("lq-splitpassword", ["save", "--owner", "root"]).status == 2)
     }
+
+    @Test func addkeyPasswordReachesTheKeysQubeOnStdinAndIsServedAgainstItsPin() throws {
+        let folder = try InQubeTools.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("store").path
+        let rules = folder.appendingPathComponent("rules").path
+        let log = folder.appendingPathComponent("log").path
+        try FileManager.default.createDirectory(atPath: rules, withIntermediateDirectories: true)
+        let tool = Bundle.main.bundleURL.appendingPathComponent("lq-splitpassword").path
+        // dom0's qvm-run, reaching the keys qube's and the template's services (the in-qube tool itself).
+        let qvmRun = folder.appendingPathComponent("qvm-run").path
+        try """
+            #!/bin/sh
+            echo "qvm-run $*" >> \(log)
+            for last; do :; done
+            case "$last" in
+                liteqube.SplitPasswordSave) exec \(tool) save --store \(store) --owner 0:0 ;;
+                liteqube.SplitPasswordChecksum) exec \(tool) pin --rules \(rules) --owner 0:0 ;;
+            esac
+            exit 9
+
+            """.write(toFile: qvmRun, atomically: false, encoding: .utf8)
+        let qvmShutdown = folder.appendingPathComponent("qvm-shutdown").path
+        try "#!/bin/sh\necho \"qvm-shutdown $*\" >> \(log)\n".write(toFile: qvmShutdown, atomically: false, encoding: .utf8)
+        chmod(qvmRun, 0o755)
+        chmod(qvmShutdown, 0o755)
+        let tools = ["--qvm-run", qvmRun, "--qvm-shutdown", qvmShutdown]
+
+        let saved = try InQubeTools.run(LQ.binary.path, ["addkey", "password", "core-vpn", "vpn"] + tools, input: "hunter 2\n")
+        #expect(saved.status == 0 && saved.stdout.hasPrefix("saved in core-keys, sha256 "), "\(saved.stderr)")
+        let calls = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(calls == """
+            qvm-run --pass-io --no-gui --user root --service core-keys liteqube.SplitPasswordSave
+            qvm-run --pass-io --no-gui --user root --service debian-core liteqube.SplitPasswordChecksum
+            qvm-shutdown --wait debian-core
+            qvm-shutdown --wait core-keys
+
+            """)
+        let served = try InQubeTools.run(
+            tool, ["serve", "--store", store, "--pins", rules + "/checksum.core-keys/home/user", "--owner", "0", "--no-notify", "vpn"],
+            environment: ["QREXEC_REMOTE_DOMAIN": "core-vpn"])
+        #expect(served.status == 0 && served.stdout == "hunter 2")
+
+        for (qube, token, input) in [("core-vpn", "../vpn", "x\n"), ("core vpn", "vpn", "x\n"), ("core-vpn", "vpn", "\n")] {
+            let refused = try InQubeTools.run(LQ.binary.path, ["addkey", "password", qube, token] + tools, input: input)
+            #expect(refused.status == 1 && refused.stderr.hasPrefix("\(qube): "), "\(refused.stderr)")
+        }
+        #expect(try String(contentsOfFile: log, encoding: .utf8) == calls, "nothing reached the qubes")
+    }
 }
