@@ -20,6 +20,8 @@ public final class AdminSocketServer: @unchecked Sendable {
         case canned([UInt8])
         /// Never: read the request, then hold the connection open.
         case silent
+        /// From the backend, but these qubes are running, as on a live system.
+        case live(running: Set<String>)
     }
 
     /// Listens on `<directory>/qubesd.sock`.
@@ -81,6 +83,12 @@ public final class AdminSocketServer: @unchecked Sendable {
             let reply: [UInt8]
             switch mode {
             case .dispatch: reply = AdminDispatcher(backend: backend).reply(to: request)
+            case .live(let running):
+                if let decoded = AdminRequest.decode(request), decoded.method == "admin.vm.CurrentState", running.contains(decoded.destination) {
+                    reply = AdminReply.success(Array("mem=409600 mem_static_max=409600 cputime=1 power_state=Running".utf8)).encoded
+                } else {
+                    reply = AdminDispatcher(backend: backend).reply(to: request)
+                }
             case .canned(let bytes): reply = bytes
             case .silent:
                 sleep(2)

@@ -103,6 +103,7 @@ public struct Applier {
 
     /// Applies `plan`, journaling each prior value before its change.
     public func apply(_ plan: Plan, progress: (ApplyEvent) throws -> Void = { _ in }) throws {
+        if !plan.blockers.isEmpty { throw ProvisioningError("nothing applied: " + plan.blockers.joined(separator: "; ")) }
         var journal = try loadJournal()
         let count = plan.operations.count
         for (index, operation) in plan.operations.enumerated() {

@@ -98,6 +98,8 @@ public struct Plan: Sendable {
     public var operations: [Operation]
     public var notes: [String]
     public var desired: DesiredState
+    /// What must change on the system before the plan can be applied (apply refuses while any is left).
+    public var blockers: [String] = []
 }
 
 /// Reads the current state through a `Backend` and lists what must change.
@@ -141,6 +143,7 @@ public struct Planner {
         let templates = qubes.filter { $0.vmClass == VMClass.templateVM.rawValue }.map(\.name)
         let desired = try Catalog.desiredState(manifest, templates: templates, qubes: names, kernels: kernels)
         var operations: [Operation] = []
+        var blockers: [String] = []
         let classes = Dictionary(qubes.map { ($0.name, $0.vmClass) }, uniquingKeysWith: { first, _ in first })
         for qube in desired.qubes {
             let exists = classes[qube.name] != nil
@@ -167,7 +170,16 @@ public struct Planner {
                 operations += try templateSteps(manifest, template: qube.name, exists: exists)
             }
             if let source = qube.devicesFrom, names.contains(source) {
-                for device in try backend.assignedDevices(of: source, deviceClass: "pci") {
+                let devices = try backend.assignedDevices(of: source, deviceClass: "pci")
+                let state = try backend.powerState(of: source)
+                if !devices.isEmpty, state != "Halted" {
+                    // qubesd changes only the stored assignment of a running qube: it keeps the devices attached.
+                    blockers.append(
+                        "\(source) is \(state) and holds the PCI devices \(devices.map(\.port).joined(separator: ", ")) that move to \(qube.name), "
+                            + "which could not start while \(source) keeps them attached: shut \(source) down "
+                            + "(qvm-shutdown --wait \(source), after the qubes that use its network), then apply")
+                }
+                for device in devices {
                     var options: [String: String] = [:]
                     for option in device.options { options[option.name ?? ""] = option.value }
                     if manifest.noStrictReset { options["no-strict-reset"] = "True" }
@@ -210,7 +222,7 @@ public struct Planner {
         if executor != nil, binaries == nil {
             notes.append("the static lq tools are not copied into \(manifest.name("core")): give --binaries")
         }
-        return Plan(operations: operations, notes: notes, desired: desired)
+        return Plan(operations: operations, notes: notes, desired: desired, blockers: blockers)
     }
 
     /// Files, folders, links and packages the template lacks, in the catalog's order.

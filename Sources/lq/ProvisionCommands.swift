@@ -114,12 +114,14 @@ struct PlanCommand: ParsableCommand {
                 Terminal.write(JSONValue.object([
                     "operations": .array(plan.operations.map(\.json)),
                     "notes": .array(plan.notes.map(JSONValue.string)),
+                    "blockers": .array(plan.blockers.map(JSONValue.string)),
                     "memory": MemoryReport.json(before: before, after: after, manifest: manifest),
                 ]).canonicalBytes())
                 return
             }
             var lines = ["Liteqube \(manifest.components.map(\.rawValue).joined(separator: ", ")) (profile \(manifest.profile.rawValue))"]
             lines += plan.notes.map { "note: \($0)" }
+            lines += plan.blockers.map { "blocked: \($0)" }
             if plan.operations.isEmpty {
                 lines.append("Nothing to do.")
             } else {

@@ -240,6 +240,24 @@ struct Scratch {
         #expect(try viaSocket.bytes(viaSocket.store) == (try offline.bytes(offline.store)))
     }
 
+    /// On a live system a running sys-net keeps its devices attached whatever its stored assignment says,
+    /// so apply changes nothing until it is shut down; the plan says why.
+    @Test func devicesAreNotMovedFromARunningQube() throws {
+        let scratch = try Scratch()
+        let original = try scratch.bytes(scratch.store)
+        let server = try AdminSocketServer(
+            directory: scratch.directory, backend: OfflineBackend(path: scratch.store, random: .seeded(9)), mode: .live(running: ["sys-net"]))
+        defer { server.stop() }
+        let backend = AdminAPIBackend(transport: AdminTransport(socketPath: server.socketPath, timeout: 10))
+        let plan = try scratch.planner(backend).plan(Self.manifest)
+        #expect(plan.blockers.count == 1)
+        #expect(plan.blockers.first?.hasPrefix("sys-net is Running and holds the PCI devices 00_14.3, 00_1f.6 that move to core-net") == true, "\(plan.blockers)")
+        #expect(throws: ProvisioningError.self) { try apply(scratch, backend) }
+        #expect(try scratch.bytes(scratch.store) == original)
+        #expect(try scratch.policyFiles() == ["30-user.policy"])
+        #expect(!FileManager.default.fileExists(atPath: scratch.journal), "nothing journaled")
+    }
+
     @Test func memoryBudgetOfBothProfiles() throws {
         for (profile, expected) in [(Manifest.Profile.default, 1040), (.lowMemory, 832)] {
             var manifest = Self.manifest
