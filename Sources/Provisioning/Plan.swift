@@ -203,7 +203,19 @@ public struct Planner {
         }
         for (name, value) in desired.globals {
             let current = try backend.property(name, of: nil)
-            if current.isDefault || current.value != value { operations.append(.setProperty(qube: nil, name: name, value: value)) }
+            guard current.isDefault || current.value != value else { continue }
+            operations.append(.setProperty(qube: nil, name: name, value: value))
+            if name == "default_netvm" {
+                // qubesd moves running qubes on the default network at once, and refuses a netvm that is not running.
+                let moved = try qubes.map(\.name).filter { qube in
+                    try backend.powerState(of: qube) != "Halted" && qube != "dom0" && backend.property("netvm", of: qube).isDefault
+                }
+                if !moved.isEmpty {
+                    blockers.append(
+                        "\(moved.joined(separator: ", ")) \(moved.count == 1 ? "is" : "are") running on the default network, "
+                            + "which becomes \(value) (not running yet): shut \(moved.count == 1 ? "it" : "them") down, then apply")
+                }
+            }
         }
         var dom0Files = [(path: policyPath, content: desired.policy, mode: 0o644)]
         if let rpcDirectory {
