@@ -6,6 +6,7 @@ import BootProtect
 /// are left alone. blkid's `-o udev` output is read as `KEY=VALUE` data, never evaluated (the original
 /// `eval`ed it), and the device name must be a USB or Xen block device name.
 public struct StorageSignal: Sendable {
+    /// What udev saw happen to the device.
     public enum Event: String, Sendable, CaseIterable {
         case add, remove
     }
@@ -23,9 +24,12 @@ public struct StorageSignal: Sendable {
     /// File systems dom0 is told about, by blkid's `ID_FS_TYPE`, and the name it is shown as.
     public static let fileSystems = ["vfat": "vfat", "ext4": "ext4", "ntfs": "ntfs", "exfat": "exfat", "crypto_LUKS": "LUKS"]
 
+    /// sysfs's block devices (`<device>/size`, `<device>/partition`).
     public var blockFolder: String
+    /// The blkid program.
     public var blkid: String
     public var system: any SystemCalls
+    /// Where `liteqube.SignalStorage` and `liteqube.Error` reports go.
     public var signals: any Notifier
     public var errors: any Notifier
 

@@ -3,7 +3,9 @@ import Glibc
 
 /// Starting and stopping the Tor daemon.
 public protocol TorControl: Sendable {
+    /// Stops Tor and returns once it has stopped (its data folder is then safe to copy).
     func stop() throws(SplitError)
+    /// Starts Tor (or leaves it running).
     func start() throws(SplitError)
 }
 
@@ -48,10 +50,13 @@ public struct TorNetworkState: Sendable {
         case stopped(String?)
     }
 
+    /// Holds `ap` (the current network) and `var-lib/<network>/` (each network's state), on `/rw`.
     public var stateFolder: String
+    /// Tor's own data folder (`DataDirectory`).
     public var dataFolder: String
     public var tor: any TorControl
     public var system: any SystemCalls
+    /// The most entries and bytes one copy of Tor's state may have.
     public var maxEntries: Int
     public var maxBytes: Int
 
