@@ -9,7 +9,7 @@ public struct SplitFileTool: ParsableCommand {
         commandName: "lq-splitfile",
         abstract: "Hand a qube its own files from the offline keys qube over qrexec (liteqube.SplitFile).",
         discussion: "Exit status: 0 served, 1 refused, 2 usage.",
-        subcommands: [Serve.self, Get.self])
+        subcommands: [Serve.self, Get.self, Save.self, Pin.self])
 
     public init() {}
 }
@@ -45,6 +45,38 @@ extension SplitFileTool {
 
         func run() throws {
             try Tool.fetch(client, "liteqube.SplitFile", name, what: "file name", limit: 64 << 20, output: output)
+        }
+    }
+
+    struct Save: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "In core-keys, for dom0 only: store a file read from stdin after two lines: qube, file name.",
+            discussion: "Replaces <store>/<qube>/<name> atomically (folder 0700, file 0600) and prints its pin: sha256 and sha512 lines.")
+
+        @Option(help: ArgumentHelp("The folder holding one folder per qube.", valueName: "dir")) var store = "/home/user"
+        @Option(help: ArgumentHelp("Owner of the folder and file.", valueName: "uid:gid")) var owner = Owner(argument: "1000:1000")!
+        @Option(help: ArgumentHelp("The largest file stored, in bytes.", valueName: "bytes")) var maxSize = 16 << 20
+
+        func run() throws {
+            let saver = FileSaver(store: store, owner: owner.user, group: owner.group, maxSize: maxSize)
+            try Tool.refusing { () throws(SplitError) in
+                Tool.output(try saver.save(Tool.input(lines: .max, limit: maxSize + 256)).fileBytes)
+            }
+        }
+    }
+
+    struct Pin: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "In the template, for dom0 only: record a file's pin read from stdin as four lines: qube, file name, sha256, sha512.",
+            discussion: "Writes <rules>/checksum.<keys-qube>/home/user/<qube>/<name> and prints its path.")
+
+        @Option(help: ArgumentHelp("The rules folder.", valueName: "dir")) var rules = "/etc/protect"
+        @Option(help: ArgumentHelp("The keys qube.", valueName: "name")) var keysQube = "core-keys"
+        @Option(help: ArgumentHelp("Owner the file must have.", valueName: "uid:gid")) var owner = Owner(argument: "1000:1000")!
+
+        func run() throws {
+            let writer = PinWriter(rules: rules, keysQube: keysQube, owner: owner.user, group: owner.group)
+            try Tool.refusing { () throws(SplitError) in Tool.output(Array((try writer.writeFile(Tool.input(lines: 4)) + "\n").utf8)) }
         }
     }
 }

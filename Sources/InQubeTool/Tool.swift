@@ -108,9 +108,9 @@ public enum Tool {
         }
     }
 
-    /// Stdin, at most 64 KiB, up to `lines` newlines.
-    public static func input(lines: Int) -> [UInt8] {
-        (try? HostSystem().read(stream: 0, limit: 65536, lines: lines)) ?? []
+    /// Stdin, at most `limit` bytes (64 KiB), up to `lines` newlines.
+    public static func input(lines: Int, limit: Int = 65536) -> [UInt8] {
+        (try? HostSystem().read(stream: 0, limit: limit, lines: lines)) ?? []
     }
 
     public static func output(_ bytes: [UInt8]) { write(1, bytes) }

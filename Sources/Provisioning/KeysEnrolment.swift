@@ -1,11 +1,11 @@
 import BootProtect
 import QubesStore
 
-/// Saving a password for a qube in the offline keys qube from dom0 (spec §4.1 SplitPasswordSave and
-/// SplitPasswordChecksum, `lq-addkey password`): core-keys stores it as data and answers with the
-/// store's pin, the template records the pin so the boot guard checks the store, then both shut down so
-/// core-keys' next start serves the new store against the new pin. The password travels on stdin only
-/// (the original put it in a dom0 process's arguments).
+/// Saving a password or a file for a qube in the offline keys qube from dom0 (spec §4.1
+/// SplitPasswordSave and SplitPasswordChecksum, `lq-addkey password|file`): core-keys stores it as data
+/// and answers with its pin, the template records the pin so the boot guard checks it, then both shut
+/// down so core-keys' next start serves it against the new pin. Secrets travel on stdin only (the
+/// original put passwords in a dom0 process's arguments).
 public struct KeysEnrolment: Sendable {
     public var keysQube: String
     public var template: String
@@ -22,27 +22,49 @@ public struct KeysEnrolment: Sendable {
 
     /// Saves `password` as `qube`'s password for `token`; returns the pin's two lines (sha256, sha512).
     public func savePassword(qube: String, token: String, password: [UInt8]) throws -> [String] {
-        for name in [qube, keysQube, template] {
-            if let problem = QubeName.problem(name) { throw ProvisioningError("qube '\(name)': \(problem)") }
-        }
-        let tokenBytes = Array(token.utf8)
-        guard !tokenBytes.isEmpty, tokenBytes.count <= 64, tokenBytes.allSatisfy(isQrexecArgumentByte),
-            tokenBytes.first != UInt8(ascii: "."), tokenBytes.first != UInt8(ascii: "-")
-        else { throw ProvisioningError("token '\(token)': want 1 to 64 of A-Z a-z 0-9 _ . + -, not starting with '.' or '-'") }
+        try checkArgument(token, what: "token")
         guard !password.isEmpty, !password.contains(0x0A), !password.contains(0) else {
             throw ProvisioningError("the password must be one line, not empty")
         }
-        let saved = try service(keysQube, "liteqube.SplitPasswordSave", input: Array("\(qube)\n\(token)\n".utf8) + password + [0x0A])
-        let pin = String(decoding: saved, as: UTF8.self).split(separator: "\n").map(String.init)
-        guard pin.count == 2, pin[0].count == 64, pin[1].count == 128, pin.allSatisfy({ $0.allSatisfy(\.isHexDigit) }) else {
-            throw ProvisioningError("\(keysQube): liteqube.SplitPasswordSave did not answer with a sha256 and a sha512 line")
+        return try enrol(
+            qube: qube, save: "liteqube.SplitPasswordSave", input: Array("\(qube)\n\(token)\n".utf8) + password + [0x0A],
+            pin: "liteqube.SplitPasswordChecksum", pinPrefix: "\(qube)\n")
+    }
+
+    /// Saves `content` as the file `name` that `qube` gets with `liteqube.SplitFile+<name>`; returns the
+    /// pin's two lines (sha256, sha512).
+    public func saveFile(qube: String, name: String, content: [UInt8]) throws -> [String] {
+        try checkArgument(name, what: "file name")
+        return try enrol(
+            qube: qube, save: "liteqube.SplitFileSave", input: Array("\(qube)\n\(name)\n".utf8) + content,
+            pin: "liteqube.SplitFileChecksum", pinPrefix: "\(qube)\n\(name)\n")
+    }
+
+    /// One qrexec argument: 1 to 64 of `A-Z a-z 0-9 _ . + -`, not starting with `.` or `-`.
+    private func checkArgument(_ text: String, what: String) throws {
+        let bytes = Array(text.utf8)
+        guard !bytes.isEmpty, bytes.count <= 64, bytes.allSatisfy(isQrexecArgumentByte), bytes.first != UInt8(ascii: "."),
+            bytes.first != UInt8(ascii: "-")
+        else { throw ProvisioningError("\(what) '\(text)': want 1 to 64 of A-Z a-z 0-9 _ . + -, not starting with '.' or '-'") }
+    }
+
+    /// Stores through `save` in the keys qube, records the pin it answers through `pin` in the template,
+    /// then shuts both down.
+    private func enrol(qube: String, save: String, input: [UInt8], pin: String, pinPrefix: String) throws -> [String] {
+        for name in [qube, keysQube, template] {
+            if let problem = QubeName.problem(name) { throw ProvisioningError("qube '\(name)': \(problem)") }
         }
-        _ = try service(template, "liteqube.SplitPasswordChecksum", input: Array("\(qube)\n\(pin[0])\n\(pin[1])\n".utf8))
+        let saved = try service(keysQube, save, input: input)
+        let lines = String(decoding: saved, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard lines.count == 2, lines[0].count == 64, lines[1].count == 128, lines.allSatisfy({ $0.allSatisfy(\.isHexDigit) }) else {
+            throw ProvisioningError("\(keysQube): \(save) did not answer with a sha256 and a sha512 line")
+        }
+        _ = try service(template, pin, input: Array("\(pinPrefix)\(lines[0])\n\(lines[1])\n".utf8))
         for name in [template, keysQube] {
             let result = try runProgram(qvmShutdown, ["--wait", name])
             guard result.status == 0 else { throw ProvisioningError("\(name): qvm-shutdown failed with status \(result.status)") }
         }
-        return pin
+        return lines
     }
 
     /// Calls `service` in `qube` as root with `input` on stdin; its stdout, or an error naming it.

@@ -218,6 +218,18 @@ extension Catalog {
             exec \(bin)/lq-splitpassword save
 
             """)
+        overlay.script("/etc/qubes-rpc/liteqube.SplitFileSave", """
+            #!/bin/sh
+            # Liteqube, in \(keys), for dom0 only: store a file for a qube (qube and file name lines, then the content, on stdin).
+            exec \(bin)/lq-splitfile save
+
+            """)
+        overlay.script("/etc/qubes-rpc/liteqube.SplitFileChecksum", """
+            #!/bin/sh
+            # Liteqube, in \(manifest.name("core")), for dom0 only: pin a stored file (qube, file name, sha256, sha512 lines).
+            exec \(bin)/lq-splitfile pin --keys-qube \(keys)
+
+            """)
         overlay.script("/etc/qubes-rpc/liteqube.SplitPasswordChecksum", """
             #!/bin/sh
             # Liteqube, in \(manifest.name("core")), for dom0 only: pin a password store (qube, sha256, sha512 lines).

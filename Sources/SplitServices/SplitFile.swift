@@ -25,6 +25,39 @@ public struct SplitFileServer: Sendable {
     }
 }
 
+/// `liteqube.SplitFileSave` in core-keys (called by dom0 only): stores a file that a qube gets with
+/// SplitFile, `<store>/<qube>/<name>` (the folder 0700 and the file 0600, both `owner`), and returns its
+/// pin, which dom0 hands to `PinWriter.writeFile` in the template.
+public struct FileSaver: Sendable {
+    public var store: String
+    public var owner: UInt32
+    public var group: UInt32
+    public var maxSize: Int
+    public var system: any SystemCalls
+
+    public init(store: String = "/home/user", owner: UInt32, group: UInt32, maxSize: Int = 16 << 20, system: any SystemCalls = HostSystem()) {
+        self.store = store
+        self.owner = owner
+        self.group = group
+        self.maxSize = maxSize
+        self.system = system
+    }
+
+    /// `input` is `<qube>\n<name>\n<content>`: the content is every byte after the second newline.
+    public func save(_ input: [UInt8]) throws(SplitError) -> ChecksumPin {
+        let parts = input.split(separator: 0x0A, maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw SplitError(.argument, "refused: want a qube line, a file name line, then the content") }
+        let qube = try validateCaller(String(decoding: parts[0], as: UTF8.self))
+        let name = try validateArgument(Array(parts[1]), what: "file name")
+        let content = Array(parts[2])
+        guard content.count <= maxSize else { throw SplitError(.tooLarge, "refused: \(content.count) bytes, over the limit of \(maxSize)") }
+        try SecureFile(system: system).write(
+            store, folders: [SecureFile.Folder(name: Array(qube.utf8), owner: owner, group: group, mode: 0o700)], name: Array(name.utf8),
+            bytes: content, owner: owner, group: group, mode: 0o600, path: "\(store)/\(qube)/\(name)")
+        return ChecksumPin(of: content)
+    }
+}
+
 /// The client side of the split services: `qrexec-client-vm <target> <service>+<argument>`.
 public struct QrexecClient: Sendable {
     public var client: String

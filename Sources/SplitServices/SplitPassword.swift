@@ -115,47 +115,65 @@ public struct PinWriter: Sendable {
         self.system = system
     }
 
-    /// `input` is `<qube>\n<sha256>\n<sha512>\n`. Returns the path written.
+    /// `input` is `<qube>\n<sha256>\n<sha512>\n`: the pin of `password-<qube>`. Returns the path written.
     public func write(_ input: [UInt8]) throws(SplitError) -> String {
-        guard let newline = input.firstIndex(of: 0x0A) else { throw SplitError(.argument, "refused: want three lines: qube, sha256, sha512") }
-        let qube = try validateCaller(String(decoding: input[..<newline], as: UTF8.self))
-        guard isValidQubeName(keysQube) else { throw SplitError(.argument, "refused: '\(shown(Array(keysQube.utf8)))' is not a qube name") }
-        let pin: ChecksumPin
+        let (fields, pin) = try Self.fields(input, count: 1, what: "qube, sha256, sha512")
+        return try write(qube: fields[0], file: nil, pin: pin)
+    }
+
+    /// `input` is `<qube>\n<name>\n<sha256>\n<sha512>\n`: the pin of the file `<qube>/<name>` that
+    /// SplitFile serves. Returns the path written.
+    public func writeFile(_ input: [UInt8]) throws(SplitError) -> String {
+        let (fields, pin) = try Self.fields(input, count: 2, what: "qube, file name, sha256, sha512")
+        return try write(qube: fields[0], file: try validateArgument(Array(fields[1].utf8), what: "file name"), pin: pin)
+    }
+
+    /// The first `count` lines, the first a qube name, then the pin.
+    private static func fields(_ input: [UInt8], count: Int, what: String) throws(SplitError) -> ([String], ChecksumPin) {
+        let lines = input.split(separator: 0x0A, maxSplits: count, omittingEmptySubsequences: false)
+        guard lines.count == count + 1 else { throw SplitError(.argument, "refused: want the lines \(what)") }
+        let fields = lines.prefix(count).map { String(decoding: $0, as: UTF8.self) }
+        _ = try validateCaller(fields[0])
         do {
-            pin = try ChecksumPin(parsing: Array(input[(newline + 1)...]))
+            return (fields, try ChecksumPin(parsing: Array(lines[count])))
         } catch {
             throw SplitError(.format, "refused: \(error)")
         }
-        let name = PasswordStore.fileName(qube)
-        let folders: [(Name, UInt32, UInt32, UInt32)] = [
-            (Array("checksum.\(keysQube)".utf8), 0, 0, 0o700), (Array("home".utf8), 0, 0, 0o755), (Array("user".utf8), owner, group, 0o700),
+    }
+
+    /// Writes the pin of `password-<qube>` (no `file`) or of `<qube>/<file>`.
+    private func write(qube: String, file: String?, pin: ChecksumPin) throws(SplitError) -> String {
+        guard isValidQubeName(keysQube) else { throw SplitError(.argument, "refused: '\(shown(Array(keysQube.utf8)))' is not a qube name") }
+        var folders: [SecureFile.Folder] = [
+            SecureFile.Folder(name: Array("checksum.\(keysQube)".utf8), owner: 0, group: 0, mode: 0o700),
+            SecureFile.Folder(name: Array("home".utf8), owner: 0, group: 0, mode: 0o755),
+            SecureFile.Folder(name: Array("user".utf8), owner: owner, group: group, mode: 0o700),
         ]
-        let path = "\(rules)/checksum.\(keysQube)/home/user/\(name)"
-        let files = SecureFile(system: system)
-        try files.inFolder(rules, path) { root throws(SplitError) in
-            var dir = root
-            var opened: [Descriptor] = []
-            defer { opened.forEach(system.close) }
-            do {
-                for (folder, folderOwner, folderGroup, mode) in folders {
-                    if try system.status(dir, folder) == nil { try system.makeDirectory(dir, folder) }
-                    dir = try system.openDirectory(dir, folder, followSymlink: false)
-                    opened.append(dir)
-                    try system.setOwner(dir, owner: folderOwner, group: folderGroup)
-                    try system.setPermissions(dir, mode)
-                }
-            } catch let error as SystemError {
-                throw SecureFile.refusal(error, path)
-            } catch {
-                throw SplitError(.system, "\(path): \(error)")
-            }
-            try files.replace(dir, Array(name.utf8), with: pin.fileBytes, owner: owner, group: group, mode: 0o600, path: path)
+        var relative = "checksum.\(keysQube)/home/user/"
+        let name: String
+        if let file {
+            folders.append(SecureFile.Folder(name: Array(qube.utf8), owner: owner, group: group, mode: 0o700))
+            relative += "\(qube)/\(file)"
+            name = file
+        } else {
+            name = PasswordStore.fileName(qube)
+            relative += name
         }
+        let path = "\(rules)/\(relative)"
+        try SecureFile(system: system).write(rules, folders: folders, name: Array(name.utf8), bytes: pin.fileBytes, owner: owner, group: group, mode: 0o600, path: path)
         return path
     }
 }
 
 extension SecureFile {
+    /// A folder on the way to a file, made if missing and given its owner, group and mode.
+    struct Folder {
+        var name: Name
+        var owner: UInt32
+        var group: UInt32
+        var mode: UInt32
+    }
+
     /// Runs `body` with the folder `root` open (trusted: it may be a symlink).
     func inFolder(_ root: String, _ path: String, _ body: (Descriptor) throws(SplitError) -> Void) throws(SplitError) {
         let dir: Descriptor
@@ -166,5 +184,31 @@ extension SecureFile {
         }
         defer { system.close(dir) }
         try body(dir)
+    }
+
+    /// Replaces `root/<folders…>/name` atomically (`replace`); each folder below `root` is opened without
+    /// following a symlink, made when missing, and given its owner, group and mode.
+    func write(
+        _ root: String, folders: [Folder], name: Name, bytes: [UInt8], owner: UInt32, group: UInt32, mode: UInt32, path: String
+    ) throws(SplitError) {
+        try inFolder(root, path) { top throws(SplitError) in
+            var dir = top
+            var opened: [Descriptor] = []
+            defer { opened.forEach(system.close) }
+            do {
+                for folder in folders {
+                    if try system.status(dir, folder.name) == nil { try system.makeDirectory(dir, folder.name) }
+                    dir = try system.openDirectory(dir, folder.name, followSymlink: false)
+                    opened.append(dir)
+                    try system.setOwner(dir, owner: folder.owner, group: folder.group)
+                    try system.setPermissions(dir, folder.mode)
+                }
+            } catch let error as SystemError {
+                throw SecureFile.refusal(error, path)
+            } catch {
+                throw SplitError(.system, "\(path): \(error)")
+            }
+            try replace(dir, name, with: bytes, owner: owner, group: group, mode: mode, path: path)
+        }
     }
 }

@@ -5,7 +5,38 @@ import Provisioning
 /// `lq addkey`: put secrets into the offline keys qube (the original's dom0 `lq-addkey`).
 struct AddKeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "addkey", abstract: "Put secrets for a qube into the offline keys qube.", subcommands: [Password.self])
+        commandName: "addkey", abstract: "Put secrets for a qube into the offline keys qube.", subcommands: [Password.self, File.self])
+
+    /// Where the keys qube and its template are, and the dom0 programs that reach them.
+    struct KeysOptions: ParsableArguments {
+        @Option(help: "The keys qube.") var keysQube = "core-keys"
+        @Option(help: "The template of the Liteqube service qubes.") var template = "debian-core"
+        @Option(help: ArgumentHelp("qvm-run.", valueName: "path")) var qvmRun = "/usr/bin/qvm-run"
+        @Option(help: ArgumentHelp("qvm-shutdown.", valueName: "path")) var qvmShutdown = "/usr/bin/qvm-shutdown"
+
+        var enrolment: KeysEnrolment { KeysEnrolment(keysQube: keysQube, template: template, qvmRun: qvmRun, qvmShutdown: qvmShutdown) }
+    }
+
+    struct File: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Save a file that QUBE gets from the keys qube with liteqube.SplitFile+NAME (at most 16 MiB).",
+            discussion: "The content comes from --from or stdin; the template records its checksum, and both qubes shut down so the keys qube's next start serves it.")
+
+        @Argument(help: "The qube the file is for.") var qube: String
+        @Argument(help: "The name it asks for.") var name: String
+        @Option(help: ArgumentHelp("The file to store (default: stdin).", valueName: "path")) var from: String?
+        @OptionGroup var keys: KeysOptions
+
+        func run() throws {
+            let content = try Terminal.exitOnError(prefix: "\(from ?? "stdin"): ") { () throws -> [UInt8] in
+                let bytes = try from.map { try StoreInput.read($0) } ?? AddKeyCommand.standardInput(maxBytes: (16 << 20) + 1, untilNewline: false)
+                guard bytes.count <= 16 << 20 else { throw ValidationError("more than 16 MiB") }
+                return bytes
+            }
+            let pin = try Terminal.exitOnError(prefix: "\(qube): ") { try keys.enrolment.saveFile(qube: qube, name: name, content: content) }
+            Terminal.write("saved in \(keys.keysQube), sha256 \(pin[0])\n")
+        }
+    }
 
     struct Password: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -18,16 +49,12 @@ struct AddKeyCommand: ParsableCommand {
 
         @Argument(help: "The qube the password is for.") var qube: String
         @Argument(help: "The token it asks for.") var token: String
-        @Option(help: "The keys qube.") var keysQube = "core-keys"
-        @Option(help: "The template of the Liteqube service qubes.") var template = "debian-core"
-        @Option(help: ArgumentHelp("qvm-run.", valueName: "path")) var qvmRun = "/usr/bin/qvm-run"
-        @Option(help: ArgumentHelp("qvm-shutdown.", valueName: "path")) var qvmShutdown = "/usr/bin/qvm-shutdown"
+        @OptionGroup var keys: KeysOptions
 
         func run() throws {
             let password = try Terminal.exitOnError(prefix: "\(qube): ") { try Self.readPassword(for: "\(qube) \(token)") }
-            let enrolment = KeysEnrolment(keysQube: keysQube, template: template, qvmRun: qvmRun, qvmShutdown: qvmShutdown)
-            let pin = try Terminal.exitOnError(prefix: "\(qube): ") { try enrolment.savePassword(qube: qube, token: token, password: password) }
-            Terminal.write("saved in \(keysQube), sha256 \(pin[0])\n")
+            let pin = try Terminal.exitOnError(prefix: "\(qube): ") { try keys.enrolment.savePassword(qube: qube, token: token, password: password) }
+            Terminal.write("saved in \(keys.keysQube), sha256 \(pin[0])\n")
         }
 
         struct Mismatch: Error, CustomStringConvertible {
@@ -36,7 +63,7 @@ struct AddKeyCommand: ParsableCommand {
 
         /// From the terminal (twice, no echo) or the first line of stdin.
         static func readPassword(for what: String) throws -> [UInt8] {
-            guard isatty(0) == 1 else { return Array(line(maxBytes: 65536).prefix { $0 != 0x0A }) }
+            guard isatty(0) == 1 else { return Array(AddKeyCommand.standardInput(maxBytes: 65536, untilNewline: true).prefix { $0 != 0x0A }) }
             var saved = termios()
             tcgetattr(0, &saved)
             var quiet = saved
@@ -44,9 +71,9 @@ struct AddKeyCommand: ParsableCommand {
             tcsetattr(0, TCSAFLUSH, &quiet)
             defer { tcsetattr(0, TCSAFLUSH, &saved) }
             prompt("Password for \(what): ")
-            let first = line(maxBytes: 65536)
+            let first = AddKeyCommand.standardInput(maxBytes: 65536, untilNewline: true)
             prompt("\nAgain: ")
-            let second = line(maxBytes: 65536)
+            let second = AddKeyCommand.standardInput(maxBytes: 65536, untilNewline: true)
             prompt("\n")
             guard first == second else { throw Mismatch() }
             return Array(first.prefix { $0 != 0x0A })
@@ -57,15 +84,18 @@ struct AddKeyCommand: ParsableCommand {
             _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         }
 
-        /// Bytes from stdin up to and including a newline.
-        static func line(maxBytes: Int) -> [UInt8] {
-            var bytes: [UInt8] = []
-            var byte: UInt8 = 0
-            while bytes.count < maxBytes, read(0, &byte, 1) == 1 {
-                bytes.append(byte)
-                if byte == 0x0A { break }
-            }
-            return bytes
+    }
+
+    /// Bytes from stdin, at most `maxBytes`, up to and including the first newline when `untilNewline`.
+    static func standardInput(maxBytes: Int, untilNewline: Bool) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: untilNewline ? 1 : 65536)
+        while bytes.count < maxBytes {
+            let count = read(0, &chunk, min(chunk.count, maxBytes - bytes.count))
+            guard count > 0 else { break }
+            bytes += chunk[0..<count]
+            if untilNewline, chunk[0] == 0x0A { break }
         }
+        return bytes
     }
 }

@@ -127,7 +127,8 @@ struct TemplateRoot {
         #expect(try !root.text("/etc/qubes-rpc/liteqube.SplitXorg").contains("xhost +\n"))
         for script in ["/usr/lib/liteqube/liteqube-xterm", "/etc/qubes-rpc/liteqube.SplitXorg", "/usr/lib/liteqube/liteqube-tell-tor",
                        "/etc/qubes-rpc/liteqube.TorSetAP", "/etc/NetworkManager/dispatcher.d/90-liteqube-tor",
-                       "/etc/NetworkManager/dispatcher.d/80-liteqube-signal", "/usr/lib/liteqube/liteqube-tor-monitor"] {
+                       "/etc/NetworkManager/dispatcher.d/80-liteqube-signal", "/usr/lib/liteqube/liteqube-tor-monitor",
+                       "/etc/qubes-rpc/liteqube.SplitFileSave", "/etc/qubes-rpc/liteqube.SplitFileChecksum"] {
             let syntax = Process()
             syntax.executableURL = URL(fileURLWithPath: "/bin/sh")
             syntax.arguments = ["-n", root.path + script]

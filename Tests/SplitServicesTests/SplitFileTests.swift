@@ -104,3 +104,47 @@ import Testing
         }
     }
 }
+
+/// dom0 stores a file for a qube in core-keys and pins it in the template (`lq addkey file`).
+@Suite(.timeLimit(.minutes(1))) struct FileSaverTests {
+    let folder: Folder
+    var store: String { folder.path + "/rw/home/user" }
+    var rules: String { folder.path + "/rules" }
+
+    init() throws {
+        folder = try Folder()
+        try FileManager.default.createDirectory(atPath: folder.path + "/rw/home/user", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder.path + "/rules/template.ALL", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: folder.path + "/outside", withIntermediateDirectories: true)
+    }
+
+    @Test func aSavedFileIsServedPinnedAndKeptByTheBootGuard() throws {
+        let content: [UInt8] = Array("client\nremote vpn.example 1194\n".utf8) + [0, 255]
+        let pin = try FileSaver(store: store, owner: 0, group: 0).save(Array("core-vpn\nserver.ovpn\n".utf8) + content)
+        #expect(pin == ChecksumPin(of: content))
+        let path = try PinWriter(rules: rules, owner: 0, group: 0).writeFile(Array("core-vpn\nserver.ovpn\n".utf8) + pin.fileBytes)
+        #expect(path == "\(rules)/checksum.core-keys/home/user/core-vpn/server.ovpn")
+        #expect(folder.mode("rw/home/user/core-vpn") == 0o700 && folder.mode("rw/home/user/core-vpn/server.ovpn") == 0o600)
+        #expect(folder.mode("rules/checksum.core-keys/home/user/core-vpn") == 0o700)
+        #expect(try SplitFileServer(store: store).serve(caller: "core-vpn", argument: Array("server.ovpn".utf8)) == content)
+        #expect(chmod(store, 0o700) == 0)
+        let boot = BootProtect.run(volume: .folder(folder.path + "/rw"), rules: rules, options: ProtectOptions(qube: "core-keys"))
+        #expect(boot.errors.isEmpty && boot.quarantined.isEmpty, "\(boot.errors) \(boot.quarantined)")
+        #expect(folder.content("rw/home/user/core-vpn/server.ovpn") != nil)
+    }
+
+    @Test(arguments: ["core-vpn\n../x\ndata", "../x\nname\ndata", "core-vpn\nname", "core-vpn\n.hidden\ndata", "core-vpn\nbig\n" + String(repeating: "a", count: 17)])
+    func badInputIsRefusedAndNothingIsWritten(_ input: String) throws {
+        #expect(throws: SplitError.self) { try FileSaver(store: store, owner: 0, group: 0, maxSize: 16).save(Array(input.utf8)) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: store).isEmpty)
+    }
+
+    @Test func aSymlinkedQubeFolderIsRefused() throws {
+        try folder.symlink("rw/home/user/core-vpn", to: folder.path + "/outside")
+        #expect(throws: SplitError.self) { try FileSaver(store: store, owner: 0, group: 0).save(Array("core-vpn\nserver.ovpn\ndata".utf8)) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path + "/outside").isEmpty)
+        #expect(throws: SplitError.self) {
+            try PinWriter(rules: rules, owner: 0, group: 0).writeFile(Array("core-vpn\n../x\n".utf8) + ChecksumPin(of: []).fileBytes)
+        }
+    }
+}

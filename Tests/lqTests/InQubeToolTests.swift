@@ -95,52 +95,86 @@ enum InQubeTools {
         #expect(try InQubeTools.run("lq-splitpassword", ["save", "--owner", "root"]).status == 2)
     }
 
-    @Test func addkeyPasswordReachesTheKeysQubeOnStdinAndIsServedAgainstItsPin() throws {
-        let folder = try InQubeTools.folder()
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let store = folder.appendingPathComponent("store").path
-        let rules = folder.appendingPathComponent("rules").path
-        let log = folder.appendingPathComponent("log").path
-        try FileManager.default.createDirectory(atPath: rules, withIntermediateDirectories: true)
-        let tool = Bundle.main.bundleURL.appendingPathComponent("lq-splitpassword").path
-        // dom0's qvm-run, reaching the keys qube's and the template's services (the in-qube tool itself).
-        let qvmRun = folder.appendingPathComponent("qvm-run").path
-        try """
-            #!/bin/sh
-            echo "qvm-run $*" >> \(log)
-            for last; do :; done
-            case "$last" in
-                liteqube.SplitPasswordSave) exec \(tool) save --store \(store) --owner 0:0 ;;
-                liteqube.SplitPasswordChecksum) exec \(tool) pin --rules \(rules) --owner 0:0 ;;
-            esac
-            exit 9
+    /// dom0's qvm-run and qvm-shutdown, reaching the keys qube's and the template's services (the in-qube
+    /// tools themselves, on folders) and logging every call.
+    struct KeysQubeStandIn {
+        let folder: URL
+        var store: String { folder.appendingPathComponent("store").path }
+        var rules: String { folder.appendingPathComponent("rules").path }
+        var log: String { folder.appendingPathComponent("log").path }
+        let options: [String]
 
-            """.write(toFile: qvmRun, atomically: false, encoding: .utf8)
-        let qvmShutdown = folder.appendingPathComponent("qvm-shutdown").path
-        try "#!/bin/sh\necho \"qvm-shutdown $*\" >> \(log)\n".write(toFile: qvmShutdown, atomically: false, encoding: .utf8)
-        chmod(qvmRun, 0o755)
-        chmod(qvmShutdown, 0o755)
-        let tools = ["--qvm-run", qvmRun, "--qvm-shutdown", qvmShutdown]
+        init() throws {
+            folder = try InQubeTools.folder()
+            let store = folder.appendingPathComponent("store").path
+            let rules = folder.appendingPathComponent("rules").path
+            let log = folder.appendingPathComponent("log").path
+            try FileManager.default.createDirectory(atPath: rules, withIntermediateDirectories: true)
+            let tools = Bundle.main.bundleURL
+            let qvmRun = folder.appendingPathComponent("qvm-run").path
+            try """
+                #!/bin/sh
+                echo "qvm-run $*" >> \(log)
+                for last; do :; done
+                case "$last" in
+                    liteqube.SplitPasswordSave) exec \(tools.appendingPathComponent("lq-splitpassword").path) save --store \(store) --owner 0:0 ;;
+                    liteqube.SplitPasswordChecksum) exec \(tools.appendingPathComponent("lq-splitpassword").path) pin --rules \(rules) --owner 0:0 ;;
+                    liteqube.SplitFileSave) exec \(tools.appendingPathComponent("lq-splitfile").path) save --store \(store) --owner 0:0 ;;
+                    liteqube.SplitFileChecksum) exec \(tools.appendingPathComponent("lq-splitfile").path) pin --rules \(rules) --owner 0:0 ;;
+                esac
+                exit 9
 
-        let saved = try InQubeTools.run(LQ.binary.path, ["addkey", "password", "core-vpn", "vpn"] + tools, input: "hunter 2\n")
-        #expect(saved.status == 0 && saved.stdout.hasPrefix("saved in core-keys, sha256 "), "\(saved.stderr)")
-        let calls = try String(contentsOfFile: log, encoding: .utf8)
-        #expect(calls == """
-            qvm-run --pass-io --no-gui --user root --service core-keys liteqube.SplitPasswordSave
-            qvm-run --pass-io --no-gui --user root --service debian-core liteqube.SplitPasswordChecksum
+                """.write(toFile: qvmRun, atomically: false, encoding: .utf8)
+            let qvmShutdown = folder.appendingPathComponent("qvm-shutdown").path
+            try "#!/bin/sh\necho \"qvm-shutdown $*\" >> \(log)\n".write(toFile: qvmShutdown, atomically: false, encoding: .utf8)
+            chmod(qvmRun, 0o755)
+            chmod(qvmShutdown, 0o755)
+            options = ["--qvm-run", qvmRun, "--qvm-shutdown", qvmShutdown]
+        }
+
+        func calls() throws -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+
+        static func expectedCalls(save: String, pin: String) -> String {
+            """
+            qvm-run --pass-io --no-gui --user root --service core-keys \(save)
+            qvm-run --pass-io --no-gui --user root --service debian-core \(pin)
             qvm-shutdown --wait debian-core
             qvm-shutdown --wait core-keys
 
-            """)
+            """
+        }
+    }
+
+    @Test func addkeyPasswordReachesTheKeysQubeOnStdinAndIsServedAgainstItsPin() throws {
+        let keys = try KeysQubeStandIn()
+        defer { try? FileManager.default.removeItem(at: keys.folder) }
+        let saved = try InQubeTools.run(LQ.binary.path, ["addkey", "password", "core-vpn", "vpn"] + keys.options, input: "hunter 2\n")
+        #expect(saved.status == 0 && saved.stdout.hasPrefix("saved in core-keys, sha256 "), "\(saved.stderr)")
+        let calls = try keys.calls()
+        #expect(calls == KeysQubeStandIn.expectedCalls(save: "liteqube.SplitPasswordSave", pin: "liteqube.SplitPasswordChecksum"))
         let served = try InQubeTools.run(
-            tool, ["serve", "--store", store, "--pins", rules + "/checksum.core-keys/home/user", "--owner", "0", "--no-notify", "vpn"],
+            "lq-splitpassword", ["serve", "--store", keys.store, "--pins", keys.rules + "/checksum.core-keys/home/user", "--owner", "0", "--no-notify", "vpn"],
             environment: ["QREXEC_REMOTE_DOMAIN": "core-vpn"])
         #expect(served.status == 0 && served.stdout == "hunter 2")
 
         for (qube, token, input) in [("core-vpn", "../vpn", "x\n"), ("core vpn", "vpn", "x\n"), ("core-vpn", "vpn", "\n")] {
-            let refused = try InQubeTools.run(LQ.binary.path, ["addkey", "password", qube, token] + tools, input: input)
+            let refused = try InQubeTools.run(LQ.binary.path, ["addkey", "password", qube, token] + keys.options, input: input)
             #expect(refused.status == 1 && refused.stderr.hasPrefix("\(qube): "), "\(refused.stderr)")
         }
-        #expect(try String(contentsOfFile: log, encoding: .utf8) == calls, "nothing reached the qubes")
+        #expect(try keys.calls() == calls, "nothing reached the qubes")
+    }
+
+    @Test func addkeyFileIsStoredPinnedAndServed() throws {
+        let keys = try KeysQubeStandIn()
+        defer { try? FileManager.default.removeItem(at: keys.folder) }
+        let content = "client\nremote vpn.example 1194\n<key>\nsecret\n</key>\n"
+        let saved = try InQubeTools.run(LQ.binary.path, ["addkey", "file", "core-vpn", "server.ovpn"] + keys.options, input: content)
+        #expect(saved.status == 0 && saved.stdout.hasPrefix("saved in core-keys, sha256 "), "\(saved.stderr)")
+        #expect(try keys.calls() == KeysQubeStandIn.expectedCalls(save: "liteqube.SplitFileSave", pin: "liteqube.SplitFileChecksum"))
+        #expect(FileManager.default.fileExists(atPath: keys.rules + "/checksum.core-keys/home/user/core-vpn/server.ovpn"))
+        let served = try InQubeTools.run("lq-splitfile", ["serve", "--store", keys.store, "--no-notify", "server.ovpn"], environment: ["QREXEC_REMOTE_DOMAIN": "core-vpn"])
+        #expect(served.status == 0 && served.stdout == content)
+        let refused = try InQubeTools.run(LQ.binary.path, ["addkey", "file", "core-vpn", "../server.ovpn"] + keys.options, input: content)
+        #expect(refused.status == 1 && refused.stderr.hasPrefix("core-vpn: file name '../server.ovpn'"), "\(refused.stderr)")
     }
 }
