@@ -70,12 +70,10 @@ extension SplitFileTool {
             abstract: "In the template, for dom0 only: record a file's pin read from stdin as four lines: qube, file name, sha256, sha512.",
             discussion: "Writes <rules>/checksum.<keys-qube>/home/user/<qube>/<name> and prints its path.")
 
-        @Option(help: ArgumentHelp("The rules folder.", valueName: "dir")) var rules = "/etc/protect"
-        @Option(help: ArgumentHelp("The keys qube.", valueName: "name")) var keysQube = "core-keys"
-        @Option(help: ArgumentHelp("Owner the file must have.", valueName: "uid:gid")) var owner = Owner(argument: "1000:1000")!
+        @OptionGroup var pins: PinOptions
 
         func run() throws {
-            let writer = PinWriter(rules: rules, keysQube: keysQube, owner: owner.user, group: owner.group)
+            let writer = pins.writer
             try Tool.refusing { () throws(SplitError) in Tool.output(Array((try writer.writeFile(Tool.input(lines: 4)) + "\n").utf8)) }
         }
     }

@@ -33,6 +33,15 @@ struct Owner: ExpressibleByArgument {
     var defaultValueDescription: String { "\(user):\(group)" }
 }
 
+/// Where the template keeps the pins of what core-keys stores (the `pin` subcommands).
+struct PinOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("The rules folder.", valueName: "dir")) var rules = "/etc/protect"
+    @Option(help: ArgumentHelp("The keys qube.", valueName: "name")) var keysQube = "core-keys"
+    @Option(help: ArgumentHelp("Owner the stored file must have.", valueName: "uid:gid")) var owner = Owner(argument: "1000:1000")!
+
+    var writer: PinWriter { PinWriter(rules: rules, keysQube: keysQube, owner: owner.user, group: owner.group) }
+}
+
 extension SplitPasswordTool {
     struct Serve: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -85,12 +94,10 @@ extension SplitPasswordTool {
             abstract: "In the template, for dom0 only: record a store's pin read from stdin as three lines: qube, sha256, sha512.",
             discussion: "Writes <rules>/checksum.<keys-qube>/home/user/password-<qube> and prints its path.")
 
-        @Option(help: ArgumentHelp("The rules folder.", valueName: "dir")) var rules = "/etc/protect"
-        @Option(help: ArgumentHelp("The keys qube.", valueName: "name")) var keysQube = "core-keys"
-        @Option(help: ArgumentHelp("Owner the store file must have.", valueName: "uid:gid")) var owner = Owner(argument: "1000:1000")!
+        @OptionGroup var pins: PinOptions
 
         func run() throws {
-            let writer = PinWriter(rules: rules, keysQube: keysQube, owner: owner.user, group: owner.group)
+            let writer = pins.writer
             try Tool.refusing { () throws(SplitError) in Tool.output(Array((try writer.write(Tool.input(lines: 3)) + "\n").utf8)) }
         }
     }
