@@ -18,17 +18,21 @@ public let shardQIDRange = 8000...9999
 public enum StoreCheck {
     /// Checks a qubes.xml document.
     public static func check(_ bytes: [UInt8], options: LoadOptions = LoadOptions()) -> CheckReport {
-        let loaded: LoadedStore
         do {
-            loaded = try Store.load(xml: bytes, options: options)
-        } catch let error as StoreError {
-            var message = "\(error.kind.rawValue): \(error.message)"
-            if let location = error.location { message = "line \(location.line), column \(location.column): " + message }
-            return CheckReport(errors: [StoreFinding(qube: error.qube, field: error.field, value: error.value, message: message)])
+            return check(try Store.load(xml: bytes, options: options), bytes, limits: options.limits)
         } catch {
+            return refusal(error)
+        }
+    }
+
+    /// The report of a document the loader refused with `error`.
+    public static func refusal(_ error: any Error) -> CheckReport {
+        guard let error = error as? StoreError else {
             return CheckReport(errors: [StoreFinding(qube: nil, field: nil, value: nil, message: "\(error)")])
         }
-        return check(loaded, bytes, limits: options.limits)
+        var message = "\(error.kind.rawValue): \(error.message)"
+        if let location = error.location { message = "line \(location.line), column \(location.column): " + message }
+        return CheckReport(errors: [StoreFinding(qube: error.qube, field: error.field, value: error.value, message: message)])
     }
 
     /// Checks a document that loaded as `loaded`.

@@ -37,8 +37,12 @@ extension StoreCommand {
 
         func run() throws {
             let bytes = try StoreInput.read(file)
-            let loaded = try? Store.load(xml: bytes)
-            var report = loaded.map { StoreCheck.check($0, bytes) } ?? StoreCheck.check(bytes)
+            let loaded = Result { try Store.load(xml: bytes) }
+            var report: CheckReport
+            switch loaded {
+            case .success(let document): report = StoreCheck.check(document, bytes)
+            case .failure(let error): report = StoreCheck.refusal(error)
+            }
             if strict {
                 report.errors += report.warnings
                 report.warnings = []
@@ -51,7 +55,7 @@ extension StoreCommand {
             } else {
                 for error in report.errors { Terminal.error("\(file): error: \(error)") }
                 for warning in report.warnings { Terminal.error("\(file): warning: \(warning)") }
-                if report.errors.isEmpty, let loaded {
+                if report.errors.isEmpty, let loaded = try? loaded.get() {
                     Terminal.write(StoreSummary.text(file, loaded.store, warnings: report.warnings.count))
                 }
             }
