@@ -65,6 +65,7 @@ let package = Package(
                 "QrexecPolicy",
                 "Shards",
                 "InQubeTool",
+                "BootProtect",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

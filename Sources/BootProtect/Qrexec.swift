@@ -22,6 +22,13 @@ public func qrexecArgument(_ text: String) -> String {
     String(decoding: text.utf8.prefix(64).map { isQrexecArgumentByte($0) ? $0 : UInt8(ascii: "_") }, as: UTF8.self)
 }
 
+/// Whether `bytes` can name one file or token taken from a qrexec argument: 1 to 64 bytes of
+/// `[A-Za-z0-9_.+-]`, not starting with `.` or `-` (so never `.`, `..`, a hidden file or an option).
+public func isValidArgumentName(_ bytes: [UInt8]) -> Bool {
+    guard let first = bytes.first, bytes.count <= 64, first != UInt8(ascii: "."), first != UInt8(ascii: "-") else { return false }
+    return bytes.allSatisfy(isQrexecArgumentByte)
+}
+
 /// Whether a byte is in qrexec's argument character set `[A-Za-z0-9_.+-]`.
 public func isQrexecArgumentByte(_ byte: UInt8) -> Bool {
     isASCIILetter(byte) || isASCIIDigit(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")

@@ -10,7 +10,8 @@ func isASCIILetter(_ byte: UInt8) -> Bool {
     (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
 }
 
-func isASCIIDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+/// `0`–`9`.
+public func isASCIIDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
 /// One entry of a rules tree (`template.*`, `checksum.*`, `whitelist.*`), read without following symlinks.
 /// File contents are not kept; `RuleTree.content(of:)` reads them when needed.

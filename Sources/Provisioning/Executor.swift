@@ -324,18 +324,21 @@ public struct QvmRunExecutor: Executor {
     /// Shuts the template down, so that its root file system keeps the changes
     /// and the qubes started from it next see them.
     public func finish(_ qube: String) throws {
-        let result = try Self.run(qvmShutdown, ["--wait", "--timeout", "120", qube], input: [])
-        guard result.status == 0 else {
-            throw ProvisioningError("\(qube): qvm-shutdown failed with status \(result.status); shut it down before starting its qubes")
-        }
+        _ = try runProgram(qvmShutdown, ["--wait", "--timeout", "120", qube], failure: "\(qube): qvm-shutdown (shut it down before starting its qubes)")
     }
 }
 
-/// Runs a dom0 program (`qvm-run`, `qvm-shutdown`); not being able to start it is an error naming it.
-func runProgram(_ program: String, _ arguments: [String], input: [UInt8] = [], outputLimit: Int = 1 << 16) throws -> ProcessOutput {
+/// Runs a dom0 program (`qvm-run`, `qvm-shutdown`); not being able to start it is an error naming it,
+/// and so is a non-zero status when `failure` names what was asked ("<failure> failed with status N").
+func runProgram(
+    _ program: String, _ arguments: [String], input: [UInt8] = [], outputLimit: Int = 1 << 16, failure: String? = nil
+) throws -> ProcessOutput {
+    let result: ProcessOutput
     do {
-        return try HostSystem().run(program, arguments, input: input, outputLimit: outputLimit)
+        result = try HostSystem().run(program, arguments, input: input, outputLimit: outputLimit)
     } catch {
         throw ProvisioningError("cannot run \(program): \(error)")
     }
+    if let failure, result.status != 0 { throw ProvisioningError("\(failure) failed with status \(result.status)") }
+    return result
 }

@@ -12,6 +12,9 @@ public struct KeysEnrolment: Sendable {
     public var qvmRun: String
     public var qvmShutdown: String
 
+    /// The largest file the keys qube stores (its `lq-splitfile save` limit).
+    public static let maxFileSize = 16 << 20
+
     public init(keysQube: String = "core-keys", template: String = "debian-core", qvmRun: String = "/usr/bin/qvm-run",
                 qvmShutdown: String = "/usr/bin/qvm-shutdown") {
         self.keysQube = keysQube
@@ -35,17 +38,16 @@ public struct KeysEnrolment: Sendable {
     /// pin's two lines (sha256, sha512).
     public func saveFile(qube: String, name: String, content: [UInt8]) throws -> [String] {
         try checkArgument(name, what: "file name")
+        guard content.count <= Self.maxFileSize else { throw ProvisioningError("\(name): more than \(Self.maxFileSize >> 20) MiB") }
         return try enrol(
             qube: qube, save: "liteqube.SplitFileSave", input: Array("\(qube)\n\(name)\n".utf8) + content,
             pin: "liteqube.SplitFileChecksum", pinPrefix: "\(qube)\n\(name)\n")
     }
 
-    /// One qrexec argument: 1 to 64 of `A-Z a-z 0-9 _ . + -`, not starting with `.` or `-`.
     private func checkArgument(_ text: String, what: String) throws {
-        let bytes = Array(text.utf8)
-        guard !bytes.isEmpty, bytes.count <= 64, bytes.allSatisfy(isQrexecArgumentByte), bytes.first != UInt8(ascii: "."),
-            bytes.first != UInt8(ascii: "-")
-        else { throw ProvisioningError("\(what) '\(text)': want 1 to 64 of A-Z a-z 0-9 _ . + -, not starting with '.' or '-'") }
+        guard isValidArgumentName(Array(text.utf8)) else {
+            throw ProvisioningError("\(what) '\(text)': want 1 to 64 of A-Z a-z 0-9 _ . + -, not starting with '.' or '-'")
+        }
     }
 
     /// Stores through `save` in the keys qube, records the pin it answers through `pin` in the template,
@@ -54,23 +56,19 @@ public struct KeysEnrolment: Sendable {
         for name in [qube, keysQube, template] {
             if let problem = QubeName.problem(name) { throw ProvisioningError("qube '\(name)': \(problem)") }
         }
-        let saved = try service(keysQube, save, input: input)
-        let lines = String(decoding: saved, as: UTF8.self).split(separator: "\n").map(String.init)
-        guard lines.count == 2, lines[0].count == 64, lines[1].count == 128, lines.allSatisfy({ $0.allSatisfy(\.isHexDigit) }) else {
-            throw ProvisioningError("\(keysQube): \(save) did not answer with a sha256 and a sha512 line")
+        let answer: ChecksumPin
+        do {
+            answer = try ChecksumPin(parsing: try service(keysQube, save, input: input))
+        } catch let error as ChecksumPin.ParseError {
+            throw ProvisioningError("\(keysQube): \(save) did not answer with a pin: \(error)")
         }
-        _ = try service(template, pin, input: Array("\(pinPrefix)\(lines[0])\n\(lines[1])\n".utf8))
-        for name in [template, keysQube] {
-            let result = try runProgram(qvmShutdown, ["--wait", name])
-            guard result.status == 0 else { throw ProvisioningError("\(name): qvm-shutdown failed with status \(result.status)") }
-        }
-        return lines
+        _ = try service(template, pin, input: Array(pinPrefix.utf8) + answer.fileBytes)
+        for name in [template, keysQube] { _ = try runProgram(qvmShutdown, ["--wait", name], failure: "\(name): qvm-shutdown") }
+        return String(decoding: answer.fileBytes, as: UTF8.self).split(separator: "\n").map(String.init)
     }
 
     /// Calls `service` in `qube` as root with `input` on stdin; its stdout, or an error naming it.
     private func service(_ qube: String, _ service: String, input: [UInt8]) throws -> [UInt8] {
-        let result = try runProgram(qvmRun, ["--pass-io", "--no-gui", "--user", "root", "--service", qube, service], input: input)
-        guard result.status == 0 else { throw ProvisioningError("\(qube): \(service) refused (status \(result.status))") }
-        return result.output
+        try runProgram(qvmRun, ["--pass-io", "--no-gui", "--user", "root", "--service", qube, service], input: input, failure: "\(qube): \(service)").output
     }
 }

@@ -17,7 +17,6 @@ public struct ServiceTerminal: Sendable {
 
     /// Starts the terminal (the qube starts first if it is not running).
     public func open(qube: String, command: [String]) throws {
-        let result = try runProgram(qvmRun, try arguments(qube: qube, command: command))
-        guard result.status == 0 else { throw ProvisioningError("\(qube): \(qvmRun) failed with status \(result.status)") }
+        _ = try runProgram(qvmRun, try arguments(qube: qube, command: command), failure: "\(qube): \(qvmRun)")
     }
 }

@@ -41,19 +41,17 @@ func shown(_ bytes: [UInt8]) -> String {
     return bytes.count > 80 ? text + "…" : text
 }
 
-/// The rules for a one-component name taken from a qrexec argument (a file name or a password token):
-/// 1 to 64 bytes of `[A-Za-z0-9_.+-]`, not starting with `.` or `-` (so never `.`, `..`, a hidden
-/// file or an option). `%2F`, `/`, NUL and spaces all fail the character set.
+/// A one-component name taken from a qrexec argument (a file name or a password token), checked with
+/// `isValidArgumentName`; a refusal says which rule it breaks. `%2F`, `/`, NUL and spaces all fail the
+/// character set.
 public func validateArgument(_ bytes: [UInt8], what: String) throws(SplitError) -> String {
+    if isValidArgumentName(bytes) { return String(decoding: bytes, as: UTF8.self) }
     guard !bytes.isEmpty else { throw SplitError(.argument, "refused: empty \(what)") }
     guard bytes.count <= 64 else { throw SplitError(.argument, "refused: \(what) longer than 64 bytes (\(bytes.count))") }
     if let bad = bytes.first(where: { !isQrexecArgumentByte($0) }) {
         throw SplitError(.argument, "refused: \(what) '\(shown(bytes))' has the byte \(shown([bad])); allowed: A-Z a-z 0-9 _ . + -")
     }
-    guard bytes[0] != UInt8(ascii: ".") && bytes[0] != UInt8(ascii: "-") else {
-        throw SplitError(.argument, "refused: \(what) '\(shown(bytes))' starts with '.' or '-'")
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    throw SplitError(.argument, "refused: \(what) '\(shown(bytes))' starts with '.' or '-'")
 }
 
 /// The caller from `QREXEC_REMOTE_DOMAIN`, checked to be a qube name.

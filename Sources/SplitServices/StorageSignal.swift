@@ -74,7 +74,7 @@ public struct StorageSignal: Sendable {
         let prefix = bytes.starts(with: Array("xvd".utf8)) ? 3 : bytes.starts(with: Array("sd".utf8)) ? 2 : 0
         let letters = bytes.dropFirst(prefix).prefix { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }
         let digits = bytes.dropFirst(prefix + letters.count)
-        guard prefix > 0, (1...2).contains(letters.count), digits.count <= 3, digits.allSatisfy(isDigit) else {
+        guard prefix > 0, (1...2).contains(letters.count), digits.count <= 3, digits.allSatisfy(isASCIIDigit) else {
             throw SplitError(.argument, "refused: '\(shown(bytes))' is not a USB or Xen block device name (sdX, sdXN, xvdX, xvdXN)")
         }
         return name
@@ -90,7 +90,7 @@ public struct StorageSignal: Sendable {
                 throw SplitError(.format, "blkid line \(number + 1): not KEY=VALUE")
             }
             let key = line[line.startIndex..<equals]
-            guard !key.isEmpty, key.allSatisfy({ ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) || isDigit($0) || $0 == UInt8(ascii: "_") })
+            guard !key.isEmpty, key.allSatisfy({ ($0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z")) || isASCIIDigit($0) || $0 == UInt8(ascii: "_") })
             else { throw SplitError(.format, "blkid line \(number + 1): key '\(shown(Array(key)))' is not A-Z 0-9 _") }
             properties[String(decoding: key, as: UTF8.self)] = String(decoding: line[(equals + 1)...], as: UTF8.self)
         }
@@ -115,8 +115,6 @@ public struct StorageSignal: Sendable {
         return "\(value)G"
     }
 
-    private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
-
     /// The device's size in bytes, from its 512-byte sector count in sysfs.
     private func size(_ device: String) throws(SplitError) -> Int64 {
         let path = "\(blockFolder)/\(device)/size"
@@ -127,7 +125,7 @@ public struct StorageSignal: Sendable {
             throw SecureFile.refusal(error, path)
         }
         let digits = text.prefix { $0 != 0x0A }
-        guard !digits.isEmpty, digits.count <= 19, digits.allSatisfy(Self.isDigit), let sectors = Int64(String(decoding: digits, as: UTF8.self)),
+        guard !digits.isEmpty, digits.count <= 19, digits.allSatisfy(isASCIIDigit), let sectors = Int64(String(decoding: digits, as: UTF8.self)),
             sectors <= Int64.max / 512
         else { throw SplitError(.format, "\(path): not a sector count") }
         return sectors * 512

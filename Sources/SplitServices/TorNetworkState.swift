@@ -1,5 +1,4 @@
 import BootProtect
-import Glibc
 
 /// Starting and stopping the Tor daemon.
 public protocol TorControl: Sendable {
@@ -80,7 +79,7 @@ public struct TorNetworkState: Sendable {
         let requested = argument.isEmpty ? nil : try validateArgument(argument, what: "network name")
         let state = try open(stateFolder, create: true)
         defer { system.close(state) }
-        let current = try currentNetwork(state)
+        let current = try currentNetwork()
         guard let network = requested else {
             try tor.stop()
             if let current { try save(current, state) }
@@ -96,13 +95,13 @@ public struct TorNetworkState: Sendable {
         try remove(state, Self.currentFile)
         let data = try open(dataFolder, create: false)
         defer { system.close(data) }
-        try attempt(dataFolder) { () throws(SystemError) in try emptyFolder(data) }
+        try attempt(dataFolder) { () throws in try emptyFolder(data) }
         let saved = try savedFolder(state)
         defer { system.close(saved) }
-        if let info = try attempt(stateFolder, { () throws(SystemError) in try system.status(saved, Array(network.utf8)) }),
+        if let info = try attempt(stateFolder, { () throws in try system.status(saved, Array(network.utf8)) }),
             info.type == .directory
         {
-            try attempt("\(stateFolder)/var-lib/\(network)") { () throws(SystemError) in
+            try attempt("\(stateFolder)/var-lib/\(network)") { () throws in
                 let folder = try system.openDirectory(saved, Array(network.utf8), followSymlink: false)
                 defer { system.close(folder) }
                 var budget = Budget(entries: maxEntries, bytes: maxBytes)
@@ -121,13 +120,13 @@ public struct TorNetworkState: Sendable {
     public func saveCurrent() throws(SplitError) -> String? {
         let state = try open(stateFolder, create: true)
         defer { system.close(state) }
-        guard let current = try currentNetwork(state) else { return nil }
+        guard let current = try currentNetwork() else { return nil }
         try save(current, state)
         return current
     }
 
     /// The recorded current network; a record that is not a valid name counts as none.
-    private func currentNetwork(_ state: Descriptor) throws(SplitError) -> String? {
+    private func currentNetwork() throws(SplitError) -> String? {
         let bytes: [UInt8]
         do {
             bytes = try SecureFile(system: system).read(stateFolder, [Self.currentFile], limit: 128).bytes
@@ -144,7 +143,7 @@ public struct TorNetworkState: Sendable {
         defer { system.close(saved) }
         let name = Array(network.utf8)
         let fresh = Array(".".utf8) + name + Array(".new".utf8)
-        try attempt("\(stateFolder)/var-lib/\(network)") { () throws(SystemError) in
+        try attempt("\(stateFolder)/var-lib/\(network)") { () throws in
             try removeEntry(saved, fresh)
             let data = try system.openDirectory(currentDirectory, Array(dataFolder.utf8), followSymlink: true)
             defer { system.close(data) }
@@ -155,7 +154,7 @@ public struct TorNetworkState: Sendable {
             try system.setOwner(copy, owner: info.owner, group: info.group)
             try system.setPermissions(copy, 0o700)
             var budget = Budget(entries: maxEntries, bytes: maxBytes)
-            do throws(SystemError) {
+            do {
                 try copyContents(of: data, into: copy, budget: &budget)
             } catch {
                 try? removeEntry(saved, fresh)
@@ -170,7 +169,7 @@ public struct TorNetworkState: Sendable {
 
     /// `<stateFolder>/var-lib`, made (0700 root) if missing.
     private func savedFolder(_ state: Descriptor) throws(SplitError) -> Descriptor {
-        try attempt("\(stateFolder)/var-lib") { () throws(SystemError) in
+        try attempt("\(stateFolder)/var-lib") { () throws in
             if try system.status(state, Self.savedFolder) == nil {
                 try system.makeDirectory(state, Self.savedFolder)
                 try system.setPermissions(state, Self.savedFolder, 0o700)
@@ -180,7 +179,7 @@ public struct TorNetworkState: Sendable {
     }
 
     private func open(_ path: String, create: Bool) throws(SplitError) -> Descriptor {
-        try attempt(path) { () throws(SystemError) in
+        try attempt(path) { () throws in
             let bytes = Array(path.utf8)
             if create, try system.status(currentDirectory, bytes) == nil {
                 try system.makeDirectory(currentDirectory, bytes)
@@ -191,7 +190,7 @@ public struct TorNetworkState: Sendable {
     }
 
     private func remove(_ dir: Descriptor, _ name: Name) throws(SplitError) {
-        try attempt("\(stateFolder)/\(shown(name))") { () throws(SystemError) in try removeEntry(dir, name) }
+        try attempt("\(stateFolder)/\(shown(name))") { () throws in try removeEntry(dir, name) }
     }
 
     /// What a copy may still take.
@@ -202,11 +201,11 @@ public struct TorNetworkState: Sendable {
 
     /// Copies the folders and regular files below `source` into `target` with their owners and modes;
     /// symlinks and special files are left out.
-    private func copyContents(of source: Descriptor, into target: Descriptor, budget: inout Budget) throws(SystemError) {
+    private func copyContents(of source: Descriptor, into target: Descriptor, budget: inout Budget) throws {
         for name in try system.entries(source).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             guard let info = try system.status(source, name) else { continue }
             budget.entries -= 1
-            guard budget.entries >= 0 else { throw SystemError("copy: more than \(maxEntries) entries", EFBIG) }
+            guard budget.entries >= 0 else { throw SplitError(.tooLarge, "Tor's state has more than \(maxEntries) entries; refused") }
             switch info.type {
             case .directory:
                 try system.makeDirectory(target, name)
@@ -224,7 +223,7 @@ public struct TorNetworkState: Sendable {
                 guard opened.isSameEntry(as: info) else { continue }
                 let bytes = try system.read(from, limit: budget.bytes + 1)
                 budget.bytes -= bytes.count
-                guard budget.bytes >= 0 else { throw SystemError("copy: more than \(maxBytes) bytes", EFBIG) }
+                guard budget.bytes >= 0 else { throw SplitError(.tooLarge, "Tor's state has more than \(maxBytes) bytes; refused") }
                 let to = try system.createFile(target, name)
                 defer { system.close(to) }
                 try system.setOwner(to, owner: info.owner, group: info.group)
@@ -252,13 +251,16 @@ public struct TorNetworkState: Sendable {
         for name in try system.entries(folder) { try removeEntry(folder, name) }
     }
 
-    private func attempt<Value>(_ path: String, _ body: () throws(SystemError) -> Value) throws(SplitError) -> Value {
+    /// Runs `body`; a failed call becomes a refusal naming `path`.
+    private func attempt<Value>(_ path: String, _ body: () throws -> Value) throws(SplitError) -> Value {
         do {
             return try body()
-        } catch where error.code == EFBIG {
-            throw SplitError(.tooLarge, "\(path): \(error.call); refused")
-        } catch {
+        } catch let error as SplitError {
+            throw error
+        } catch let error as SystemError {
             throw SecureFile.refusal(error, path)
+        } catch {
+            throw SplitError(.system, "\(path): \(error)")
         }
     }
 }

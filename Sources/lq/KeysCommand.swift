@@ -1,4 +1,5 @@
 import ArgumentParser
+import BootProtect
 import Glibc
 import Provisioning
 
@@ -29,9 +30,7 @@ struct AddKeyCommand: ParsableCommand {
 
         func run() throws {
             let content = try Terminal.exitOnError(prefix: "\(from ?? "stdin"): ") { () throws -> [UInt8] in
-                let bytes = try from.map { try StoreInput.read($0) } ?? AddKeyCommand.standardInput(maxBytes: (16 << 20) + 1, untilNewline: false)
-                guard bytes.count <= 16 << 20 else { throw ValidationError("more than 16 MiB") }
-                return bytes
+                try from.map { try StoreInput.read($0) } ?? HostSystem().read(stream: 0, limit: KeysEnrolment.maxFileSize)
             }
             let pin = try Terminal.exitOnError(prefix: "\(qube): ") { try keys.enrolment.saveFile(qube: qube, name: name, content: content) }
             Terminal.write("saved in \(keys.keysQube), sha256 \(pin[0])\n")
@@ -63,7 +62,7 @@ struct AddKeyCommand: ParsableCommand {
 
         /// From the terminal (twice, no echo) or the first line of stdin.
         static func readPassword(for what: String) throws -> [UInt8] {
-            guard isatty(0) == 1 else { return Array(AddKeyCommand.standardInput(maxBytes: 65536, untilNewline: true).prefix { $0 != 0x0A }) }
+            guard isatty(0) == 1 else { return Array(try line().prefix { $0 != 0x0A }) }
             var saved = termios()
             tcgetattr(0, &saved)
             var quiet = saved
@@ -71,31 +70,20 @@ struct AddKeyCommand: ParsableCommand {
             tcsetattr(0, TCSAFLUSH, &quiet)
             defer { tcsetattr(0, TCSAFLUSH, &saved) }
             prompt("Password for \(what): ")
-            let first = AddKeyCommand.standardInput(maxBytes: 65536, untilNewline: true)
+            let first = try line()
             prompt("\nAgain: ")
-            let second = AddKeyCommand.standardInput(maxBytes: 65536, untilNewline: true)
+            let second = try line()
             prompt("\n")
             guard first == second else { throw Mismatch() }
             return Array(first.prefix { $0 != 0x0A })
         }
 
+        /// One line of stdin (a terminal gives one line per read).
+        static func line() throws -> [UInt8] { try HostSystem().read(stream: 0, limit: 65536, lines: 1) }
+
         static func prompt(_ text: String) {
             let bytes = Array(text.utf8)
             _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         }
-
-    }
-
-    /// Bytes from stdin, at most `maxBytes`, up to and including the first newline when `untilNewline`.
-    static func standardInput(maxBytes: Int, untilNewline: Bool) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: untilNewline ? 1 : 65536)
-        while bytes.count < maxBytes {
-            let count = read(0, &chunk, min(chunk.count, maxBytes - bytes.count))
-            guard count > 0 else { break }
-            bytes += chunk[0..<count]
-            if untilNewline, chunk[0] == 0x0A { break }
-        }
-        return bytes
     }
 }
