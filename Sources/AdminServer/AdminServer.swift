@@ -83,12 +83,7 @@ public final class AdminSocketServer: @unchecked Sendable {
             let reply: [UInt8]
             switch mode {
             case .dispatch: reply = AdminDispatcher(backend: backend).reply(to: request)
-            case .live(let running):
-                if let decoded = AdminRequest.decode(request), decoded.method == "admin.vm.CurrentState", running.contains(decoded.destination) {
-                    reply = AdminReply.success(Array("mem=409600 mem_static_max=409600 cputime=1 power_state=Running".utf8)).encoded
-                } else {
-                    reply = AdminDispatcher(backend: backend).reply(to: request)
-                }
+            case .live(let running): reply = AdminDispatcher(backend: backend, running: running).reply(to: request)
             case .canned(let bytes): reply = bytes
             case .silent:
                 sleep(2)
@@ -107,8 +102,15 @@ public final class AdminSocketServer: @unchecked Sendable {
 /// Maps Admin API requests onto a `Backend` and formats the answers as qubesd does.
 public struct AdminDispatcher {
     public let backend: Backend
+    /// Qubes reported running (`admin.vm.List`, `admin.vm.CurrentState`), as on a live system.
+    public let running: Set<String>
 
-    public init(backend: Backend) { self.backend = backend }
+    public init(backend: Backend, running: Set<String> = []) {
+        self.backend = backend
+        self.running = running
+    }
+
+    private func powerState(of qube: String, _ stored: String) -> String { running.contains(qube) ? "Running" : stored }
 
     /// The reply bytes for request bytes; empty where qubesd drops the connection.
     public func reply(to bytes: [UInt8]) -> [UInt8] {
@@ -193,7 +195,7 @@ public struct AdminDispatcher {
         switch request.method {
         case "admin.vm.List":
             let qubes = try backend.qubes().filter { dest == "dom0" || $0.name == dest }
-            return lines(qubes.map { "\($0.name) class=\($0.vmClass) state=\($0.state) uuid=\($0.uuid)" })
+            return lines(qubes.map { "\($0.name) class=\($0.vmClass) state=\(powerState(of: $0.name, $0.state)) uuid=\($0.uuid)" })
         case "admin.vm.Remove": try backend.remove(dest)
         case "admin.vm.feature.List": return lines(try backend.features(of: dest))
         case "admin.vm.feature.Get": return try backend.feature(argument, of: dest)
@@ -218,7 +220,7 @@ public struct AdminDispatcher {
         case "admin.vm.volume.CloneTo":
             guard let colon = payload.firstIndex(of: ":") else { throw protocolError("Invalid token") }
             try backend.cloneVolume(argument, from: String(payload[..<colon]), to: dest)
-        case "admin.vm.CurrentState": return "mem=0 mem_static_max=0 cputime=0 power_state=\(try backend.powerState(of: dest))"
+        case "admin.vm.CurrentState": return "mem=0 mem_static_max=0 cputime=0 power_state=\(powerState(of: dest, try backend.powerState(of: dest)))"
         case "admin.vm.Start": try backend.start(dest)
         case "admin.vm.Shutdown": try backend.shutdown(dest, force: argument.contains("force"), wait: argument.contains("wait"))
         case "admin.vm.Kill": try backend.kill(dest)

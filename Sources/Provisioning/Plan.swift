@@ -145,6 +145,10 @@ public struct Planner {
         var operations: [Operation] = []
         var blockers: [String] = []
         let classes = Dictionary(qubes.map { ($0.name, $0.vmClass) }, uniquingKeysWith: { first, _ in first })
+        // Power states as admin.vm.List gave them (dom0 is always running and has no network of its own).
+        let running = Dictionary(
+            qubes.filter { $0.state != "Halted" && $0.vmClass != VMClass.adminVM.rawValue }.map { ($0.name, $0.state) },
+            uniquingKeysWith: { first, _ in first })
         for qube in desired.qubes {
             let exists = classes[qube.name] != nil
             if let existingClass = classes[qube.name], existingClass != qube.vmClass.rawValue {
@@ -171,8 +175,7 @@ public struct Planner {
             }
             if let source = qube.devicesFrom, names.contains(source) {
                 let devices = try backend.assignedDevices(of: source, deviceClass: "pci")
-                let state = try backend.powerState(of: source)
-                if !devices.isEmpty, state != "Halted" {
+                if !devices.isEmpty, let state = running[source] {
                     // qubesd changes only the stored assignment of a running qube: it keeps the devices attached.
                     blockers.append(
                         "\(source) is \(state) and holds the PCI devices \(devices.map(\.port).joined(separator: ", ")) that move to \(qube.name), "
@@ -207,9 +210,7 @@ public struct Planner {
             operations.append(.setProperty(qube: nil, name: name, value: value))
             if name == "default_netvm" {
                 // qubesd moves running qubes on the default network at once, and refuses a netvm that is not running.
-                let moved = try qubes.map(\.name).filter { qube in
-                    try backend.powerState(of: qube) != "Halted" && qube != "dom0" && backend.property("netvm", of: qube).isDefault
-                }
+                let moved = try qubes.map(\.name).filter { try running[$0] != nil && backend.property("netvm", of: $0).isDefault }
                 if !moved.isEmpty {
                     blockers.append(
                         "\(moved.joined(separator: ", ")) \(moved.count == 1 ? "is" : "are") running on the default network, "
