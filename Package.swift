@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -42,8 +42,13 @@ let package = Package(
             dependencies: [
                 "QubesStore", "QubesAdmin", "QrexecPolicy", "BootProtect", .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            exclude: ["Resources"],
+            plugins: ["EmbedTemplateTexts"]
         ),
+        // The components' template texts (Sources/Provisioning/Resources) compiled into the code.
+        .executableTarget(name: "EmbedTexts", path: "Plugins/EmbedTexts"),
+        .plugin(name: "EmbedTemplateTexts", capability: .buildTool(), dependencies: ["EmbedTexts"]),
         .target(
             name: "Shards",
             dependencies: ["QubesStore", "QrexecPolicy", .product(name: "OrderedCollections", package: "swift-collections")]
@@ -126,7 +131,8 @@ let package = Package(
         ),
         .testTarget(
             name: "lqTests",
-            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword"]
+            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword"],
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

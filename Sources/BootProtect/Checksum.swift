@@ -1,11 +1,11 @@
 import Crypto
 
-/// A checksum pin: the sha256 and sha512 of a file, as kept in `checksum.<qube>/…` (spec §5.3).
+/// A checksum pin: the sha256 and sha512 of a file, as kept in `checksum.<qube>/…`
+/// (docs/boot-guard.md, "Checksum pins").
 ///
 /// The file holds exactly two lines of hex, sha256 then sha512, each ending in a newline
 /// (the last newline may be missing). Hex is compared case-insensitively; pins are written
-/// in lowercase. Unlike the original, which compared the first and the *last* line, a file
-/// of any other shape is rejected (spec §5.6 #10).
+/// in lowercase. A file of any other shape is rejected.
 public struct ChecksumPin: Sendable, Hashable {
     public var sha256: [UInt8]
     public var sha512: [UInt8]

@@ -68,7 +68,7 @@ extension GuardRun {
 
     /// Copies a template entry (with its subtree from the same tree) to `dir/name`, which must not exist:
     /// owner and group first, then the mode, the modification time, and the immutable flag on files
-    /// (at once, spec §5.6 #6). Reports it as deployed; returns whether it worked.
+    /// (at once; docs/boot-guard.md, "Deploying"). Reports it as deployed; returns whether it worked.
     @discardableResult
     mutating func deploy(_ tree: RuleTree, _ entry: RuleEntry, _ dir: Descriptor, _ name: Name, _ path: RelativePath, detail: String) -> Bool {
         let before = report.errors.count

@@ -1,9 +1,9 @@
-/// The boot-time guard of a qube's private volume (spec §5.4–§5.6).
+/// The boot-time guard of a qube's private volume (docs/boot-guard.md).
 ///
 /// Pass 1 walks the volume depth first (names sorted bytewise, the top-level `QUARANTINE` skipped)
 /// and judges each entry by the first category that knows its path: template, checksum, whitelist,
 /// then the `.any_file`/`.any_dir` markers, else it is rogue. A quarantined or replaced directory is
-/// not entered (spec §5.6 #2). Pass 2 deploys template entries that are missing.
+/// not entered (docs/boot-guard.md, "Pass 1"). Pass 2 deploys template entries that are missing.
 ///
 /// Every action re-checks that the entry is the one that was scanned (same device, inode and type,
 /// reached through `O_NOFOLLOW` opens), so a swap during the run is an error, never a followed link.
@@ -472,7 +472,7 @@ struct GuardRun {
             let quarantine = try openQuarantine()
             unlock(dir, name, info, path)
             if try system.status(quarantine, name) != nil {
-                // Collision rule (spec §5.4, §5.6 #3): the older quarantined entry gets `.<ns>`.
+                // Collision rule (docs/boot-guard.md, "Quarantine"): the older quarantined entry gets `.<ns>`.
                 var older = name + Array(".\(system.now())".utf8)
                 while try system.status(quarantine, older) != nil { older += Array("_".utf8) }
                 try system.rename(quarantine, name, quarantine, older, replace: false)

@@ -21,7 +21,7 @@ public struct RuleEntry: Sendable, Hashable {
         case directory
         case symlink(target: Name)
         case socket
-        /// A FIFO or device: not supported in trees (spec §5.6 #7).
+        /// A FIFO or device: not supported in trees (docs/boot-guard.md, "Trees").
         case unsupported(FileType)
     }
 

@@ -1,4 +1,5 @@
-/// The guard's switches (spec §5.2), read from `settings.<qube>` as `KEY=VALUE` data, never executed.
+/// The guard's switches (docs/boot-guard.md, "Settings"), read from `settings.<qube>` as `KEY=VALUE` data,
+/// never executed.
 ///
 /// Each line is empty, a `#` comment, or `KEY=VALUE` with an optional `export ` before the key and
 /// the value optionally in single or double quotes (no escapes, no expansion). True is exactly
@@ -11,7 +12,7 @@ public struct Settings: Sendable, Hashable {
     public var debug = false
     /// Power off on a mount failure; shut down one minute after a first boot (done by the caller).
     public var powerOff = false
-    /// Move offending entries into `QUARANTINE`; if false they are deleted (spec §5.6 #3).
+    /// Move offending entries into `QUARANTINE`; if false they are deleted (docs/boot-guard.md, "Quarantine").
     public var quarantine = true
     /// Leave entries that no rule allows in place.
     public var allowRogue = false

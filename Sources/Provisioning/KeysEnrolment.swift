@@ -1,11 +1,10 @@
 import BootProtect
 import QubesStore
 
-/// Saving a password or a file for a qube in the offline keys qube from dom0 (spec §4.1
-/// SplitPasswordSave and SplitPasswordChecksum, `lq-addkey password|file`): core-keys stores it as data
-/// and answers with its pin, the template records the pin so the boot guard checks it, then both shut
-/// down so core-keys' next start serves it against the new pin. Secrets travel on stdin only (the
-/// original put passwords in a dom0 process's arguments).
+/// Saving a password or a file for a qube in the offline keys qube from dom0 (docs/split-services.md,
+/// "Split password" and "Split file"): core-keys stores it as data and answers with its pin, the
+/// template records the pin so the boot guard checks it, then both shut down so core-keys' next start
+/// serves it against the new pin. Secrets travel on stdin only, never in a process's arguments.
 public struct KeysEnrolment: Sendable {
     public var keysQube: String
     public var template: String

@@ -1,7 +1,7 @@
 import QubesAdmin
 import QubesStore
 
-/// The memory budget (spec §7): configured memory, plus a 144 MiB stub
+/// The memory budget (docs/liteqube.md, "Memory budget"): configured memory, plus a 144 MiB stub
 /// domain for every HVM qube, grouped by when the qubes run.
 public struct MemoryBudget: Sendable {
     public struct Entry: Sendable, Hashable {
@@ -33,7 +33,7 @@ public struct MemoryBudget: Sendable {
     /// fw-net, core-net, core-tor and core-usb with their stub domains: the set
     /// Liteqube's README measured.
     public func serviceTotal(_ manifest: Manifest) -> Int {
-        let names = Set(["fw-net", "net", "tor", "usb"].map(manifest.name))
+        let names = Set(manifest.catalog.roles.filter(\.inServiceTotal).map { manifest.name($0.role) })
         return entries.filter { names.contains($0.qube) }.reduce(0) { $0 + $1.total }
     }
 
@@ -49,7 +49,7 @@ public struct MemoryBudget: Sendable {
     /// they start at boot, on demand when not, left out when they may not
     /// start at all (`prohibit-start`).
     public init(backend: Backend, manifest: Manifest) throws {
-        let presence = Dictionary(uniqueKeysWithValues: Manifest.defaultNames.keys.map { (manifest.name($0), Catalog.presence(of: $0)) })
+        let presence = Dictionary(manifest.catalog.roles.map { (manifest.name($0.role), $0.presence) }, uniquingKeysWith: { first, _ in first })
         var entries: [Entry] = []
         for qube in try backend.qubes() {
             let group: Presence
@@ -80,16 +80,5 @@ public struct MemoryBudget: Sendable {
             }),
             "totals": .object(Dictionary(uniqueKeysWithValues: Presence.allCases.map { ($0.rawValue, JSONValue.integer(String(totals[$0] ?? 0))) })),
         ])
-    }
-}
-
-extension Catalog {
-    /// When the qube of a role usually runs (spec §7.1).
-    static func presence(of role: String) -> Presence {
-        switch role {
-        case "fw-net", "net", "usb": .alwaysOn
-        case "fw-tor", "tor", "xorg", "keys": .onDemand
-        default: .transient
-        }
     }
 }

@@ -2,7 +2,7 @@ import BootProtect
 import Foundation
 
 /// A NetworkManager connection (keyfile) Liteqube gives the network qube
-/// (spec §2.2): a plain one lives in its template tree; one that holds a
+/// (docs/liteqube.md, "Saved networks"): a plain one lives in its template tree; one that holds a
 /// secret lives in the keys qube, pinned by a checksum in the template, and
 /// is fetched over `liteqube.SplitFile` at every boot.
 public struct NetworkConnection: Sendable, Hashable {

@@ -141,7 +141,7 @@ public struct Planner {
         let qubes = try backend.qubes()
         let names = Set(qubes.map(\.name))
         let templates = qubes.filter { $0.vmClass == VMClass.templateVM.rawValue }.map(\.name)
-        let desired = try Catalog.desiredState(manifest, templates: templates, qubes: names, kernels: kernels)
+        let desired = try DesiredState(manifest, templates: templates, qubes: names, kernels: kernels)
         var operations: [Operation] = []
         var blockers: [String] = []
         let classes = Dictionary(qubes.map { ($0.name, $0.vmClass) }, uniquingKeysWith: { first, _ in first })
@@ -170,7 +170,7 @@ public struct Planner {
                 }
                 operations.append(.setProperty(qube: qube.name, name: name, value: value))
             }
-            if qube.role == "core" {
+            if qube.role == .core {
                 operations += try templateSteps(manifest, template: qube.name, exists: exists)
             }
             if let source = qube.devicesFrom, names.contains(source) {
@@ -191,8 +191,9 @@ public struct Planner {
             }
         }
         if let executor {
-            let keys = manifest.name("keys")
-            operations += try entrySteps(Catalog.keysEntries(manifest, networks: networks), in: keys, exists: names.contains(keys), executor)
+            let keys = manifest.name(.keys)
+            let entries = manifest.components.flatMap { $0.keysEntries(manifest, networks) }
+            operations += try entrySteps(entries, in: keys, exists: names.contains(keys), executor)
         }
         for retired in desired.retired {
             let autostart = try backend.property("autostart", of: retired.name)
@@ -220,7 +221,7 @@ public struct Planner {
         }
         var dom0Files = [(path: policyPath, content: desired.policy, mode: 0o644)]
         if let rpcDirectory {
-            dom0Files += Catalog.dom0Services(manifest).map { (rpcDirectory + "/" + $0.name, $0.content, 0o755) }
+            dom0Files += try Dom0Service.all(manifest).map { (rpcDirectory + "/" + $0.name, $0.content, 0o755) }
         }
         for file in dom0Files where readFile(file.path) != file.content {
             operations.append(.writeFile(path: file.path, content: file.content, mode: file.mode))
@@ -228,12 +229,12 @@ public struct Planner {
         for qube in Set(operations.compactMap(\.insideQube)) { try executor?.checkReaches(qube) }
         var notes = desired.notes
         if executor == nil {
-            notes.append("steps inside \(manifest.name("core")) (files, packages) are left out: give --in-qube")
+            notes.append("steps inside \(manifest.name(.core)) (files, packages) are left out: give --in-qube")
         } else if operations.contains(where: { $0.insideQube != nil }) {
-            notes.append("\(manifest.name("core")) is shut down after its steps, so its root file system keeps them")
+            notes.append("\(manifest.name(.core)) is shut down after its steps, so its root file system keeps them")
         }
         if executor != nil, binaries == nil {
-            notes.append("the static lq tools are not copied into \(manifest.name("core")): give --binaries")
+            notes.append("the static lq tools are not copied into \(manifest.name(.core)): give --binaries")
         }
         return Plan(operations: operations, notes: notes, desired: desired, blockers: blockers)
     }
@@ -247,7 +248,7 @@ public struct Planner {
             operations += try entrySteps(entries, in: template, exists: exists, executor)
             entries = []
         }
-        for step in Catalog.templateSteps(manifest, binaries: binaries ?? TemplateBinaries(), networks: networks) {
+        for step in try Overlay.templateSteps(manifest, binaries: binaries ?? TemplateBinaries(), networks: networks) {
             switch step {
             case .entry(let entry): entries.append(entry)
             case .packages(let wanted):

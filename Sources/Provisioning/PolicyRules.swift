@@ -1,7 +1,7 @@
 import QrexecPolicy
 
-/// The qrexec policy of the installed components (spec §4.2, with the
-/// original's [BUG]s fixed), in the Qubes 4.1+ format.
+/// The qrexec policy of the installed components, in the Qubes 4.1+ format
+/// (docs/liteqube.md, "Policy").
 public enum PolicyRules {
     /// Where the policy goes: before Qubes 4.3's `50-config-updates.policy`,
     /// after the user's `30-user*.policy`.
@@ -17,52 +17,11 @@ public enum PolicyRules {
         public var line: String { "\(service)\t*\t\(source)\t\(target)\t\(action)" }
     }
 
-    /// The rules, in file order.
+    /// The rules, in file order: each component's in catalog order.
     public static func rules(_ manifest: Manifest) -> [Rule] {
-        let name = manifest.name
-        var rules: [Rule] = []
-        func notify(_ sources: [String], extra: [String] = []) {
-            for service in ["liteqube.Message", "liteqube.Error"] + extra {
-                for source in sources { rules.append(Rule(service: service, source: source, target: "@adminvm", action: "allow")) }
-            }
-        }
-        func xorg(_ sources: [String]) {
-            for source in sources {
-                // Re-impl of the [SEC] note: every client shares one display, so each connection is asked for.
-                rules.append(Rule(service: "liteqube.SplitXorg", source: source, target: name("xorg"), action: "ask default_target=\(name("xorg"))"))
-            }
-        }
-        let base = [name("core"), name("dvm"), name("xorg"), name("keys")]
-        notify(base)
-        xorg([name("dvm"), name("keys")])
-        if manifest.components.contains(.network) {
-            if manifest.effectiveFirewall == .linux {
-                notify([name("fw-net"), name("fw-tor")])
-                xorg([name("fw-net"), name("fw-tor")])
-            }
-            if manifest.disposableNetVM {
-                rules.append(Rule(service: "liteqube.SplitFile", source: name("net"), target: name("keys"), action: "allow"))
-            }
-            let network = [name("net"), name("tor"), name("update")]
-            notify(network)
-            xorg(network)
-            rules.append(Rule(service: "liteqube.SignalWifi", source: name("net"), target: "@adminvm", action: "allow"))
-            rules.append(Rule(service: "liteqube.SignalTor", source: name("tor"), target: "@adminvm", action: "allow"))
-            rules.append(Rule(service: "liteqube.TorSetAP", source: name("net"), target: name("tor"), action: "allow"))
-            rules.append(Rule(service: "liteqube.WifiRequestAP", source: name("tor"), target: name("net"), action: "allow"))
-            rules.append(Rule(service: "qubes.UpdatesProxy", source: "@type:TemplateVM", target: "@default", action: "allow target=\(name("update"))"))
-            rules.append(Rule(service: "qubes.UpdatesProxy", source: "@anyvm", target: "@anyvm", action: "deny"))
-        }
-        if manifest.components.contains(.usb) {
-            notify([name("usb")], extra: ["liteqube.SignalStorage"])
-            xorg([name("usb")])
-            if manifest.usbInputDevices {
-                for service in ["qubes.InputKeyboard", "qubes.InputMouse", "qubes.InputTablet"] {
-                    rules.append(Rule(service: service, source: name("usb"), target: "@adminvm", action: "allow"))
-                }
-            }
-        }
-        return rules
+        var builder = PolicyBuilder(manifest: manifest)
+        for component in manifest.components { component.policy(&builder) }
+        return builder.rules
     }
 
     /// The policy file text, made and checked by the policy library: the
@@ -84,5 +43,39 @@ public enum PolicyRules {
         } catch let error as PolicyError {
             throw ProvisioningError("generated policy is not valid: \(error)")
         }
+    }
+}
+
+/// Collects a component's policy rules, by role.
+struct PolicyBuilder {
+    let manifest: Manifest
+    var rules: [PolicyRules.Rule] = []
+
+    /// `service` from each source role's qube to the target (a role's qube or a keyword such as `@adminvm`).
+    mutating func allow(_ service: String, from sources: [Role], to target: String, action: String = "allow") {
+        for source in sources {
+            rules.append(PolicyRules.Rule(service: service, source: manifest.name(source), target: target, action: action))
+        }
+    }
+
+    mutating func allow(_ service: String, from source: Role, to target: Role) {
+        allow(service, from: [source], to: manifest.name(target))
+    }
+
+    /// dom0's notifications (`liteqube.Message`, `liteqube.Error`, then `extra`) from these qubes.
+    mutating func notify(_ sources: [Role], extra: [String] = []) {
+        for service in ["liteqube.Message", "liteqube.Error"] + extra { allow(service, from: sources, to: "@adminvm") }
+    }
+
+    /// Terminals on the display qube: every client shares one display, so each connection is asked for
+    /// (docs/liteqube.md, "Keys, passwords, terminals").
+    mutating func display(_ sources: [Role]) {
+        let xorg = manifest.name(.xorg)
+        allow("liteqube.SplitXorg", from: sources, to: xorg, action: "ask default_target=\(xorg)")
+    }
+
+    /// A rule whose source and target are policy tokens, not roles.
+    mutating func rule(_ service: String, _ source: String, _ target: String, _ action: String) {
+        rules.append(PolicyRules.Rule(service: service, source: source, target: target, action: action))
     }
 }

@@ -1,8 +1,8 @@
 import QubesStore
 
-/// A root terminal in a Liteqube service qube, shown through the display qube (spec §4.1 Xterm, dom0's
-/// `lq-xterm` and `lq-connect`): `qvm-run` starts debian-core's `liteqube-xterm` as root with the
-/// command as arguments (qubes.VMExec, no shell in dom0 or in the qube).
+/// A root terminal in a Liteqube service qube, shown through the display qube (docs/liteqube.md,
+/// "Terminals"): `qvm-run` starts debian-core's `liteqube-xterm` as root with the command as
+/// arguments (qubes.VMExec, no shell in dom0 or in the qube).
 public struct ServiceTerminal: Sendable {
     public var qvmRun: String
 
@@ -12,7 +12,7 @@ public struct ServiceTerminal: Sendable {
     public func arguments(qube: String, command: [String]) throws -> [String] {
         if let problem = QubeName.problem(qube) { throw ProvisioningError("qube '\(qube)': \(problem)") }
         if let empty = command.firstIndex(where: \.isEmpty) { throw ProvisioningError("command argument \(empty + 1) is empty") }
-        return ["--user", "root", "--no-gui", "--no-shell", qube, "--", Catalog.programFolder + "/liteqube-xterm", qube] + command
+        return ["--user", "root", "--no-gui", "--no-shell", qube, "--", Overlay.programFolder + "/liteqube-xterm", qube] + command
     }
 
     /// Starts the terminal (the qube starts first if it is not running).

@@ -3,7 +3,7 @@ import Crypto
 
 /// One entry Liteqube puts into its template's root file system: a file, a
 /// directory or a symlink, with the owner (user and group of that name) and
-/// mode it must have. The overlay is data (spec §6.2 Re-impl): kind, owner,
+/// mode it must have. The overlay is data (docs/liteqube.md, "Template overlay"): kind, owner,
 /// mode and content for every entry, never archive metadata.
 public struct TemplateEntry: Sendable, Hashable, Codable {
     public enum Kind: Sendable, Hashable, Codable {

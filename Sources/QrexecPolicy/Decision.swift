@@ -1,6 +1,6 @@
 import QubesStore
 
-/// One qrexec call: `service+argument` from `source` to the target it asked for (spec §6).
+/// One qrexec call: `service+argument` from `source` to the target it asked for (docs/qrexec-policy.md, "Calls").
 public struct Call: Sendable, Hashable {
     public var service: String
     /// `+` followed by the argument; `+` alone when there is none.
@@ -59,7 +59,8 @@ public struct Decision: Sendable, Hashable {
         case ask(targets: [String], defaultTarget: String?, user: String?, notify: Bool, autostart: Bool)
         /// Refuse the call.
         case deny(reason: String, notify: Bool)
-        /// The reference evaluator fails on this call (spec §8); the call does not happen.
+        /// The reference evaluator fails on this call (docs/qrexec-policy.md, "Deny and error"); the call
+        /// does not happen.
         case error(reason: String)
     }
 

@@ -1,6 +1,7 @@
 import QubesStore
 
-/// A policy bound to a system: decides calls as dom0's qrexec-policy-daemon does (spec §7).
+/// A policy bound to a system: decides calls as dom0's qrexec-policy-daemon does (docs/qrexec-policy.md,
+/// "Evaluation").
 ///
 /// Binding resolves every name, tag and type of the rules to numbers once, and
 /// indexes the rules by service, so a call costs a scan of the rules of its
@@ -15,7 +16,7 @@ public struct PolicyEvaluator: Sendable {
         /// A token that names nothing in this system: never matches.
         case never
         /// `@dispvm:NAME` of a qube that does not exist: never matches, and the
-        /// reference evaluator fails when an ask collects it (spec §8).
+        /// reference evaluator fails when an ask collects it (docs/qrexec-policy.md, "Deny and error").
         case missingDispVMTemplate(String)
     }
 
@@ -138,7 +139,8 @@ public struct PolicyEvaluator: Sendable {
         return Decision(outcome: .deny(reason: "no matching rule found", notify: true), requestedTarget: spelling)
     }
 
-    /// The intended target as a qube, `@default` or a disposable, or the denial of a bad one (spec §7 step 1).
+    /// The intended target as a qube, `@default` or a disposable, or the denial of a bad one
+    /// (docs/qrexec-policy.md, "Evaluation", step 1).
     private func normalise(_ text: String) -> Result<(Requested, String), DenialDecision> {
         switch Token.parse(text, as: .intendedTarget) {
         case .failure:
@@ -290,7 +292,7 @@ public struct PolicyEvaluator: Sendable {
         return Decision(outcome: .allow(target: text, user: user, notify: notify, autostart: autostart))
     }
 
-    // MARK: Ask choices (spec §7.1)
+    // MARK: Ask choices (docs/qrexec-policy.md, "Ask choices")
 
     struct CollectionError: Error {
         var reason: String

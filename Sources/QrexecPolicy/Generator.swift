@@ -1,4 +1,5 @@
-/// A policy file to generate: `NN-name.policy`, a comment header and typed rules (spec §10).
+/// A policy file to generate: `NN-name.policy`, a comment header and typed rules (docs/qrexec-policy.md,
+/// "Generator").
 ///
 /// Every rule was checked when it was made (`Rule.init`), the name and header
 /// here, and `PolicyGenerator.render` reads the text back with the parser,

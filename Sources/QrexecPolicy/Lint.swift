@@ -100,7 +100,7 @@ public enum PolicyLint {
     }
 
     /// Whether a source token is `@dispvm:NAME` or `@dispvm:@tag:TAG`, which the
-    /// parser accepts but no call matches (spec §5).
+    /// parser accepts but no call matches (docs/qrexec-policy.md, "Tokens").
     static func isDispVM(_ source: Token) -> Bool {
         switch source {
         case .dispVMTemplate, .dispVMTag: return true

@@ -35,7 +35,8 @@ public struct PolicyLoad: Sendable {
     public var files: [String]
 }
 
-/// Where the policy lives and how to read it (spec §1, §3, §9).
+/// Where the policy lives and how to read it (docs/qrexec-policy.md, "Policy files", "Directives",
+/// "Compat 4.0").
 public struct PolicyLoader: Sendable {
     /// dom0's policy directories, the runtime one first.
     public static let defaultDirectories = ["/run/qubes/policy.d", "/etc/qubes/policy.d"]
@@ -190,7 +191,7 @@ private struct LoadRun {
     }
 
     /// `!compat-4.0`: the old per-service files, argument files first, each
-    /// followed by the two deny rules R4.0 implied (spec §9).
+    /// followed by the two deny rules R4.0 implied (docs/qrexec-policy.md, "Compat 4.0").
     mutating func loadLegacyDirectory(depth: Int) {
         let directory = loader.legacyDirectory
         guard fileSystem.kind(of: directory) == .directory else { return }

@@ -99,7 +99,8 @@ struct Statement: Sendable, Hashable {
 enum Syntax: Sendable, Hashable {
     /// The 4.1+ format: `SERVICE ARGUMENT SOURCE TARGET ACTION [PARAM=VALUE …]`.
     case current
-    /// The R4.0 format `SOURCE TARGET ACTION[,PARAM=VALUE…]`, applied to one service and argument (spec §9).
+    /// The R4.0 format `SOURCE TARGET ACTION[,PARAM=VALUE…]`, applied to one service and argument
+    /// (docs/qrexec-policy.md, "Compat 4.0").
     case legacy(service: String, argument: String)
 }
 

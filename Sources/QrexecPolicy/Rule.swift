@@ -15,7 +15,7 @@ public struct RuleOrigin: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(file):" + (line.map(String.init) ?? "None") }
 }
 
-/// What a rule does, with the parameters each action takes (spec §4).
+/// What a rule does, with the parameters each action takes (docs/qrexec-policy.md, "Rule grammar").
 public enum Action: Sendable, Hashable {
     /// Run the call; `target` redirects it, `autostart: false` never starts a halted target.
     case allow(target: Token?, user: String?, notify: Bool, autostart: Bool)
@@ -107,7 +107,7 @@ public struct RuleError: Error, Sendable, Hashable {
     public var expected: String?
 }
 
-/// The parser's checks on the fields of a rule (spec §4, §5).
+/// The parser's checks on the fields of a rule (docs/qrexec-policy.md, "Rule grammar", "Tokens").
 enum RuleCheck {
     static func service(_ text: String) -> Result<String?, RuleError> {
         if text.isBytes("*") { return .success(nil) }

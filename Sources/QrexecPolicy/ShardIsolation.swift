@@ -1,6 +1,6 @@
 import QubesStore
 
-/// The runtime policy that confines attached shards (shards.md, "Isolation policy").
+/// The runtime policy that confines attached shards (docs/shards.md, "Isolation policy").
 ///
 /// For each shard (qubes tagged `shard-<name>`) and each service that moves
 /// data between qubes: ask within the shard (a `@default` call offers only

@@ -1,4 +1,4 @@
-/// A qube token of a rule or a request, as in qrexec's `VMToken` (spec §5).
+/// A qube token of a rule or a request, as in qrexec's `VMToken` (docs/qrexec-policy.md, "Tokens").
 ///
 /// `dom0` and `@adminvm` are the same token. A literal is kept as written:
 /// a qube name, or `uuid:<uuid>`.
@@ -24,7 +24,7 @@ public enum Token: Sendable, Hashable, CustomStringConvertible {
     /// `@dispvm:@tag:TAG`.
     case dispVMTag(String)
 
-    /// Where a token appears; each place admits a different set (spec §5).
+    /// Where a token appears; each place admits a different set (docs/qrexec-policy.md, "Tokens").
     public enum Context: String, Sendable, CaseIterable {
         case source, target, redirect, intendedTarget = "intendedtarget"
 
@@ -106,7 +106,7 @@ extension StringProtocol {
     }
 }
 
-/// The character rules of service names and arguments (spec §4).
+/// The character rules of service names and arguments (docs/qrexec-policy.md, "Rule grammar").
 enum Names {
     /// `A-Z a-z 0-9 - . _`, and for arguments also `+`.
     static func isNameByte(_ byte: UInt8, plus: Bool) -> Bool {

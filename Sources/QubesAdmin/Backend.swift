@@ -133,7 +133,7 @@ public protocol Backend: AnyObject {
     func batch<Result>(_ body: () throws -> Result) throws -> Result
 }
 
-/// qubesd's device argument and assignment formats (spec admin-api §5.9).
+/// qubesd's device argument and assignment formats (docs/admin-api.md, "Devices").
 public enum DeviceWire {
     /// `backend+port+device_id` with `:` → `+` and `*` → `_`.
     public static func argument(_ device: DeviceAssignment) -> String {

@@ -1,4 +1,4 @@
-/// The qubesd Admin API wire format (spec admin-api §2, §3): requests,
+/// The qubesd Admin API wire format (docs/admin-api.md, "Request framing", "Reply framing"): requests,
 /// replies and events, encoded and decoded byte for byte.
 
 /// One request: `method[+arg] SP src SP dest_type SP dest NUL payload`.

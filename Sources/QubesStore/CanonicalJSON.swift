@@ -1,4 +1,4 @@
-/// A JSON value for the canonical dump (spec §7.1): integers of any size as
+/// A JSON value for the canonical dump (docs/qubes-xml.md, "Canonical JSON dump"): integers of any size as
 /// decimal text, object keys sorted by code point when written.
 public indirect enum JSONValue: Sendable, Hashable {
     /// One member of an object. Keys are kept as given (no canonical

@@ -126,7 +126,7 @@ public enum StoreCheck {
     }
 }
 
-/// The qube-name rules qubesd applies to new qubes and request values (spec §5).
+/// The qube-name rules qubesd applies to new qubes and request values (docs/qubes-xml.md, "Admin API checks").
 public enum QubeName {
     /// qubesd's message for an invalid `name`, or `nil` when it is valid.
     public static func problem(_ name: String) -> String? {
@@ -143,7 +143,7 @@ public enum QubeName {
     }
 }
 
-/// What qubesd's Admin API accepts (spec §5): stricter than what a load accepts.
+/// What qubesd's Admin API accepts (docs/qubes-xml.md, "Admin API checks"): stricter than what a load accepts.
 public enum AdminAPIRules {
     /// Why a feature cannot be set through the Admin API (qubesd's
     /// ProtocolError message), or `nil`.

@@ -1,4 +1,4 @@
-/// The canonical JSON dump of a store (`lq store dump`, spec §7).
+/// The canonical JSON dump of a store (`lq store dump`; docs/qubes-xml.md, "Canonical JSON dump").
 public enum StoreDump {
     /// The dump document; with `effective`, every qube also lists the
     /// effective value of every property of its class.

@@ -1,5 +1,6 @@
 /// Changes to a store with the checks qubesd applies to Admin API calls
-/// (spec admin-api §4, qubes-xml §5). Errors carry qubesd's exception class.
+/// (docs/admin-api.md, "Property Set"; docs/qubes-xml.md, "Admin API checks"). Errors carry qubesd's
+/// exception class.
 extension Store {
     // MARK: - Names and identifiers
 
@@ -218,7 +219,7 @@ extension Store {
     }
 
     /// The Admin API's parsing of a Set payload, then the property's setter
-    /// and the interactive checks (spec admin-api §4.3).
+    /// and the interactive checks (docs/admin-api.md, "Property Set").
     private func adminValue(_ text: String, spec: PropertySpec, owner: Domain?) throws -> String {
         guard text.utf8.allSatisfy({ $0 < 0x80 }) else {
             throw StoreError(.qubesValueError, "Non-ASCII bytes in property value")

@@ -21,7 +21,7 @@ public struct HostFacts: Sendable, Hashable {
         self.kernelOptions = kernelOptions
     }
 
-    /// The stand-ins qubesd shows when it runs without Xen (spec §7.3).
+    /// The stand-ins qubesd shows when it runs without Xen (docs/qubes-xml.md, "Host-dependent values").
     public static let offline = HostFacts(memoryMiB: 18_014_398_509_481_983, cpuCount: 42, hypervisorAvailable: false)
 
     public static func == (lhs: HostFacts, rhs: HostFacts) -> Bool {
@@ -38,7 +38,7 @@ public struct HostFacts: Sendable, Hashable {
 public typealias EffectiveValue = Result<JSONValue, StoreError>
 
 /// Effective (default-resolved) property values, as reading them in qubesd
-/// returns them (spec §2, §6.3, §7.3).
+/// returns them (docs/qubes-xml.md, "Properties", "Derived network addresses", "Effective values").
 public struct EffectiveProperties {
     public let store: Store
     public let host: HostFacts
@@ -279,7 +279,7 @@ public struct EffectiveProperties {
         return list.split(separator: " ").contains { $0.utf8.elementsEqual(domain.name.utf8) }
     }
 
-    /// `prefix.x.y` from an id (spec §6.3).
+    /// `prefix.x.y` from an id (docs/qubes-xml.md, "Derived network addresses").
     static func address(_ prefix: String, _ id: Int) -> Result<String, StoreError> {
         let text: String
         if id < 255 {

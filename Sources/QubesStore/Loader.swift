@@ -34,7 +34,7 @@ public struct LoadedStore: Sendable {
 }
 
 extension Store {
-    /// Loads a qubes.xml document with qubesd's semantics (spec §3).
+    /// Loads a qubes.xml document with qubesd's semantics (docs/qubes-xml.md, "Loading").
     /// - Throws: `StoreError` whose kind is the exception class qubesd raises.
     public static func load(xml bytes: [UInt8], options: LoadOptions = LoadOptions()) throws -> LoadedStore {
         let document = try XMLReader.parse(bytes, limits: options.limits)

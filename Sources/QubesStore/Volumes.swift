@@ -68,7 +68,7 @@ struct VolumeConfigs {
 
     subscript(name: String) -> VolumeConfig? { volumes.first { $0.name == name } }
 
-    /// The class defaults (spec §3.4).
+    /// The class defaults (docs/qubes-xml.md, "Volumes").
     static func defaults(for vmClass: VMClass) -> [VolumeConfig] { classDefaults[vmClass] ?? [] }
 
     private static let classDefaults = Dictionary(uniqueKeysWithValues: VMClass.allCases.map { ($0, makeDefaults(for: $0)) })
@@ -131,7 +131,7 @@ struct VolumeConfigs {
 }
 
 /// Builds a qube's volumes from its configuration as qubesd's storage layer
-/// does at domain-load (spec §3.4).
+/// does at domain-load (docs/qubes-xml.md, "Volumes").
 struct VolumeBuilder {
     let store: Store
     let configs: [Int: VolumeConfigs]

@@ -1,4 +1,4 @@
-/// Writes a store as the exact bytes qubesd's save produces (spec §1).
+/// Writes a store as the exact bytes qubesd's save produces (docs/qubes-xml.md, "Canonical form").
 public enum XMLWriter {
     /// The qubes.xml bytes of `store`.
     /// - Throws: `StoreError` (`TypeError`) where qubesd's save fails too: a

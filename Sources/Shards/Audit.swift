@@ -12,7 +12,7 @@ public struct AuditReport: Sendable {
     }
 }
 
-/// The deniability audit (spec "Deniability audit"): does this dom0 give
+/// The deniability audit (docs/shards.md, "Deniability audit"): does this dom0 give
 /// away that shards exist?
 public enum ShardAudit {
     /// Audits the main store, and the text of `scanned` files (path, bytes),

@@ -68,7 +68,7 @@ public struct MergeResult: Sendable {
     public var report: MergeReport
 }
 
-/// Merge (attach): main store + shards → the store qubesd loads (spec "Merge rules").
+/// Merge (attach): main store + shards → the store qubesd loads (docs/shards.md, "Merge rules").
 public enum ShardMerge {
     /// Merges `shards` into `main`. A shard or qube that breaks a rule is
     /// skipped and reported; nothing of a main qube is changed.

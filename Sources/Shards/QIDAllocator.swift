@@ -1,5 +1,5 @@
 /// Picks unused qids at random from the shard range, so the numbers reveal
-/// nothing about how many shards or qubes exist (spec "QIDs").
+/// nothing about how many shards or qubes exist (docs/shards.md, "QIDs").
 public struct QIDAllocator: Sendable {
     public let range: ClosedRange<Int>
     private var used: Set<Int>

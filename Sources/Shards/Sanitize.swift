@@ -57,7 +57,7 @@ public struct ShardChange: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// The per-qube rules of merge that need no other qube (spec "Sanitize"):
+/// The per-qube rules of merge that need no other qube (docs/shards.md, "Sanitize"):
 /// privileged features, properties, devices and rights-granting tags are
 /// withheld; the result is what the merged store may hold.
 public enum ShardSanitizer {

@@ -2,7 +2,7 @@ import OrderedCollections
 import QubesStore
 
 /// One `domains.xml` file of a shard: a subset of qubes.xml holding the
-/// shard's pools and qubes, without qids (spec shards.md, "Shard file format").
+/// shard's pools and qubes, without qids (docs/shards.md, "Shard file format").
 ///
 /// Domains are kept as `Domain` values whose `qid` is 0 (unassigned); their
 /// property, feature and volume values are the texts of the file, so writing

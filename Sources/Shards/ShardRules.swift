@@ -13,7 +13,7 @@ struct VolumeKey: Hashable {
 }
 
 /// The merge rules that look at other qubes and pools: identity, pools,
-/// references (recovery) and volumes (spec "Merge rules" 2 to 4).
+/// references (recovery) and volumes (docs/shards.md, "Sanitize", "References", "Merge rules").
 struct ShardRules {
     /// The main store (trusted).
     let main: Store
@@ -147,7 +147,7 @@ struct ShardRules {
         }
     }
 
-    /// Recovery (spec "References"): every reference of `original` (the qube
+    /// Recovery (docs/shards.md, "References"): every reference of `original` (the qube
     /// before sanitizing) to a qube that `available` does not know is set
     /// fail-closed in `domain` and noted in `prohibit-start`; a reference
     /// sanitizing already reset stays at its default, and is noted too.
@@ -197,7 +197,7 @@ struct ShardRules {
         return name
     }
 
-    /// The volume rules (spec "Sanitize", volumes). With `templateRecovered`
+    /// The volume rules (docs/shards.md, "Sanitize", volumes). With `templateRecovered`
     /// the pool and `source=` of snapshot volumes are rewritten to follow the new template.
     /// - Parameter vids: (pool, vid) pairs already taken, updated.
     func checkVolumes(

@@ -42,7 +42,7 @@ public struct SplitResult: Sendable {
     public var report: SplitReport
 }
 
-/// Split (detach): merged store → main store + shard files (spec "Split rules").
+/// Split (detach): merged store → main store + shard files (docs/shards.md, "Split rules").
 public enum ShardSplit {
     /// Computes the new main store and shard files; writes nothing.
     /// - Parameters:

@@ -1,10 +1,10 @@
 import BootProtect
 
-/// USB storage in core-usb (spec §2.3, `liteqube-amount`): dom0 hears when a disk or partition with a
-/// file system Liteqube can use arrives (`liteqube.SignalStorage+A_<device>_<type>_<size>`) and when it
-/// goes (`R_<device>`); a whole disk with nothing usable on it is reported as an error, other partitions
-/// are left alone. blkid's `-o udev` output is read as `KEY=VALUE` data, never evaluated (the original
-/// `eval`ed it), and the device name must be a USB or Xen block device name.
+/// USB storage in core-usb (docs/split-services.md, "Storage signals"): dom0 hears when a disk or
+/// partition with a file system Liteqube can use arrives (`liteqube.SignalStorage+A_<device>_<type>_<size>`)
+/// and when it goes (`R_<device>`); a whole disk with nothing usable on it is reported as an error, other
+/// partitions are left alone. blkid's `-o udev` output is read as `KEY=VALUE` data, never evaluated, and
+/// the device name must be a USB or Xen block device name.
 public struct StorageSignal: Sendable {
     /// What udev saw happen to the device.
     public enum Event: String, Sendable, CaseIterable {

@@ -3,7 +3,7 @@ import BootProtect
 import Glibc
 import Provisioning
 
-/// `lq addkey`: put secrets into the offline keys qube (the original's dom0 `lq-addkey`).
+/// `lq addkey`: put secrets into the offline keys qube (docs/split-services.md, "Split password", "Split file").
 struct AddKeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "addkey", abstract: "Put secrets for a qube into the offline keys qube.", subcommands: [Password.self, File.self])

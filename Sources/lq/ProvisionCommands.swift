@@ -50,7 +50,7 @@ struct ManifestOptions: ParsableArguments {
                 others[pair[0]] = pair[1]
             }
             guard let root = parts.first, !root.isEmpty else { throw ValidationError("--in-qube folder: needs the template's folder") }
-            return FolderExecutor(root: root, template: manifest.name("core"), others: others)
+            return FolderExecutor(root: root, template: manifest.name(.core), others: others)
         case let value?: throw ValidationError("--in-qube must be qvm-run or folder:DIR[,QUBE=DIR…], not '\(value)'")
         }
     }
@@ -119,7 +119,7 @@ struct PlanCommand: ParsableCommand {
                 ]).canonicalBytes())
                 return
             }
-            var lines = ["Liteqube \(manifest.components.map(\.rawValue).joined(separator: ", ")) (profile \(manifest.profile.rawValue))"]
+            var lines = ["Liteqube \(manifest.components.map(\.id).joined(separator: ", ")) (profile \(manifest.profile.rawValue))"]
             lines += plan.notes.map { "note: \($0)" }
             lines += plan.blockers.map { "blocked: \($0)" }
             if plan.operations.isEmpty {
@@ -196,7 +196,7 @@ struct MemCommand: ParsableCommand {
         try options.run(qube: nil) { backend in
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let qubes = try backend.qubes()
-            let desired = try Catalog.desiredState(
+            let desired = try DesiredState(
                 manifest, templates: qubes.filter { $0.vmClass == "TemplateVM" }.map(\.name), qubes: Set(qubes.map(\.name)), kernels: nil)
             let after = MemoryBudget(desired: desired)
             if options.json {

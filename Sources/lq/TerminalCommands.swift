@@ -1,7 +1,7 @@
 import ArgumentParser
 import Provisioning
 
-/// `lq xterm`: a root terminal in a Liteqube service qube (the original's dom0 `lq-xterm`).
+/// `lq xterm`: a root terminal in a Liteqube service qube (docs/liteqube.md, "Terminals").
 struct XtermCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xterm",
@@ -20,7 +20,7 @@ struct XtermCommand: ParsableCommand {
     }
 }
 
-/// `lq connect`: NetworkManager's text interface in the network qube, to join a network (the original's `lq-connect`).
+/// `lq connect`: NetworkManager's text interface in the network qube, to join a network (docs/liteqube.md, "Terminals").
 struct ConnectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "connect", abstract: "Join a network: nmtui in the network qube, in a root terminal.")

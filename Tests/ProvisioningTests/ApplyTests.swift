@@ -264,7 +264,7 @@ struct Scratch {
         for (profile, expected) in [(Manifest.Profile.default, 1040), (.lowMemory, 832)] {
             var manifest = Self.manifest
             manifest.profile = profile
-            let desired = try Catalog.desiredState(
+            let desired = try DesiredState(
                 manifest, templates: ["debian-12-minimal"], qubes: ["sys-net", "sys-usb"], kernels: ["mirage-firewall"])
             #expect(MemoryBudget(desired: desired).serviceTotal(manifest) == expected, "\(profile)")
         }
@@ -272,8 +272,8 @@ struct Scratch {
         var mirage = Self.manifest
         mirage.profile = .lowMemory
         #expect(throws: ProvisioningError.self) {
-            try Catalog.desiredState(mirage, templates: ["debian-12-minimal"], qubes: [], kernels: [])
+            try DesiredState(mirage, templates: ["debian-12-minimal"], qubes: [], kernels: [])
         }
-        #expect(throws: ProvisioningError.self) { try Catalog.desiredState(Self.manifest, templates: ["fedora-41"], qubes: [], kernels: nil) }
+        #expect(throws: ProvisioningError.self) { try DesiredState(Self.manifest, templates: ["fedora-41"], qubes: [], kernels: nil) }
     }
 }

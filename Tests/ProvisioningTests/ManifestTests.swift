@@ -7,8 +7,8 @@ import Testing
         #expect(manifest.components == [.base, .network, .usb])
         #expect(manifest.profile == .default)
         #expect(manifest.effectiveFirewall == .linux)
-        #expect(manifest.name("net") == "core-net")
-        #expect(manifest.label("template") == "black")
+        #expect(manifest.name(.net) == "core-net")
+        #expect(manifest.label(.template) == "black")
     }
 
     @Test func settingsAreRead() throws {
@@ -26,8 +26,8 @@ import Testing
             """)
         #expect(manifest.profile == .lowMemory)
         #expect(manifest.effectiveFirewall == .mirage)
-        #expect(manifest.name("net") == "my-net")
-        #expect(manifest.memory["net"] == 256)
+        #expect(manifest.name(.net) == "my-net")
+        #expect(manifest.memory[.net] == 256)
         #expect(!manifest.disposableNetVM)
         #expect(manifest.baseTemplate == "debian-12-minimal")
         #expect(manifest.networks == "saved-networks")

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+@testable import Provisioning
+
+/// Every text of every component, laid out for every combination of the
+/// options that change texts: no placeholder is left, no text is missing,
+/// every shell script is valid `sh`, and every text is used by some layout.
+@Suite struct TemplateTextTests {
+    static let networks = [
+        NetworkConnection(name: "home", content: "[wifi-security]\npsk=x\n", hasSecret: true),
+        NetworkConnection(name: "cable", content: "[connection]\nid=cable\n", hasSecret: false),
+    ]
+
+    /// The manifests of every option combination, all components on.
+    static var manifests: [Manifest] {
+        var all: [Manifest] = []
+        for disposable in [true, false] {
+            for firewall in Manifest.Firewall.allCases {
+                for input in [true, false] {
+                    var manifest = Manifest(components: [.base, .network, .usb])
+                    manifest.disposableNetVM = disposable
+                    manifest.firewall = firewall
+                    manifest.usbInputDevices = input
+                    all.append(manifest)
+                }
+            }
+        }
+        return all
+    }
+
+    /// Path and text of every file a manifest's layout and dom0 services hold.
+    static func texts(_ manifest: Manifest) throws -> [(path: String, text: String)] {
+        let binaries = TemplateBinaries(files: ["lq-inqube": .init(source: "/lq-inqube", sha256: "")])
+        let steps = try Overlay.templateSteps(manifest, binaries: binaries, networks: networks)
+        let files = steps.compactMap { step -> (String, String)? in
+            if case .entry(let entry) = step, case .file(let text) = entry.kind { (entry.path, text) } else { nil }
+        }
+        return files + (try Dom0Service.all(manifest).map { ("dom0:" + $0.name, $0.content) })
+    }
+
+    static func shellAccepts(_ text: String) throws -> Bool {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-n"]
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+
+    @Test func everyTextIsCompleteAndEveryScriptIsValidShell() throws {
+        var checked = 0
+        for manifest in Self.manifests {
+            for (path, text) in try Self.texts(manifest) {
+                #expect(!text.contains("{{") && !path.contains("{{"), "\(path) keeps a placeholder")
+                guard text.hasPrefix("#!/bin/sh\n") else { continue }
+                #expect(try Self.shellAccepts(text), "\(path) is not valid sh")
+                checked += 1
+            }
+        }
+        #expect(checked > 8 * 30)
+    }
+
+    @Test func everyResourceTextIsUsed() throws {
+        let rendered = try Self.manifests.flatMap { try Self.texts($0).map(\.text) }.joined(separator: "\n")
+        for (key, text) in TemplateTexts.files {
+            let plain = text.split(separator: "\n").filter { !$0.contains("{{") && !$0.isEmpty }
+            #expect(plain.allSatisfy { rendered.contains($0) }, "\(key) is used by no component")
+        }
+    }
+}
