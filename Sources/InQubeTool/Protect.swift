@@ -41,8 +41,7 @@ public struct ProtectArguments: ParsableArguments {
     public func run() throws {
         let system = HostSystem()
         guard let name = qube ?? Self.ownName(system) else {
-            Tool.error("lq protect: cannot tell the qube's name (no QubesDB, no hostname); give --qube")
-            throw ExitCode(1)
+            throw CommandFailure("lq protect: cannot tell the qube's name (no QubesDB, no hostname); give --qube")
         }
         let volume: PrivateVolume = device.map { .device($0, mountPoint: mountPoint) } ?? .folder(rw ?? "/rw")
         let report = BootProtect.run(

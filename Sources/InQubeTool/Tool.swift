@@ -36,17 +36,40 @@ public struct ClientOptions: ParsableArguments {
     public init() {}
 }
 
+/// A command that failed or refused its input: the message (naming the file, qube, field and
+/// value it concerns) is printed once, on stderr, and the exit status is 1.
+public struct CommandFailure: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ message: String) { description = message }
+}
+
 public enum Tool {
-    /// Parses and runs a command: exit 0, 1 after a refusal (already printed), 2 on usage errors.
+    /// Parses and runs a command: exit 0; 1 after a failure (its message printed here) or a finding
+    /// (printed by the command); 2 on usage errors.
     public static func main<Command: ParsableCommand>(_ command: Command.Type) -> Never {
         var status: Int32 = 0
         do {
             var parsed = try command.parseAsRoot()
             try parsed.run()
+        } catch let failure as CommandFailure {
+            error(failure.description)
+            status = 1
         } catch {
             status = (error as? ExitCode)?.rawValue ?? usage(error, command)
         }
         Glibc.exit(status)
+    }
+
+    /// Runs `body`; an error from a library becomes a `CommandFailure` after `context` (the file or
+    /// qube it concerns); argument-parser errors and failures pass through.
+    public static func failing<Value>(_ context: String = "", _ body: () throws -> Value) throws -> Value {
+        do {
+            return try body()
+        } catch let error where error is ExitCode || error is ValidationError || error is CleanExit || error is CommandFailure {
+            throw error
+        } catch {
+            throw CommandFailure(context + "\(error)")
+        }
     }
 
     /// The in-qube tools by program name.
@@ -98,13 +121,12 @@ public enum Tool {
         }
     }
 
-    /// Runs `body`; a refusal is printed (`<tool>: <message>`) and exits 1.
+    /// Runs `body`; a refusal becomes a failure named after the tool (`<tool>: <message>`).
     public static func refusing(_ body: () throws(SplitError) -> Void) throws {
         do {
             try body()
         } catch {
-            write(2, Array("\(toolName): \(error.message)\n".utf8))
-            throw ExitCode(1)
+            throw CommandFailure("\(toolName): \(error.message)")
         }
     }
 

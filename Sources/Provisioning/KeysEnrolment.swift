@@ -14,7 +14,7 @@ public struct KeysEnrolment: Sendable {
     /// The largest file the keys qube stores (its `lq-splitfile save` limit).
     public static let maxFileSize = 16 << 20
 
-    public init(keysQube: String = "core-keys", template: String = "debian-core", qvmRun: String = "/usr/bin/qvm-run",
+    public init(keysQube: String, template: String, qvmRun: String = "/usr/bin/qvm-run",
                 qvmShutdown: String = "/usr/bin/qvm-shutdown") {
         self.keysQube = keysQube
         self.template = template

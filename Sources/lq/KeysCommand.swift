@@ -1,4 +1,5 @@
 import ArgumentParser
+import InQubeTool
 import BootProtect
 import Glibc
 import Provisioning
@@ -10,12 +11,17 @@ struct AddKeyCommand: ParsableCommand {
 
     /// Where the keys qube and its template are, and the dom0 programs that reach them.
     struct KeysOptions: ParsableArguments {
-        @Option(help: "The keys qube.") var keysQube = "core-keys"
-        @Option(help: "The template of the Liteqube service qubes.") var template = "debian-core"
+        @OptionGroup var manifest: ManifestFile
+        @Option(help: "The keys qube (default: the manifest's).") var keysQube: String?
+        @Option(help: "The template of the Liteqube service qubes (default: the manifest's).") var template: String?
         @Option(help: ArgumentHelp("qvm-run.", valueName: "path")) var qvmRun = "/usr/bin/qvm-run"
         @Option(help: ArgumentHelp("qvm-shutdown.", valueName: "path")) var qvmShutdown = "/usr/bin/qvm-shutdown"
 
-        var enrolment: KeysEnrolment { KeysEnrolment(keysQube: keysQube, template: template, qvmRun: qvmRun, qvmShutdown: qvmShutdown) }
+        func enrolment() throws -> KeysEnrolment {
+            let names = try manifest.loadIfPresent()
+            return KeysEnrolment(
+                keysQube: keysQube ?? names.name(.keys), template: template ?? names.name(.core), qvmRun: qvmRun, qvmShutdown: qvmShutdown)
+        }
     }
 
     struct File: ParsableCommand {
@@ -29,11 +35,12 @@ struct AddKeyCommand: ParsableCommand {
         @OptionGroup var keys: KeysOptions
 
         func run() throws {
-            let content = try Terminal.exitOnError(prefix: "\(from ?? "stdin"): ") { () throws -> [UInt8] in
+            let content = try Tool.failing("\(from ?? "stdin"): ") { () throws -> [UInt8] in
                 try from.map { try StoreInput.read($0) } ?? HostSystem().read(stream: 0, limit: KeysEnrolment.maxFileSize)
             }
-            let pin = try Terminal.exitOnError(prefix: "\(qube): ") { try keys.enrolment.saveFile(qube: qube, name: name, content: content) }
-            Terminal.write("saved in \(keys.keysQube), sha256 \(pin[0])\n")
+            let enrolment = try keys.enrolment()
+            let pin = try Tool.failing("\(qube): ") { try enrolment.saveFile(qube: qube, name: name, content: content) }
+            Terminal.write("saved in \(enrolment.keysQube), sha256 \(pin[0])\n")
         }
     }
 
@@ -51,9 +58,10 @@ struct AddKeyCommand: ParsableCommand {
         @OptionGroup var keys: KeysOptions
 
         func run() throws {
-            let password = try Terminal.exitOnError(prefix: "\(qube): ") { try Self.readPassword(for: "\(qube) \(token)") }
-            let pin = try Terminal.exitOnError(prefix: "\(qube): ") { try keys.enrolment.savePassword(qube: qube, token: token, password: password) }
-            Terminal.write("saved in \(keys.keysQube), sha256 \(pin[0])\n")
+            let password = try Tool.failing("\(qube): ") { try Self.readPassword(for: "\(qube) \(token)") }
+            let enrolment = try keys.enrolment()
+            let pin = try Tool.failing("\(qube): ") { try enrolment.savePassword(qube: qube, token: token, password: password) }
+            Terminal.write("saved in \(enrolment.keysQube), sha256 \(pin[0])\n")
         }
 
         struct Mismatch: Error, CustomStringConvertible {

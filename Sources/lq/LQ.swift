@@ -25,18 +25,6 @@ enum Terminal {
 
     static func write(_ text: String) { Tool.output(Array(text.utf8)) }
 
+    /// A finding or a warning on stderr (failures are thrown as `CommandFailure`).
     static func error(_ message: String) { Tool.error(message) }
-
-    /// Runs `body`; an error from a library is printed after `prefix` and
-    /// becomes exit status 1 (argument-parser errors pass through).
-    static func exitOnError<Value>(prefix: String = "", _ body: () throws -> Value) throws -> Value {
-        do {
-            return try body()
-        } catch let error where error is ExitCode || error is ValidationError || error is CleanExit {
-            throw error
-        } catch {
-            Terminal.error(prefix + "\(error)")
-            throw ExitCode(1)
-        }
-    }
 }

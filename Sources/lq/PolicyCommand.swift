@@ -1,4 +1,5 @@
 import ArgumentParser
+import InQubeTool
 import Foundation
 import QubesAdmin
 import QrexecPolicy
@@ -72,8 +73,7 @@ struct SocketSystemInfo: SystemInfoProvider {
         do {
             return try SystemInfo(backend: AdminAPIBackend(transport: AdminTransport(socketPath: path)))
         } catch let error as AdminError {
-            Terminal.error("\(path): \(error)")
-            throw ExitCode(1)
+            throw CommandFailure("\(path): \(error)")
         }
     }
 }
@@ -205,8 +205,7 @@ extension PolicyCommand {
             do {
                 try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
             } catch {
-                Terminal.error("\(output): cannot create the policy directory: \(error.localizedDescription)")
-                throw ExitCode(1)
+                throw CommandFailure("\(output): cannot create the policy directory: \(error.localizedDescription)")
             }
             try PolicyInput.orExit {
                 for (name, text) in try ShardIsolationPolicy.files(for: merged) {
@@ -227,5 +226,5 @@ enum PolicyInput {
     static func system(_ provider: any SystemInfoProvider) throws -> SystemInfo { try orExit { try provider.systemInfo() } }
 
     /// The value of `body`, or exit 1 after printing why it failed.
-    static func orExit<Value>(_ body: () throws -> Value) throws -> Value { try Terminal.exitOnError(prefix: "error: ", body) }
+    static func orExit<Value>(_ body: () throws -> Value) throws -> Value { try Tool.failing("error: ", body) }
 }

@@ -1,12 +1,30 @@
 import ArgumentParser
+import InQubeTool
 import Foundation
 import Provisioning
 import QubesAdmin
 import QubesStore
 
+/// The manifest, for every command that needs its settings or only its qube names.
+struct ManifestFile: ParsableArguments {
+    @Option(name: [.customShort("f"), .customLong("file")], help: "The Liteqube manifest.") var path = "liteqube.yaml"
+
+    func load() throws -> Manifest {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("\(path): cannot read the manifest") }
+        do {
+            return try Manifest.parse(String(decoding: data, as: UTF8.self))
+        } catch let error as Manifest.Error {
+            throw CommandFailure("\(path): \(error)")
+        }
+    }
+
+    /// The manifest when its file exists, else the defaults (for commands that need only qube names).
+    func loadIfPresent() throws -> Manifest { FileManager.default.fileExists(atPath: path) ? try load() : Manifest() }
+}
+
 /// Options shared by plan, apply, destroy and mem.
 struct ManifestOptions: ParsableArguments {
-    @Option(name: [.customShort("f"), .customLong("file")], help: "The Liteqube manifest.") var manifest = "liteqube.yaml"
+    @OptionGroup var file: ManifestFile
     @Option(help: "Folder of the qrexec policy files.") var policyDir = "/etc/qubes/policy.d"
     @Option(help: ArgumentHelp("dom0's qrexec service folder (Liteqube's notification services go there).", valueName: "dir"))
     var rpcDir = "/etc/qubes-rpc"
@@ -34,42 +52,26 @@ struct ManifestOptions: ParsableArguments {
         }
     }
 
-    /// The executor for steps inside qubes.
-    func executor(_ options: BackendOptions, manifest: Manifest) throws -> Executor? {
-        switch inQube {
-        case nil: return options.store == nil ? QvmRunExecutor() : nil
-        case "qvm-run"?: return QvmRunExecutor()
-        case let value? where value.hasPrefix("folder:"):
-            let parts = value.dropFirst(7).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            var others: [String: String] = [:]
-            for part in parts.dropFirst() {
-                let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
-                guard pair.count == 2, !pair[0].isEmpty, !pair[1].isEmpty else {
-                    throw ValidationError("--in-qube folder:DIR,QUBE=DIR…: '\(part)' is not QUBE=DIR")
-                }
-                others[pair[0]] = pair[1]
+    func validate() throws {
+        if let inQube {
+            do {
+                _ = try InQubeExecution(parsing: inQube)
+            } catch let error as ProvisioningError {
+                throw ValidationError(error.message)
             }
-            guard let root = parts.first, !root.isEmpty else { throw ValidationError("--in-qube folder: needs the template's folder") }
-            return FolderExecutor(root: root, template: manifest.name(.core), others: others)
-        case let value?: throw ValidationError("--in-qube must be qvm-run or folder:DIR[,QUBE=DIR…], not '\(value)'")
         }
     }
 
-    func load() throws -> Manifest {
-        guard let data = FileManager.default.contents(atPath: manifest) else {
-            Terminal.error("\(manifest): cannot read the manifest")
-            throw ExitCode(1)
-        }
-        do {
-            return try Manifest.parse(String(decoding: data, as: UTF8.self))
-        } catch let error as Manifest.Error {
-            Terminal.error("\(manifest): \(error)")
-            throw ExitCode(1)
-        }
+    /// The executor for steps inside qubes (none offline unless --in-qube names one).
+    func executor(_ options: BackendOptions, manifest: Manifest) throws -> Executor? {
+        guard let inQube else { return options.store == nil ? QvmRunExecutor() : nil }
+        return try InQubeExecution(parsing: inQube).executor(for: manifest)
     }
+
+    func load() throws -> Manifest { try file.load() }
 
     var journalPath: String {
-        journal ?? URL(fileURLWithPath: manifest).deletingLastPathComponent().appendingPathComponent("liteqube.journal.json").path
+        journal ?? URL(fileURLWithPath: file.path).deletingLastPathComponent().appendingPathComponent("liteqube.journal.json").path
     }
 
     /// Kernels installed in dom0.
@@ -80,13 +82,13 @@ struct ManifestOptions: ParsableArguments {
     /// The manifest's network connections folder, relative to the manifest's own.
     func networks(_ manifest: Manifest) throws -> [NetworkConnection] {
         guard let folder = manifest.networks else { return [] }
-        let base = URL(fileURLWithPath: self.manifest).deletingLastPathComponent()
+        let base = URL(fileURLWithPath: file.path).deletingLastPathComponent()
         return try NetworkConnection.read(folder: folder.hasPrefix("/") ? folder : base.appendingPathComponent(folder).path)
     }
 
     /// The manifest when its file exists, else the defaults (destroy and mem
     /// need it only for qube names).
-    func loadIfPresent() throws -> Manifest { FileManager.default.fileExists(atPath: manifest) ? try load() : Manifest() }
+    func loadIfPresent() throws -> Manifest { try file.loadIfPresent() }
 
     func planner(_ backend: Backend, _ options: BackendOptions, manifest: Manifest) throws -> Planner {
         let executor = try executor(options, manifest: manifest)
@@ -250,8 +252,7 @@ struct GraphCommand: ParsableCommand {
             let text = svg ? topology.svg : topology.dot
             if let output {
                 guard FileManager.default.createFile(atPath: output, contents: Data(text.utf8)) else {
-                    Terminal.error("\(output): cannot write")
-                    throw ExitCode(1)
+                    throw CommandFailure("\(output): cannot write")
                 }
             } else {
                 Terminal.write(text)

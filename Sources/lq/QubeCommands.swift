@@ -1,4 +1,5 @@
 import ArgumentParser
+import InQubeTool
 import QubesAdmin
 import QubesStore
 
@@ -19,7 +20,7 @@ struct BackendOptions: ParsableArguments {
 
     /// Runs `body`, printing an error (after the store and qube it concerns) and exiting 1 on failure.
     func run(qube: String?, _ body: (Backend) throws -> Void) throws {
-        try Terminal.exitOnError(prefix: [store, qube].compactMap { $0 }.map { $0 + ": " }.joined()) { try body(backend()) }
+        try Tool.failing([store, qube].compactMap { $0 }.map { $0 + ": " }.joined()) { try body(backend()) }
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import InQubeTool
 import QrexecPolicy
 import QubesStore
 import Shards
@@ -86,7 +87,7 @@ enum ShardIO {
     }
 
     /// Runs `body`; a library error becomes a message and exit status 1.
-    static func run(_ body: () throws -> Void) throws { try Terminal.exitOnError(prefix: "error: ", body) }
+    static func run(_ body: () throws -> Void) throws { try Tool.failing("error: ", body) }
 }
 
 extension ShardCommand {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import InQubeTool
 import QubesStore
 
 /// `lq store …`: read, check and rewrite qubes.xml.
@@ -115,10 +116,7 @@ enum StoreInput {
         }
     }
 
-    static func fail(_ error: StoreError) -> ExitCode {
-        Terminal.error(error.description)
-        return ExitCode(1)
-    }
+    static func fail(_ error: StoreError) -> CommandFailure { CommandFailure(error.description) }
 }
 
 /// A short human summary of a store.

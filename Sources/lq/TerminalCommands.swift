@@ -1,4 +1,5 @@
 import ArgumentParser
+import InQubeTool
 import Provisioning
 
 /// `lq xterm`: a root terminal in a Liteqube service qube (docs/liteqube.md, "Terminals").
@@ -16,7 +17,7 @@ struct XtermCommand: ParsableCommand {
     @Option(help: ArgumentHelp("qvm-run.", valueName: "path")) var qvmRun = "/usr/bin/qvm-run"
 
     func run() throws {
-        try Terminal.exitOnError(prefix: qube + ": ") { try ServiceTerminal(qvmRun: qvmRun).open(qube: qube, command: command) }
+        try Tool.failing(qube + ": ") { try ServiceTerminal(qvmRun: qvmRun).open(qube: qube, command: command) }
     }
 }
 
@@ -25,10 +26,12 @@ struct ConnectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "connect", abstract: "Join a network: nmtui in the network qube, in a root terminal.")
 
-    @Option(help: "The network qube.") var qube = "core-net"
+    @OptionGroup var manifest: ManifestFile
+    @Option(help: "The network qube (default: the manifest's).") var qube: String?
     @Option(help: ArgumentHelp("qvm-run.", valueName: "path")) var qvmRun = "/usr/bin/qvm-run"
 
     func run() throws {
-        try Terminal.exitOnError(prefix: qube + ": ") { try ServiceTerminal(qvmRun: qvmRun).open(qube: qube, command: ["nmtui"]) }
+        let qube = try qube ?? manifest.loadIfPresent().name(.net)
+        try Tool.failing(qube + ": ") { try ServiceTerminal(qvmRun: qvmRun).open(qube: qube, command: ["nmtui"]) }
     }
 }

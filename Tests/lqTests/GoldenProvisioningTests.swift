@@ -63,7 +63,7 @@ import Testing
     static func compare(_ actual: String, _ file: String) throws {
         let url = folder.appendingPathComponent(file)
         if ProcessInfo.processInfo.environment["LQ_RECORD_GOLDEN"] == "1" {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try actual.write(to: url, atomically: true, encoding: .utf8)
             return
         }

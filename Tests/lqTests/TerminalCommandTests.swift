@@ -36,6 +36,16 @@ import Testing
         #expect(try arguments().suffix(3) == ["/usr/lib/liteqube/liteqube-xterm", "core-net", "nmtui"])
     }
 
+    @Test func connectTakesTheNetworkQubeFromTheManifest() throws {
+        let manifest = folder.appendingPathComponent("liteqube.yaml").path
+        try "components: [base, network]\nnames: {net: lab-net}\n".write(toFile: manifest, atomically: false, encoding: .utf8)
+        #expect(try LQ.run("connect", "-f", manifest, "--qvm-run", qvmRun).status == 0)
+        #expect(try arguments().suffix(3) == ["/usr/lib/liteqube/liteqube-xterm", "lab-net", "nmtui"])
+        try "components: [base]\nnames: {net: -bad}\n".write(toFile: manifest, atomically: false, encoding: .utf8)
+        let refused = try LQ.run("connect", "-f", manifest, "--qvm-run", qvmRun)
+        #expect(refused.status == 1 && refused.stderr.hasPrefix(manifest + ": line 2: names.net: '-bad'"), "\(refused.stderr)")
+    }
+
     @Test func badQubesAndFailuresExitOneNamingTheQube() throws {
         let bad = try LQ.run("xterm", "-core", "--qvm-run", qvmRun)
         #expect(bad.status == 2, "an option-like qube name is a usage error")
