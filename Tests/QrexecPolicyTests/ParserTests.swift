@@ -72,9 +72,11 @@ import Testing
         #expect(load.errors.map(\.code) == [.unreadable])
     }
 
-    /// Every prefix of every fixture file, and seeded random byte soup, load
-    /// or fail with errors; when they load, every call still gets a decision.
-    @Test func truncatedAndGarbageInputNeverCrash() throws {
+    /// Every prefix of every fixture file, and seeded random byte soup: a
+    /// policy that loads decides every call; one that does not is refused with
+    /// errors naming the file (and the line, when the file could be read); a
+    /// system-info or call list that does not parse is refused naming its file.
+    @Test func truncatedAndGarbageInputIsDecidedOrRefused() throws {
         var inputs: [[UInt8]] = []
         for name in ["policy.d/20-tokens.policy", "policy.d/30-include.policy", "policy.d/include/lq-old", "system-info.json"] {
             let bytes = try PolicyFixtures.bytes(name)
@@ -93,8 +95,20 @@ import Testing
             files.files["/l/svc+arg"] = input
             files.files["/p/40-compat.policy"] = Array("!compat-4.0\n!include-service s * 30-x.policy\n".utf8)
             let load = PolicyLoader(directories: ["/p"], legacyDirectory: "/l", fileSystem: files).load()
-            _ = try? SystemInfo(json: input)
-            _ = try? Call.list(json: input)
+            do {
+                _ = try SystemInfo(json: input, file: "in.json")
+            } catch {
+                #expect(error.file == "in.json" && error.description.contains("in.json"), "\(error)")
+            }
+            do {
+                _ = try Call.list(json: input, file: "calls.json")
+            } catch {
+                #expect(error.file == "calls.json" && error.description.contains("calls.json"), "\(error)")
+            }
+            for error in load.errors {
+                #expect(["/p/30-x.policy", "/l/svc+arg"].contains(error.file ?? ""), "\(error)")
+                #expect(error.code == .unreadable || error.line != nil, "\(error)")
+            }
             if load.errors.isEmpty {
                 let decision = PolicyEvaluator(policy: load.policy, system: system).evaluate(Call(service: "s", source: "work", target: ""))
                 #expect(!decision.name.isEmpty)
