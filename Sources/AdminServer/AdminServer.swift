@@ -195,7 +195,7 @@ public struct AdminDispatcher {
         switch request.method {
         case "admin.vm.List":
             let qubes = try backend.qubes().filter { dest == "dom0" || $0.name == dest }
-            return lines(qubes.map { "\($0.name) class=\($0.vmClass) state=\(powerState(of: $0.name, $0.state)) uuid=\($0.uuid)" })
+            return lines(qubes.map { "\($0.name) class=\($0.vmClass.rawValue) state=\(powerState(of: $0.name, $0.state.rawValue)) uuid=\($0.uuid)" })
         case "admin.vm.Remove": try backend.remove(dest)
         case "admin.vm.feature.List": return lines(try backend.features(of: dest))
         case "admin.vm.feature.Get": return try backend.feature(argument, of: dest)

@@ -157,7 +157,6 @@ public struct Applier {
             }
             for volume in ["root", "private"] { try backend.cloneVolume(volume, from: source, to: name) }
         case .createQube(let name, let vmClass, let template, let label):
-            guard let vmClass = VMClass(rawValue: vmClass) else { throw ProvisioningError("unknown class \(vmClass)") }
             try backend.create(Store.NewQube(vmClass: vmClass, name: name, label: label, template: template))
         case .setProperty(let qube, let name, let value):
             try backend.setProperty(name, of: qube, to: value)

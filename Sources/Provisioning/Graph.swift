@@ -1,11 +1,12 @@
 import QubesAdmin
+import QubesStore
 
 /// The qube topology: netvm chains, templates, disposable templates, PCI
 /// devices and memory, as Graphviz DOT or as a self-contained SVG.
 public struct Topology: Sendable {
     public struct Node: Sendable, Hashable {
         public var name: String
-        public var vmClass: String
+        public var vmClass: VMClass
         public var memory: String
         public var hvm: Bool
     }
@@ -36,12 +37,12 @@ public struct Topology: Sendable {
         var edges: [Edge] = []
         for qube in try backend.qubes() {
             func value(_ property: String) -> String { (try? backend.property(property, of: qube.name).value) ?? "" }
-            let isAdmin = qube.vmClass == "AdminVM"
+            let isAdmin = qube.vmClass == .adminVM
             nodes.append(Node(name: qube.name, vmClass: qube.vmClass, memory: isAdmin ? "" : value("memory"), hvm: !isAdmin && value("virt_mode") == "hvm"))
-            guard !isAdmin, qube.vmClass != "RemoteVM" else { continue }
+            guard qube.vmClass.hasNetVM else { continue }
             let netvm = value("netvm")
             if !netvm.isEmpty { edges.append(Edge(from: qube.name, to: netvm, kind: .netvm)) }
-            if qube.vmClass == "AppVM" || qube.vmClass == "DispVM" {
+            if qube.vmClass.hasTemplate {
                 edges.append(Edge(from: qube.name, to: value("template"), kind: .template))
             }
             for device in try backend.assignedDevices(of: qube.name, deviceClass: "pci") {
@@ -60,14 +61,14 @@ public struct Topology: Sendable {
     }
 
     private func label(_ node: Node) -> [String] {
-        [node.name, node.vmClass + (node.memory.isEmpty ? "" : " \(node.memory) MiB") + (node.hvm ? " +144 stub" : "")]
+        [node.name, node.vmClass.rawValue + (node.memory.isEmpty ? "" : " \(node.memory) MiB") + (node.hvm ? " +144 stub" : "")]
     }
 
     /// Graphviz DOT: netvm edges solid, template edges dashed, devices as boxes.
     public var dot: String {
         var lines = ["digraph qubes {", "  rankdir=LR;", "  node [shape=ellipse, fontname=\"sans-serif\"];"]
         for node in nodes {
-            let shape = node.vmClass == "TemplateVM" ? ", shape=component" : node.vmClass == "DispVM" ? ", style=dashed" : ""
+            let shape = node.vmClass == .templateVM ? ", shape=component" : node.vmClass == .dispVM ? ", style=dashed" : ""
             let text = label(node).map { Self.quoted($0).dropFirst().dropLast() }.joined(separator: "\\n")
             lines.append("  \(Self.quoted(node.name)) [label=\"\(text)\"\(shape)];")
         }
@@ -118,7 +119,7 @@ public struct Topology: Sendable {
         let byName = Dictionary(nodes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for (name, point) in position.sorted(by: { $0.key < $1.key }) {
             let node = byName[name]
-            let fill = node == nil ? "#eee" : node!.vmClass == "TemplateVM" ? "#dde" : "#fff"
+            let fill = node == nil ? "#eee" : node!.vmClass == .templateVM ? "#dde" : "#fff"
             parts.append("<rect x=\"\(point.x)\" y=\"\(point.y)\" width=\"\(width)\" height=\"\(height)\" rx=\"6\" fill=\"\(fill)\" stroke=\"#333\"/>")
             let lines = node.map(label) ?? [name]
             for (index, line) in lines.enumerated() {

@@ -5,7 +5,7 @@ import QubesStore
 public enum Operation: Sendable, Hashable, Codable {
     /// Clone a TemplateVM (features and volumes) under a new name and label.
     case cloneTemplate(source: String, name: String, label: String)
-    case createQube(name: String, vmClass: String, template: String?, label: String)
+    case createQube(name: String, vmClass: VMClass, template: String?, label: String)
     /// Set a property (`qube` nil: global); `value` is Admin API text, "" = none.
     case setProperty(qube: String?, name: String, value: String)
     case setFeature(qube: String, name: String, value: String)
@@ -31,7 +31,7 @@ public enum Operation: Sendable, Hashable, Codable {
         switch self {
         case .cloneTemplate(let source, let name, let label): "clone template \(source) as \(name) (label \(label))"
         case .createQube(let name, let vmClass, let template, let label):
-            "create \(vmClass) \(name)" + (template.map { " from \($0)" } ?? "") + " (label \(label))"
+            "create \(vmClass.rawValue) \(name)" + (template.map { " from \($0)" } ?? "") + " (label \(label))"
         case .setProperty(let qube, let name, let value):
             "set \(qube.map { "\($0) " } ?? "global ")\(name) = \(value.isEmpty ? "none" : value)"
         case .setFeature(let qube, let name, let value): "set feature \(qube) \(name) = '\(value)'"
@@ -57,7 +57,7 @@ public enum Operation: Sendable, Hashable, Codable {
             members.merge(["op": .string("clone-template"), "source": .string(source), "qube": .string(name), "label": .string(label)]) { $1 }
         case .createQube(let name, let vmClass, let template, let label):
             members.merge([
-                "op": .string("create-qube"), "qube": .string(name), "class": .string(vmClass),
+                "op": .string("create-qube"), "qube": .string(name), "class": .string(vmClass.rawValue),
                 "template": template.map(JSONValue.string) ?? .null, "label": .string(label),
             ]) { $1 }
         case .setProperty(let qube, let name, let value):
@@ -140,25 +140,25 @@ public struct Planner {
     public func plan(_ manifest: Manifest) throws -> Plan {
         let qubes = try backend.qubes()
         let names = Set(qubes.map(\.name))
-        let templates = qubes.filter { $0.vmClass == VMClass.templateVM.rawValue }.map(\.name)
+        let templates = qubes.filter { $0.vmClass == .templateVM }.map(\.name)
         let desired = try DesiredState(manifest, templates: templates, qubes: names, kernels: kernels)
         var operations: [Operation] = []
         var blockers: [String] = []
         let classes = Dictionary(qubes.map { ($0.name, $0.vmClass) }, uniquingKeysWith: { first, _ in first })
         // Power states as admin.vm.List gave them (dom0 is always running and has no network of its own).
         let running = Dictionary(
-            qubes.filter { $0.state != "Halted" && $0.vmClass != VMClass.adminVM.rawValue }.map { ($0.name, $0.state) },
+            qubes.filter { $0.state.isStarted && $0.vmClass != .adminVM }.map { ($0.name, $0.state.rawValue) },
             uniquingKeysWith: { first, _ in first })
         for qube in desired.qubes {
             let exists = classes[qube.name] != nil
-            if let existingClass = classes[qube.name], existingClass != qube.vmClass.rawValue {
-                throw ProvisioningError("qube \(qube.name) exists as \(existingClass), but Liteqube needs a \(qube.vmClass.rawValue) there; rename it or choose another name in the manifest")
+            if let existingClass = classes[qube.name], existingClass != qube.vmClass {
+                throw ProvisioningError("qube \(qube.name) exists as \(existingClass.rawValue), but Liteqube needs a \(qube.vmClass.rawValue) there; rename it or choose another name in the manifest")
             }
             if !exists {
                 if let source = qube.cloneOf {
                     operations.append(.cloneTemplate(source: source, name: qube.name, label: qube.label))
                 } else {
-                    operations.append(.createQube(name: qube.name, vmClass: qube.vmClass.rawValue, template: qube.template, label: qube.label))
+                    operations.append(.createQube(name: qube.name, vmClass: qube.vmClass, template: qube.template, label: qube.label))
                 }
             } else if let template = qube.template {
                 let current = try backend.property("template", of: qube.name)

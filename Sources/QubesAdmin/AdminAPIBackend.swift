@@ -43,10 +43,12 @@ public final class AdminAPIBackend: Backend {
                 let parts = field.split(separator: "=", maxSplits: 1)
                 if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
             }
-            guard let name = fields.first, let vmClass = values["class"] else {
+            guard let name = fields.first, let vmClass = values["class"].flatMap(VMClass.init(rawValue:)),
+                let state = PowerState(rawValue: values["state"] ?? "NA")
+            else {
                 throw AdminError.malformedReply(call: "admin.vm.List", detail: "line '\(line)'")
             }
-            return QubeSummary(name: name, vmClass: vmClass, state: values["state"] ?? "", uuid: values["uuid"] ?? "")
+            return QubeSummary(name: name, vmClass: vmClass, state: state, uuid: values["uuid"] ?? "")
         }
     }
 

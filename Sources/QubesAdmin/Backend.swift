@@ -3,16 +3,25 @@ import QubesStore
 /// One line of `admin.vm.List`.
 public struct QubeSummary: Sendable, Hashable {
     public var name: String
-    public var vmClass: String
-    public var state: String
+    public var vmClass: VMClass
+    public var state: PowerState
     public var uuid: String
 
-    public init(name: String, vmClass: String, state: String, uuid: String) {
+    public init(name: String, vmClass: VMClass, state: PowerState, uuid: String) {
         self.name = name
         self.vmClass = vmClass
         self.state = state
         self.uuid = uuid
     }
+}
+
+/// A qube's power state, as `admin.vm.List` and `admin.vm.CurrentState` name it.
+public enum PowerState: String, Sendable, Hashable, CaseIterable {
+    case halted = "Halted", transient = "Transient", running = "Running", paused = "Paused", suspended = "Suspended"
+    case halting = "Halting", dying = "Dying", crashed = "Crashed", unknown = "NA"
+
+    /// Anything but halted: the qube holds its devices and its network clients.
+    public var isStarted: Bool { self != .halted }
 }
 
 /// A property as `*.property.Get` reports it: `default=<bool> type=<type> <value>`.

@@ -127,7 +127,7 @@ public final class OfflineBackend: Backend {
     public func qubes() throws -> [QubeSummary] {
         try read("admin.vm.List") { store in
             store.domains.map {
-                QubeSummary(name: $0.name, vmClass: $0.vmClass.rawValue, state: $0.vmClass == .adminVM ? "Running" : "Halted", uuid: $0.uuid)
+                QubeSummary(name: $0.name, vmClass: $0.vmClass, state: $0.vmClass == .adminVM ? .running : .halted, uuid: $0.uuid)
             }
         }
     }

@@ -1,7 +1,7 @@
 import OrderedCollections
 
 /// The class of a qube, as written in `<domain class="…">`.
-public enum VMClass: String, Sendable, Hashable, CaseIterable {
+public enum VMClass: String, Sendable, Hashable, CaseIterable, Codable {
     case adminVM = "AdminVM"
     case appVM = "AppVM"
     case templateVM = "TemplateVM"
@@ -15,6 +15,10 @@ public enum VMClass: String, Sendable, Hashable, CaseIterable {
     public var hasTemplate: Bool { self == .appVM || self == .dispVM }
     /// Whether this is one of the QubesVM classes (not dom0, not remote).
     public var isQubesVM: Bool { hasVolumes }
+    /// Whether qubes of this class have a `netvm` (every QubesVM).
+    public var hasNetVM: Bool { isQubesVM }
+    /// Whether qubes of this class may be disposable templates (`template_for_dispvms`).
+    public var canBeDispVMTemplate: Bool { self == .appVM || self == .standaloneVM }
 }
 
 /// A label (colour) qubes can wear.

@@ -199,7 +199,7 @@ struct MemCommand: ParsableCommand {
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let qubes = try backend.qubes()
             let desired = try DesiredState(
-                manifest, templates: qubes.filter { $0.vmClass == "TemplateVM" }.map(\.name), qubes: Set(qubes.map(\.name)), kernels: nil)
+                manifest, templates: qubes.filter { $0.vmClass == .templateVM }.map(\.name), qubes: Set(qubes.map(\.name)), kernels: nil)
             let after = MemoryBudget(desired: desired)
             if options.json {
                 Terminal.write(MemoryReport.json(before: before, after: after, manifest: manifest).canonicalBytes())

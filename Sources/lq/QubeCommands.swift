@@ -34,12 +34,12 @@ struct ListQubes: ParsableCommand {
         try options.run(qube: nil) { backend in
             let rows = try backend.qubes().map { qube -> [String: String] in
                 func value(_ property: String) -> String {
-                    guard qube.vmClass != "AdminVM" || property == "label" else { return "" }
+                    guard qube.vmClass != .adminVM || property == "label" else { return "" }
                     return (try? backend.property(property, of: qube.name).value) ?? ""
                 }
-                let template = ["AppVM", "DispVM"].contains(qube.vmClass) ? value("template") : ""
-                let netvm = qube.vmClass == "AdminVM" || qube.vmClass == "RemoteVM" ? "" : value("netvm")
-                return ["name": qube.name, "state": qube.state, "class": qube.vmClass, "label": value("label"),
+                let template = qube.vmClass.hasTemplate ? value("template") : ""
+                let netvm = qube.vmClass.hasNetVM ? value("netvm") : ""
+                return ["name": qube.name, "state": qube.state.rawValue, "class": qube.vmClass.rawValue, "label": value("label"),
                         "template": template, "netvm": netvm]
             }
             let columns = ["name", "state", "class", "label", "template", "netvm"]

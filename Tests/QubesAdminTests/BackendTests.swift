@@ -71,7 +71,7 @@ import Testing
         defer { server.stop() }
         let client = AdminAPIBackend(transport: AdminTransport(socketPath: server.socketPath, timeout: 10))
         #expect(try client.qubes() == offline.qubes())
-        #expect(try client.qubes().first == QubeSummary(name: "dom0", vmClass: "AdminVM", state: "Running", uuid: "00000000-0000-0000-0000-000000000000"))
+        #expect(try client.qubes().first == QubeSummary(name: "dom0", vmClass: .adminVM, state: .running, uuid: "00000000-0000-0000-0000-000000000000"))
         #expect(try client.property("netvm", of: "work") == PropertyValue(type: "vm", isDefault: true, value: "fw-net"))
         #expect(try client.property("netvm", of: "sys-net") == PropertyValue(type: "vm", isDefault: false, value: ""))
         #expect(try client.property("memory", of: "core-net") == PropertyValue(type: "int", isDefault: false, value: "512"))
