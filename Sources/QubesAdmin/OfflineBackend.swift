@@ -20,25 +20,7 @@ public struct RandomSource: Sendable {
         let generator = Mutex(SplitMix64(seed: seed))
         @Sendable func next() -> UInt64 { generator.withLock { $0.next() } }
         return RandomSource(
-            uuid: {
-                let hex = (0..<2).map { _ in next() }.map { word in
-                    (0..<16).map { String((word >> (60 - 4 * UInt64($0))) & 0xF, radix: 16) }.joined()
-                }.joined()
-                var characters = Array(hex)
-                characters[12] = "4"
-                characters[16] = ["8", "9", "a", "b"][Int(next() % 4)]
-                let text = String(characters)
-                let cuts = [8, 12, 16, 20]
-                var parts: [String] = []
-                var start = text.startIndex
-                for cut in cuts {
-                    let end = text.index(text.startIndex, offsetBy: cut)
-                    parts.append(String(text[start..<end]))
-                    start = end
-                }
-                parts.append(String(text[start...]))
-                return parts.joined(separator: "-")
-            },
+            uuid: { generator.withLock { UUIDSource.random(using: &$0) } },
             dispid: { Int(next() % 10000) })
     }
 }

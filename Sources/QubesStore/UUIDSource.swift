@@ -3,6 +3,11 @@ public enum UUIDSource {
     /// A new random uuid in canonical lower-case form.
     public static func random() -> String {
         var generator = SystemRandomNumberGenerator()
+        return random(using: &generator)
+    }
+
+    /// A version-4 uuid from `generator`'s bytes, in canonical lower-case form.
+    public static func random(using generator: inout some RandomNumberGenerator) -> String {
         var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
         bytes[6] = (bytes[6] & 0x0F) | 0x40
         bytes[8] = (bytes[8] & 0x3F) | 0x80
