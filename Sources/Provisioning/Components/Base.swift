@@ -50,17 +50,20 @@ enum Base {
     /// a debian-core qube cannot start without (docs/liteqube.md, "The dpkg hook").
     static let keptUnits = [
         "getty@tty1.service", "liteqube-vm-template.service", "qubes-db.service", "qubes-early-vm-config.service",
-        "qubes-misc-post.service", "qubes-mount-dirs.service", "qubes-qrexec-agent.service", "qubes-sync-time.timer",
+        "qubes-bind-dirs.service", "qubes-misc-post.service", "qubes-mount-dirs.service", "qubes-qrexec-agent.service", "qubes-sync-time.timer",
         "qubes-sysinit.service", "systemd-pstore.service", "xendriverdomain.service",
     ]
 
-    /// Units the dpkg hook masks.
+    /// Units the dpkg hook masks: Debian 13's and the Qubes 4.3 agent's names (the agent turns swap
+    /// on with `dev-xvdc1-swap.service`; debian-core has no swap).
     static let maskedUnits = [
-        "cron.service", "dev-xvdc1.swap", "htpdate.service", "qubes-meminfo-writer.service", "remote-fs.target",
+        "cron.service", "dev-xvdc1-swap.service", "htpdate.service", "qubes-meminfo-writer.service", "remote-fs.target",
         "systemd-fsck-root.service", "systemd-journal-flush.service", "systemd-rfkill.service", "systemd-rfkill.socket",
-        "systemd-timesyncd.service", "systemd-tmpfiles-clean.timer", "systemd-update-utmp-runlevel.service",
-        "systemd-update-utmp.service",
+        "systemd-tmpfiles-clean.timer",
     ]
+
+    /// Units the hook masks where the release has them (Debian 12 only).
+    static let maskedWherePresent = ["systemd-update-utmp-runlevel.service", "systemd-update-utmp.service"]
 
     /// The template debian-core is cloned from: the manifest's, else
     /// `debian-13-minimal`, else the newest installed `debian-N-minimal`.
@@ -90,6 +93,7 @@ enum Base {
         overlay.values["sudo_commands"] = manifest.components.flatMap { $0.sudoCommands(manifest) }.joined(separator: ", ")
         overlay.values["kept_units"] = keptUnits.joined(separator: " ")
         overlay.values["masked_units"] = maskedUnits.joined(separator: " ")
+        overlay.values["masked_where_present"] = maskedWherePresent.joined(separator: " ")
         overlay.directory(bin)
         for name in TemplateBinaries.names {
             guard let binary = overlay.binaries.files[name] else { continue }
