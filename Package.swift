@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "BootProtect", targets: ["BootProtect"]),
         .library(name: "SplitServices", targets: ["SplitServices"]),
         .library(name: "Shards", targets: ["Shards"]),
+        .library(name: "SystemLayer", targets: ["SystemLayer"]),
+        .library(name: "LQCommon", targets: ["LQCommon"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,6 +27,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
+        // Every OS call: typed errors, no symlink followed, one atomic replace (docs/system-layer.md).
+        .target(name: "SystemLayer"),
+        // What the guard, the split services and provisioning share: naming rules, checksum pins, notifications.
+        .target(
+            name: "LQCommon",
+            dependencies: ["SystemLayer", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(
             name: "QubesStore",
             dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]
@@ -40,8 +49,7 @@ let package = Package(
         .target(
             name: "Provisioning",
             dependencies: [
-                "QubesStore", "QubesAdmin", "QrexecPolicy", "BootProtect", .product(name: "Yams", package: "Yams"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "QubesStore", "QubesAdmin", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["Resources"],
             plugins: ["EmbedTemplateTexts"]
@@ -55,11 +63,11 @@ let package = Package(
         ),
         .target(
             name: "BootProtect",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SystemLayer", "LQCommon"]
         ),
         .target(
             name: "SplitServices",
-            dependencies: ["BootProtect"]
+            dependencies: ["SystemLayer", "LQCommon"]
         ),
         .executableTarget(
             name: "lq",
@@ -70,13 +78,13 @@ let package = Package(
                 "QrexecPolicy",
                 "Shards",
                 "InQubeTool",
-                "BootProtect",
+                "SystemLayer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
             name: "InQubeTool",
-            dependencies: ["SplitServices", "BootProtect", "QubesStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SplitServices", "BootProtect", "SystemLayer", "LQCommon", "QubesStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "lq-protect", dependencies: ["InQubeTool"]),
         .executableTarget(name: "lq-inqube", dependencies: ["InQubeTool"]),
@@ -108,7 +116,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvisioningTests",
-            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy", "BootProtect", "SplitServices"],
+            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy", "BootProtect", "SplitServices", "SystemLayer", "LQCommon"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -123,11 +131,11 @@ let package = Package(
         ),
         .testTarget(
             name: "BootProtectTests",
-            dependencies: ["BootProtect"]
+            dependencies: ["BootProtect", "SystemLayer", "LQCommon"]
         ),
         .testTarget(
             name: "SplitServicesTests",
-            dependencies: ["SplitServices", "BootProtect"]
+            dependencies: ["SplitServices", "BootProtect", "SystemLayer", "LQCommon"]
         ),
         .testTarget(
             name: "lqTests",

@@ -1,6 +1,7 @@
-import BootProtect
 import Foundation
 import Glibc
+import LQCommon
+import SystemLayer
 
 /// Steps inside a qube (files and packages in debian-core): the real
 /// executor runs `qvm-run --pass-io` from dom0; `FolderExecutor` applies

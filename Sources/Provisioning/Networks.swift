@@ -1,5 +1,6 @@
-import BootProtect
 import Foundation
+import LQCommon
+import SystemLayer
 
 /// A NetworkManager connection (keyfile) Liteqube gives the network qube
 /// (docs/liteqube.md, "Saved networks"): a plain one lives in its template tree; one that holds a

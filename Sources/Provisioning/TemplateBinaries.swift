@@ -1,4 +1,5 @@
 import Foundation
+import LQCommon
 
 /// The static program the template runs, `lq-inqube` (the boot guard, the
 /// split services and the Tor qube's per-network state, called through links
