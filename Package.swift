@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "Shards", targets: ["Shards"]),
         .library(name: "SystemLayer", targets: ["SystemLayer"]),
         .library(name: "LQCommon", targets: ["LQCommon"]),
+        .library(name: "Topology", targets: ["Topology"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -57,6 +58,8 @@ let package = Package(
         // The components' template texts (Sources/Provisioning/Resources) compiled into the code.
         .executableTarget(name: "EmbedTexts", path: "Plugins/EmbedTexts"),
         .plugin(name: "EmbedTemplateTexts", capability: .buildTool(), dependencies: ["EmbedTexts"]),
+        // The qube topology as DOT or SVG, for lq graph.
+        .target(name: "Topology", dependencies: ["QubesAdmin"]),
         .target(
             name: "Shards",
             dependencies: ["QubesStore", "QrexecPolicy", .product(name: "OrderedCollections", package: "swift-collections")]
@@ -77,6 +80,7 @@ let package = Package(
                 "Provisioning",
                 "QrexecPolicy",
                 "Shards",
+                "Topology",
                 "InQubeTool",
                 "SystemLayer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

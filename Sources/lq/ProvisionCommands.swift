@@ -3,6 +3,7 @@ import Foundation
 import Provisioning
 import QubesAdmin
 import QubesStore
+import Topology
 
 /// Options shared by plan, apply, destroy and mem.
 struct ManifestOptions: ParsableArguments {

@@ -1,3 +1,4 @@
+import Foundation
 import QubesAdmin
 
 /// The qube topology: netvm chains, templates, disposable templates, PCI
