@@ -37,15 +37,15 @@ let package = Package(
         ),
         .target(
             name: "QubesStore",
-            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["SystemLayer", .product(name: "OrderedCollections", package: "swift-collections")]
         ),
         .target(
             name: "QubesAdmin",
-            dependencies: ["QubesStore"]
+            dependencies: ["QubesStore", "SystemLayer"]
         ),
         .target(
             name: "QrexecPolicy",
-            dependencies: ["QubesStore", "QubesAdmin"]
+            dependencies: ["QubesStore", "QubesAdmin", "SystemLayer"]
         ),
         .target(
             name: "Provisioning",
@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Topology", dependencies: ["QubesAdmin"]),
         .target(
             name: "Shards",
-            dependencies: ["QubesStore", "QrexecPolicy", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["QubesStore", "QrexecPolicy", "SystemLayer", .product(name: "OrderedCollections", package: "swift-collections")]
         ),
         .target(
             name: "BootProtect",
@@ -111,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "QubesStoreTests",
-            dependencies: ["QubesStore"],
+            dependencies: ["QubesStore", "SystemLayer"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -130,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ShardsTests",
-            dependencies: ["Shards", "QubesStore", "QrexecPolicy"],
+            dependencies: ["Shards", "QubesStore", "QrexecPolicy", "SystemLayer"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

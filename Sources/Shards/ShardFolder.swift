@@ -1,5 +1,6 @@
 import Glibc
 import QubesStore
+import SystemLayer
 
 /// The only place Shards touches the file system: finding, reading and
 /// atomically replacing the `domains.xml` files of a shard root.

@@ -8,17 +8,33 @@ public typealias Name = [UInt8]
 /// An open file descriptor.
 public typealias Descriptor = Int32
 
-/// A failed system call: its name and the errno.
+/// A failed system call: its name, the errno, and for a call on a path the path (and a rename's target).
 public struct SystemError: Error, Sendable, Hashable, CustomStringConvertible {
     public var call: String
     public var code: Int32
+    /// The path the call was made on, when it took one (calls relative to a descriptor leave it out).
+    public var path: String?
+    /// The second path of a call on two (a rename's destination).
+    public var target: String?
 
-    public init(_ call: String, _ code: Int32) {
+    public init(_ call: String, _ code: Int32, path: String? = nil, target: String? = nil) {
         self.call = call
         self.code = code
+        self.path = path
+        self.target = target
     }
 
-    public var description: String { "\(call): \(String(cString: strerror(code))) (errno \(code))" }
+    /// `<call>[ <path>[ -> <target>]]: <strerror> (errno N)`.
+    public var description: String {
+        let subject = (path.map { " " + $0 } ?? "") + (target.map { " -> " + $0 } ?? "")
+        return "\(call)\(subject): \(reason)"
+    }
+
+    /// `<strerror> (errno N)`.
+    public var reason: String { "\(String(cString: strerror(code))) (errno \(code))" }
+
+    /// The same failure, naming the path it was on.
+    public func on(_ path: String) -> SystemError { SystemError(call, code, path: path, target: target) }
 
     /// `ENOENT`.
     public var isNotFound: Bool { code == ENOENT }

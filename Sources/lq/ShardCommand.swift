@@ -2,6 +2,7 @@ import ArgumentParser
 import QrexecPolicy
 import QubesStore
 import Shards
+import SystemLayer
 
 /// `lq shard …`: merge shards into the store qubesd loads and split them out again.
 struct ShardCommand: ParsableCommand {
