@@ -109,6 +109,7 @@ let package = Package(
             dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "Shards"],
             path: "Benchmarks/lq-bench"
         ),
+        .testTarget(name: "SystemLayerTests", dependencies: ["SystemLayer"]),
         .testTarget(
             name: "QubesStoreTests",
             dependencies: ["QubesStore", "SystemLayer"],

@@ -84,11 +84,11 @@ public struct FileAttributes: Sendable, Hashable {
 /// The real calls: `HostSystem`'s loops on descriptors, O_CLOEXEC everywhere; every error is a
 /// `SystemError` naming the path (for a descriptor, the path it was opened with).
 public struct SystemFileSystem: FileSystem {
-    private let host = HostSystem()
+    let host = HostSystem()
 
     public init() {}
 
-    public func open(_ path: String, flags: Int32, mode: UInt32) throws -> Int32 {
+    public func open(_ path: String, flags: Int32, mode: UInt32) throws(SystemError) -> Int32 {
         do {
             return try retrying("open") { Glibc.open(path, flags | O_CLOEXEC, mode_t(mode)) }
         } catch {
@@ -106,7 +106,7 @@ public struct SystemFileSystem: FileSystem {
         return FileStamp(FileInfo(st))
     }
 
-    public func read(_ fd: Int32) throws -> [UInt8] {
+    public func read(_ fd: Int32) throws(SystemError) -> [UInt8] {
         try naming(fd) { () throws(SystemError) in try host.read(fd, limit: Int.max - 1) }
     }
 
@@ -160,7 +160,7 @@ public struct SystemFileSystem: FileSystem {
     }
 
     /// Runs a call on `fd`, naming in its error the path `fd` was opened with.
-    private func naming<Result>(_ fd: Int32, _ body: () throws(SystemError) -> Result) throws(SystemError) -> Result {
+    func naming<Result>(_ fd: Int32, _ body: () throws(SystemError) -> Result) throws(SystemError) -> Result {
         do {
             return try body()
         } catch {
@@ -170,7 +170,7 @@ public struct SystemFileSystem: FileSystem {
 }
 
 /// stat(2); a free function because `Glibc.stat` names the struct, and `stat` inside the struct the method.
-private func statPath(_ path: String, _ st: inout Glibc.stat) -> Int32 {
+func statPath(_ path: String, _ st: inout Glibc.stat) -> Int32 {
     stat(path, &st)
 }
 

@@ -116,8 +116,13 @@ public struct HostSystem: SystemCalls {
     }
 
     public func makeDirectory(_ dir: Descriptor, _ name: Name) throws(SystemError) {
+        try makeDirectory(dir, name, mode: 0o700)
+    }
+
+    /// `mkdirat(dir, name, mode)` (the umask applies).
+    public func makeDirectory(_ dir: Descriptor, _ name: Name, mode: UInt32) throws(SystemError) {
         hook("mkdirat", name)
-        try check("mkdirat", withCName(name) { mkdirat(dir, $0, mode_t(0o700)) })
+        try check("mkdirat", withCName(name) { mkdirat(dir, $0, mode_t(mode)) })
     }
 
     public func makeSymlink(_ target: Name, _ dir: Descriptor, _ name: Name) throws(SystemError) {

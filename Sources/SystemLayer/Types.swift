@@ -27,17 +27,21 @@ public struct SystemError: Error, Sendable, Hashable, CustomStringConvertible {
     /// `<call>[ <path>[ -> <target>]]: <strerror> (errno N)`.
     public var description: String {
         let subject = (path.map { " " + $0 } ?? "") + (target.map { " -> " + $0 } ?? "")
-        return "\(call)\(subject): \(reason)"
+        return "\(call)\(subject): \(reason) (errno \(code))"
     }
 
-    /// `<strerror> (errno N)`.
-    public var reason: String { "\(String(cString: strerror(code))) (errno \(code))" }
+    /// What `strerror` says about the errno.
+    public var reason: String { String(cString: strerror(code)) }
 
     /// The same failure, naming the path it was on.
     public func on(_ path: String) -> SystemError { SystemError(call, code, path: path, target: target) }
 
     /// `ENOENT`.
     public var isNotFound: Bool { code == ENOENT }
+    /// `EEXIST`: an entry of that name is already there.
+    public var isAlreadyThere: Bool { code == EEXIST }
+    /// `ENOTEMPTY` (or `EEXIST`, which POSIX allows instead) from removing a folder that still holds entries.
+    public var isNotEmpty: Bool { code == ENOTEMPTY || code == EEXIST }
     /// `ELOOP` or `ENOTDIR` from an `O_NOFOLLOW` open: a symlink or another type stands where a
     /// directory or file was expected.
     public var isUnexpectedType: Bool { code == ELOOP || code == ENOTDIR }
