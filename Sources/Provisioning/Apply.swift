@@ -216,7 +216,7 @@ public struct Applier {
         }
         try finish(changedInside)
         files.remove(journalFile.path)
-        try? FileManager.default.removeItem(atPath: keptFolder)
+        try? SystemFileSystem().removeTree(keptFolder)
     }
 
     /// Where replaced template files are kept until destroy.

@@ -55,4 +55,24 @@ extension SystemFileSystem {
             prefix += "/"
         }
     }
+
+    /// Removes the entry at `path` and, when it is a folder, everything below it; symlinks are removed,
+    /// never followed. Nothing at `path` is not an error.
+    public func removeTree(_ path: String) throws(SystemError) {
+        do {
+            try removeTree(Array(path.utf8))
+        } catch {
+            throw error.on(path)
+        }
+    }
+
+    private func removeTree(_ path: Name) throws(SystemError) {
+        guard let info = try host.status(currentDirectory, path) else { return }
+        if info.type == .directory {
+            let fd = try host.openDirectory(currentDirectory, path, followSymlink: false)
+            defer { host.close(fd) }
+            for name in try host.entries(fd) { try removeTree(path + [UInt8(ascii: "/")] + name) }
+        }
+        try host.remove(currentDirectory, path, directory: info.type == .directory)
+    }
 }

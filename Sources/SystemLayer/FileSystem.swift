@@ -53,11 +53,8 @@ public struct FileStamp: Sendable, Hashable {
     public var mtimeNanoseconds: Int64
 
     public init(device: UInt64, inode: UInt64, size: Int64, mtimeSeconds: Int64, mtimeNanoseconds: Int64) {
-        self.device = device
-        self.inode = inode
-        self.size = size
-        self.mtimeSeconds = mtimeSeconds
-        self.mtimeNanoseconds = mtimeNanoseconds
+        (self.device, self.inode, self.size) = (device, inode, size)
+        (self.mtimeSeconds, self.mtimeNanoseconds) = (mtimeSeconds, mtimeNanoseconds)
     }
 
     /// The stamp of what `info` describes.
@@ -75,9 +72,7 @@ public struct FileAttributes: Sendable, Hashable {
     public var group: UInt32
 
     public init(permissions: UInt32, owner: UInt32, group: UInt32) {
-        self.permissions = permissions
-        self.owner = owner
-        self.group = group
+        (self.permissions, self.owner, self.group) = (permissions, owner, group)
     }
 }
 

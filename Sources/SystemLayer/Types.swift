@@ -18,10 +18,7 @@ public struct SystemError: Error, Sendable, Hashable, CustomStringConvertible {
     public var target: String?
 
     public init(_ call: String, _ code: Int32, path: String? = nil, target: String? = nil) {
-        self.call = call
-        self.code = code
-        self.path = path
-        self.target = target
+        (self.call, self.code, self.path, self.target) = (call, code, path, target)
     }
 
     /// `<call>[ <path>[ -> <target>]]: <strerror> (errno N)`.

@@ -10,14 +10,7 @@ private func scratchFolder() throws -> String {
 }
 
 /// Removes `folder` and everything below it.
-private func remove(_ folder: String) {
-    let files = SystemFileSystem()
-    for name in (try? files.entries(of: folder)) ?? [] {
-        let path = folder + "/" + String(decoding: name, as: UTF8.self)
-        if let info = try? files.info(of: path), info.type == .directory { remove(path) } else { unlink(path) }
-    }
-    rmdir(folder)
-}
+private func remove(_ folder: String) { try? SystemFileSystem().removeTree(folder) }
 
 @Suite struct SystemLayerTests {
     let files = SystemFileSystem()
@@ -72,6 +65,22 @@ private func remove(_ folder: String) {
         #expect(try files.info(of: folder + "/link")?.type == .symlink)
         #expect(try files.info(of: folder + "/link", followSymlink: true)?.type == .directory)
         #expect(try files.info(of: folder + "/nothing") == nil)
+    }
+
+    @Test func removeTreeRemovesFoldersAndLinksButNotWhatTheyPointTo() throws {
+        let folder = try scratchFolder()
+        defer { remove(folder) }
+        let outside = try scratchFolder()
+        defer { remove(outside) }
+        let attributes = FileAttributes(permissions: 0o600, owner: getuid(), group: getgid())
+        _ = try files.replaceFile(outside + "/kept", with: [1], attributes: attributes)
+        try files.makeDirectories(folder + "/tree/a/b")
+        _ = try files.replaceFile(folder + "/tree/a/b/file", with: [2], attributes: attributes)
+        #expect(symlink(outside, folder + "/tree/link") == 0)
+        try files.removeTree(folder + "/tree")
+        try files.removeTree(folder + "/tree")
+        #expect(try files.entries(of: folder) == [])
+        #expect(try files.contents(of: outside + "/kept") == [1])
     }
 
     @Test func errorsNameTheCallThePathsAndTheErrno() {
