@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "BootProtect", targets: ["BootProtect"]),
         .library(name: "SplitServices", targets: ["SplitServices"]),
         .library(name: "Shards", targets: ["Shards"]),
+        .library(name: "SystemLayer", targets: ["SystemLayer"]),
+        .library(name: "LQCommon", targets: ["LQCommon"]),
+        .library(name: "Topology", targets: ["Topology"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,23 +28,29 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
+        // Every OS call: typed errors, no symlink followed, one atomic replace (docs/system-layer.md).
+        .target(name: "SystemLayer"),
+        // What the guard, the split services and provisioning share: naming rules, checksum pins, notifications.
+        .target(
+            name: "LQCommon",
+            dependencies: ["SystemLayer", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(
             name: "QubesStore",
-            dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["SystemLayer", .product(name: "OrderedCollections", package: "swift-collections")]
         ),
         .target(
             name: "QubesAdmin",
-            dependencies: ["QubesStore"]
+            dependencies: ["QubesStore", "SystemLayer"]
         ),
         .target(
             name: "QrexecPolicy",
-            dependencies: ["QubesStore", "QubesAdmin"]
+            dependencies: ["QubesStore", "QubesAdmin", "SystemLayer"]
         ),
         .target(
             name: "Provisioning",
             dependencies: [
-                "QubesStore", "QubesAdmin", "QrexecPolicy", "BootProtect", .product(name: "Yams", package: "Yams"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "QubesStore", "QubesAdmin", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "Yams", package: "Yams"),
             ],
             exclude: ["Resources"],
             plugins: ["EmbedTemplateTexts"]
@@ -49,17 +58,19 @@ let package = Package(
         // The components' template texts (Sources/Provisioning/Resources) compiled into the code.
         .executableTarget(name: "EmbedTexts", path: "Plugins/EmbedTexts"),
         .plugin(name: "EmbedTemplateTexts", capability: .buildTool(), dependencies: ["EmbedTexts"]),
+        // The qube topology as DOT or SVG, for lq graph.
+        .target(name: "Topology", dependencies: ["QubesAdmin"]),
         .target(
             name: "Shards",
-            dependencies: ["QubesStore", "QrexecPolicy", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["QubesStore", "QrexecPolicy", "SystemLayer", .product(name: "OrderedCollections", package: "swift-collections")]
         ),
         .target(
             name: "BootProtect",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["SystemLayer", "LQCommon"]
         ),
         .target(
             name: "SplitServices",
-            dependencies: ["BootProtect"]
+            dependencies: ["SystemLayer", "LQCommon"]
         ),
         .executableTarget(
             name: "lq",
@@ -69,14 +80,15 @@ let package = Package(
                 "Provisioning",
                 "QrexecPolicy",
                 "Shards",
+                "Topology",
                 "InQubeTool",
-                "BootProtect",
+                "SystemLayer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
             name: "InQubeTool",
-            dependencies: ["SplitServices", "BootProtect", "QubesStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["SplitServices", "BootProtect", "SystemLayer", "LQCommon", "QubesStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "lq-protect", dependencies: ["InQubeTool"]),
         .executableTarget(name: "lq-inqube", dependencies: ["InQubeTool"]),
@@ -97,9 +109,10 @@ let package = Package(
             dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "Shards"],
             path: "Benchmarks/lq-bench"
         ),
+        .testTarget(name: "SystemLayerTests", dependencies: ["SystemLayer"]),
         .testTarget(
             name: "QubesStoreTests",
-            dependencies: ["QubesStore"],
+            dependencies: ["QubesStore", "SystemLayer"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -108,7 +121,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ProvisioningTests",
-            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy", "BootProtect", "SplitServices"],
+            dependencies: ["Provisioning", "AdminServer", "QrexecPolicy", "BootProtect", "SplitServices", "SystemLayer", "LQCommon"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -118,16 +131,16 @@ let package = Package(
         ),
         .testTarget(
             name: "ShardsTests",
-            dependencies: ["Shards", "QubesStore", "QrexecPolicy"],
+            dependencies: ["Shards", "QubesStore", "QrexecPolicy", "SystemLayer"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "BootProtectTests",
-            dependencies: ["BootProtect"]
+            dependencies: ["BootProtect", "SystemLayer", "LQCommon"]
         ),
         .testTarget(
             name: "SplitServicesTests",
-            dependencies: ["SplitServices", "BootProtect"]
+            dependencies: ["SplitServices", "BootProtect", "SystemLayer", "LQCommon"]
         ),
         .testTarget(
             name: "lqTests",

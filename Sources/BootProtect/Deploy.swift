@@ -1,3 +1,5 @@
+import SystemLayer
+
 /// Deploying template entries: pass 1 replacements and pass 2 (missing entries).
 extension GuardRun {
     /// A folder of the volume in pass 2: open for real, or (dry run) one pass 1 would have deployed.

@@ -1,3 +1,6 @@
+import LQCommon
+import SystemLayer
+
 /// The boot-time guard of a qube's private volume (docs/boot-guard.md).
 ///
 /// Pass 1 walks the volume depth first (names sorted bytewise, the top-level `QUARANTINE` skipped)
@@ -549,10 +552,4 @@ extension RuleEntry {
         case .unsupported(let type): type.rawValue
         }
     }
-}
-
-/// A mode as four octal digits, `0644`.
-public func octal(_ value: UInt32) -> String {
-    let digits = String(value, radix: 8)
-    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
 }

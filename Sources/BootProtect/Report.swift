@@ -1,3 +1,5 @@
+import SystemLayer
+
 /// A path inside the private volume, relative to its root, as raw name components.
 public struct RelativePath: Sendable, Hashable, Comparable, CustomStringConvertible {
     public var components: [Name]
@@ -28,34 +30,6 @@ public struct RelativePath: Sendable, Hashable, Comparable, CustomStringConverti
     public var description: String {
         isRoot ? "." : components.map(displayName).joined(separator: "/")
     }
-}
-
-/// A name for messages: printable UTF-8 kept, control bytes, `\` and invalid UTF-8 as `\xNN`.
-public func displayName(_ name: Name) -> String {
-    var result = ""
-    var index = 0
-    while index < name.count {
-        let byte = name[index]
-        if byte >= 0x20 && byte < 0x7F && byte != UInt8(ascii: "\\") {
-            result.unicodeScalars.append(Unicode.Scalar(byte))
-            index += 1
-            continue
-        }
-        let length = byte >= 0xF0 ? 4 : byte >= 0xE0 ? 3 : byte >= 0xC2 ? 2 : 0
-        if length > 0, index + length <= name.count {
-            let slice = Array(name[index..<index + length])
-            let text = String(decoding: slice, as: UTF8.self)
-            if Array(text.utf8) == slice, text.unicodeScalars.allSatisfy({ $0.properties.generalCategory != .control && $0.properties.generalCategory != .format }) {
-                result += text
-                index += length
-                continue
-            }
-        }
-        let digits = Array("0123456789abcdef")
-        result += "\\x" + String(digits[Int(byte >> 4)]) + String(digits[Int(byte & 0x0F)])
-        index += 1
-    }
-    return result
 }
 
 /// What the guard did (or, in a dry run, would do) to one entry.
@@ -169,9 +143,4 @@ public struct ProtectReport: Sendable, Hashable {
         let head = quarantined.isEmpty && deleted.isEmpty ? "Boot protection" : "Files quarantined during boot"
         return parts.isEmpty ? "\(head): nothing to do" : "\(head): " + parts.joined(separator: ", ")
     }
-}
-
-/// Where the one dom0 notification of a run goes (the CLI sends `liteqube.Error` over qrexec).
-public protocol Notifier: Sendable {
-    func notify(qube: String, message: String)
 }

@@ -1,17 +1,4 @@
-/// Whether `name` is a Qubes qube name: a letter, then letters, digits, `_`, `.` or `-`, at most 31
-/// characters, and not `.` or `..` (so it is always one safe path component).
-public func isValidQubeName(_ name: String) -> Bool {
-    let bytes = Array(name.utf8)
-    guard let first = bytes.first, bytes.count <= 31, isASCIILetter(first) else { return false }
-    return bytes.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
-}
-
-func isASCIILetter(_ byte: UInt8) -> Bool {
-    (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
-}
-
-/// `0`–`9`.
-public func isASCIIDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+import SystemLayer
 
 /// One entry of a rules tree (`template.*`, `checksum.*`, `whitelist.*`), read without following symlinks.
 /// File contents are not kept; `RuleTree.content(of:)` reads them when needed.

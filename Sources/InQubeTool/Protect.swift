@@ -1,7 +1,9 @@
 import ArgumentParser
 import BootProtect
 import Glibc
+import LQCommon
 import QubesStore
+import SystemLayer
 
 /// What `lq protect` and the template's own `lq-protect` say about themselves.
 public enum Protect {

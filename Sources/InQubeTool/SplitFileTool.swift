@@ -1,5 +1,4 @@
 import ArgumentParser
-import BootProtect
 import Glibc
 import SplitServices
 

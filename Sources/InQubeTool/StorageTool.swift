@@ -1,5 +1,5 @@
 import ArgumentParser
-import BootProtect
+import LQCommon
 import SplitServices
 
 /// `lq-storage`: USB storage notifications from core-usb (udev starts it through `liteqube-storage@.service`).

@@ -1,7 +1,8 @@
 import ArgumentParser
-import BootProtect
 import Glibc
+import LQCommon
 import SplitServices
+import SystemLayer
 
 // What the tools that run inside qubes share (lq-protect, lq-splitfile, lq-splitpassword, lq-torsetap): reading the
 // qrexec environment, stdin and stdout, and exit statuses (0 done, 1 refused, 2 usage); lq uses the

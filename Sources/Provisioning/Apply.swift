@@ -1,6 +1,8 @@
 import Foundation
+import LQCommon
 import QubesAdmin
 import QubesStore
+import SystemLayer
 
 /// The write-ahead journal of `lq apply`: for every change, the value it
 /// replaced, written and fsynced before the change is made.
@@ -178,10 +180,10 @@ public struct Applier {
             switch entry.kind {
             case .file(let content): placement = .file(Array(content.utf8))
             case .binary(let source, let sha256):
-                guard let data = FileManager.default.contents(atPath: source), sha256Hex(Array(data)) == sha256 else {
+                guard let bytes = try? SystemFileSystem().contents(of: source), sha256Hex(bytes) == sha256 else {
                     throw ProvisioningError("\(source) is missing or changed since the plan; plan again")
                 }
-                placement = .file(Array(data))
+                placement = .file(bytes)
             case .directory: placement = .directory
             case .symlink(let target): placement = .symlink(target: target)
             }
@@ -213,7 +215,7 @@ public struct Applier {
         }
         try finish(changedInside)
         files.remove(journalFile.path)
-        try? FileManager.default.removeItem(atPath: keptFolder)
+        try? SystemFileSystem().removeTree(keptFolder)
     }
 
     /// Where replaced template files are kept until destroy.
@@ -222,7 +224,7 @@ public struct Applier {
     /// Keeps `bytes` (whose sha256 is `digest`) beside the journal, fsynced, before they are replaced.
     private func keep(_ bytes: [UInt8], as digest: String) throws {
         guard sha256Hex(bytes) == digest else { throw ProvisioningError("a template file changed while it was read; plan again") }
-        try FileManager.default.createDirectory(atPath: keptFolder, withIntermediateDirectories: true)
+        try SystemFileSystem().makeDirectories(keptFolder)
         try StoreFile(path: keptFolder + "/" + digest, newFileMode: 0o600).replace(with: bytes, expecting: nil)
     }
 

@@ -1,6 +1,6 @@
-import BootProtect
 import Foundation
-import Glibc
+import LQCommon
+import SystemLayer
 
 /// Steps inside a qube (files and packages in debian-core): the real
 /// executor runs `qvm-run --pass-io` from dom0; `FolderExecutor` applies
@@ -56,13 +56,21 @@ public struct FolderExecutor: Executor {
         return root
     }
 
-    private func fail(_ what: String, _ path: String) -> ProvisioningError {
-        ProvisioningError("\(path): \(what): \(String(cString: strerror(errno)))")
+    private var files: SystemFileSystem { SystemFileSystem() }
+    private var system: HostSystem { HostSystem() }
+
+    /// Runs the calls of one step on `path`; a failed call is "<path>: <what>: <strerror>".
+    private func attempt<Result>(_ what: String, _ path: String, _ body: () throws -> Result) throws -> Result {
+        do {
+            return try body()
+        } catch let error as SystemError {
+            throw ProvisioningError("\(path): \(what): \(error.reason)")
+        }
     }
 
     /// name → id from the passwd or group file of a root folder.
     private func ids(_ file: String, in base: String) -> [String: UInt32]? {
-        guard let text = FileManager.default.contents(atPath: base + file) else { return nil }
+        guard let text = try? files.contents(of: base + file) else { return nil }
         var ids: [String: UInt32] = [:]
         for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
             let fields = line.split(separator: ":", omittingEmptySubsequences: false)
@@ -94,16 +102,15 @@ public struct FolderExecutor: Executor {
         let users = userNames(base: base)
         var found: [String: FoundEntry] = [:]
         for path in paths {
-            var info = stat()
-            guard lstat(base + path, &info) == 0 else { continue }
-            let mode = Int(info.st_mode & 0o7777)
-            let owner = users[info.st_uid] ?? String(info.st_uid)
-            switch info.st_mode & S_IFMT {
-            case S_IFREG: found[path] = FoundEntry(kind: .file, owner: owner, mode: mode, detail: sha256Hex(try read(path, in: qube)))
-            case S_IFDIR: found[path] = FoundEntry(kind: .directory, owner: owner, mode: mode, detail: "")
-            case S_IFLNK:
-                let target = try FileManager.default.destinationOfSymbolicLink(atPath: base + path)
-                found[path] = FoundEntry(kind: .symlink, owner: owner, mode: mode, detail: target)
+            guard let info = try? files.info(of: base + path) else { continue }
+            let mode = Int(info.permissions)
+            let owner = users[info.owner] ?? String(info.owner)
+            switch info.type {
+            case .regular: found[path] = FoundEntry(kind: .file, owner: owner, mode: mode, detail: sha256Hex(try read(path, in: qube)))
+            case .directory: found[path] = FoundEntry(kind: .directory, owner: owner, mode: mode, detail: "")
+            case .symlink:
+                let target = try attempt("cannot read the link", base + path) { try system.readLink(currentDirectory, Array((base + path).utf8)) }
+                found[path] = FoundEntry(kind: .symlink, owner: owner, mode: mode, detail: String(decoding: target, as: UTF8.self))
             default: found[path] = FoundEntry(kind: .other, owner: owner, mode: mode, detail: "")
             }
         }
@@ -112,16 +119,13 @@ public struct FolderExecutor: Executor {
 
     public func read(_ path: String, in qube: String) throws -> [UInt8] {
         let local = try folder(qube) + path
-        guard let data = FileManager.default.contents(atPath: local) else { throw fail("cannot read", local) }
-        return Array(data)
+        return try attempt("cannot read", local) { try files.contents(of: local) }
     }
 
     /// Clears the immutable flag the boot guard sets on pinned files, so they can be replaced or removed.
     private func makeMutable(_ path: String) {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        let system = HostSystem()
+        guard let fd = try? system.openFile(currentDirectory, Array(path.utf8)) else { return }
+        defer { system.close(fd) }
         if let flags = try? system.flags(fd), flags.contains(.immutable) { try? system.setFlags(fd, flags.subtracting(.immutable)) }
     }
 
@@ -130,48 +134,58 @@ public struct FolderExecutor: Executor {
         let uid = try id(of: owner, in: "/etc/passwd", base: base)
         let gid = try id(of: owner, in: "/etc/group", base: base)
         let target = base + path
+        let name = Array(target.utf8)
         makeMutable(target)
-        let temporary = target + ".lq-new"
         switch placement {
         case .file(let bytes):
-            unlink(temporary)
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw fail("cannot create", temporary) }
-            defer { close(fd) }
-            let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard written == bytes.count, fchown(fd, uid, gid) == 0, fchmod(fd, mode_t(mode)) == 0, fsync(fd) == 0 else {
-                unlink(temporary)
-                throw fail("cannot write", target)
-            }
-            guard rename(temporary, target) == 0 else { throw fail("cannot replace", target) }
+            let attributes = FileAttributes(permissions: UInt32(mode), owner: uid, group: gid)
+            _ = try attempt("cannot write", target) { try files.replaceFile(target, with: bytes, attributes: attributes) }
         case .directory:
-            var info = stat()
-            if lstat(target, &info) == 0, info.st_mode & S_IFMT != S_IFDIR { unlink(target) }
-            if mkdir(target, 0o700) != 0, errno != EEXIST { throw fail("cannot create the folder", target) }
-            guard chown(target, uid, gid) == 0, chmod(target, mode_t(mode)) == 0 else { throw fail("cannot set owner and mode", target) }
+            if let info = try? files.info(of: target), info.type != .directory { try? system.remove(currentDirectory, name, directory: false) }
+            try attempt("cannot create the folder", target) {
+                do throws(SystemError) {
+                    try system.makeDirectory(currentDirectory, name)
+                } catch {
+                    guard error.isAlreadyThere else { throw error }
+                }
+            }
+            try attempt("cannot set owner and mode", target) {
+                let fd = try system.openDirectory(currentDirectory, name, followSymlink: false)
+                defer { system.close(fd) }
+                try system.setOwner(fd, owner: uid, group: gid)
+                try system.setPermissions(fd, UInt32(mode))
+            }
         case .symlink(let destination):
-            unlink(temporary)
-            guard symlink(destination, temporary) == 0 else { throw fail("cannot create the link", temporary) }
-            guard rename(temporary, target) == 0 else { throw fail("cannot replace", target) }
+            let temporary = Array((target + ".lq-new").utf8)
+            try? system.remove(currentDirectory, temporary, directory: false)
+            try attempt("cannot create the link", target + ".lq-new") { try system.makeSymlink(Array(destination.utf8), currentDirectory, temporary) }
+            try attempt("cannot replace", target) { try system.rename(currentDirectory, temporary, currentDirectory, name, replace: true) }
         }
     }
 
     public func remove(_ path: String, in qube: String) throws {
         let local = try folder(qube) + path
-        var info = stat()
-        guard lstat(local, &info) == 0 else { return }
+        guard let info = try? files.info(of: local) else { return }
         makeMutable(local)
-        if info.st_mode & S_IFMT == S_IFDIR {
-            if rmdir(local) != 0, errno != ENOTEMPTY, errno != EEXIST { throw fail("cannot remove the folder", local) }
-        } else if unlink(local) != 0 {
-            throw fail("cannot remove", local)
+        if info.type == .directory {
+            try attempt("cannot remove the folder", local) {
+                do throws(SystemError) {
+                    try system.remove(currentDirectory, Array(local.utf8), directory: true)
+                } catch {
+                    // A folder that still holds someone else's files stays.
+                    guard error.isNotEmpty else { throw error }
+                }
+            }
+        } else {
+            try attempt("cannot remove", local) { try system.remove(currentDirectory, Array(local.utf8), directory: false) }
         }
     }
 
     private static let packageList = "/var/lib/liteqube/packages"
 
     private func packages(in qube: String) throws -> [String] {
-        FileManager.default.contents(atPath: try folder(qube) + Self.packageList).map {
+        let base = try folder(qube)
+        return (try? files.contents(of: base + Self.packageList)).map {
             String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init)
         } ?? []
     }
@@ -181,7 +195,8 @@ public struct FolderExecutor: Executor {
             try remove(Self.packageList, in: qube)
             return try remove("/var/lib/liteqube", in: qube)
         }
-        try FileManager.default.createDirectory(atPath: try folder(qube) + "/var/lib/liteqube", withIntermediateDirectories: true)
+        let folder = try folder(qube) + "/var/lib/liteqube"
+        try attempt("cannot create the folder", folder) { try files.makeDirectories(folder) }
         try place(.file(Array(list.map { $0 + "\n" }.joined().utf8)), at: Self.packageList, owner: "root", mode: 0o644, in: qube)
     }
 

@@ -1,5 +1,6 @@
-import BootProtect
+import LQCommon
 import QubesStore
+import SystemLayer
 
 /// Saving a password or a file for a qube in the offline keys qube from dom0 (docs/split-services.md,
 /// "Split password" and "Split file"): core-keys stores it as data and answers with its pin, the

@@ -1,5 +1,6 @@
-import BootProtect
 import Foundation
+import LQCommon
+import SystemLayer
 
 /// A NetworkManager connection (keyfile) Liteqube gives the network qube
 /// (docs/liteqube.md, "Saved networks"): a plain one lives in its template tree; one that holds a
@@ -35,11 +36,12 @@ public struct NetworkConnection: Sendable, Hashable {
     /// - Throws: `ProvisioningError` naming the file: not UTF-8, too large,
     ///   a name that is not one plain component, two names served alike.
     public static func read(folder: String) throws -> [NetworkConnection] {
+        let files = SystemFileSystem()
         let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: folder).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        do throws(SystemError) {
+            names = try files.entries(of: folder).map { String(decoding: $0, as: UTF8.self) }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         } catch {
-            throw ProvisioningError("\(folder): cannot list the network connections: \(error.localizedDescription)")
+            throw ProvisioningError("\(folder): cannot list the network connections: \(error.reason)")
         }
         guard names.count <= maxCount else { throw ProvisioningError("\(folder): more than \(maxCount) network connections") }
         var connections: [NetworkConnection] = []
@@ -49,12 +51,11 @@ public struct NetworkConnection: Sendable, Hashable {
             guard !name.hasPrefix("."), !name.hasPrefix("-"), !name.contains("\n") else {
                 throw ProvisioningError("\(path): not a usable connection file name")
             }
-            var info = stat()
-            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            guard let info = try? files.info(of: path), info.type == .regular else {
                 throw ProvisioningError("\(path): not a regular file")
             }
-            guard info.st_size <= maxSize, let data = FileManager.default.contents(atPath: path),
-                let content = String(data: data, encoding: .utf8)
+            guard info.size <= maxSize, let bytes = try? files.contents(of: path, limit: maxSize), bytes.count <= maxSize,
+                let content = String(data: Data(bytes), encoding: .utf8)
             else { throw ProvisioningError("\(path): not a UTF-8 keyfile of at most \(maxSize) bytes") }
             let connection = NetworkConnection(name: name, content: content, hasSecret: hasSecret(content))
             if let other = served.updateValue(name, forKey: connection.servedName) {

@@ -1,4 +1,5 @@
-import Foundation
+import LQCommon
+import SystemLayer
 
 /// The static program the template runs, `lq-inqube` (the boot guard, the
 /// split services and the Tor qube's per-network state, called through links
@@ -27,10 +28,9 @@ public struct TemplateBinaries: Sendable, Hashable {
         var files: [String: Binary] = [:]
         for name in names {
             let path = folder + "/" + name
-            guard let data = FileManager.default.contents(atPath: path) else {
+            guard let bytes = try? SystemFileSystem().contents(of: path) else {
                 throw ProvisioningError("\(path): missing; the template needs the static tools: swift build -c release --static-swift-stdlib, then give --binaries")
             }
-            let bytes = Array(data)
             if let library = ELF.neededLibraries(bytes)?.first(where: { $0.hasPrefix("libswift") || $0.hasPrefix("libFoundation") }) {
                 throw ProvisioningError("\(path) needs \(library), which debian-core does not have; build it with: swift build -c release --static-swift-stdlib")
             }

@@ -1,5 +1,5 @@
-import BootProtect
-import Crypto
+import LQCommon
+import SystemLayer
 
 /// One entry Liteqube puts into its template's root file system: a file, a
 /// directory or a symlink, with the owner (user and group of that name) and
@@ -72,6 +72,3 @@ public enum Placement: Sendable, Hashable {
     case directory
     case symlink(target: String)
 }
-
-/// Lowercase hex sha256 of `bytes`.
-func sha256Hex(_ bytes: [UInt8]) -> String { ChecksumPin.hexString(Array(SHA256.hash(data: bytes))) }

@@ -1,5 +1,5 @@
-import Glibc
 import QubesStore
+import SystemLayer
 
 /// What a path is, following symbolic links.
 public enum PolicyEntryKind: Sendable, Hashable {
@@ -20,43 +20,34 @@ public protocol PolicyFileSystem: Sendable {
 public struct SystemPolicyFiles: PolicyFileSystem {
     public init() {}
 
+    private var files: SystemFileSystem { SystemFileSystem() }
+
     public func kind(of path: String) -> PolicyEntryKind {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return .missing }
-        switch info.st_mode & S_IFMT {
-        case S_IFREG: return .file
-        case S_IFDIR: return .directory
+        guard let info = try? files.info(of: path, followSymlink: true) else { return .missing }
+        switch info.type {
+        case .regular: return .file
+        case .directory: return .directory
         default: return .other
         }
     }
 
     public func entries(of directory: String) throws(PolicyError) -> [String] {
-        guard let handle = opendir(directory) else { throw failure("open directory", directory) }
-        defer { closedir(handle) }
-        var names: [String] = []
-        while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
+        do throws(SystemError) {
+            return try files.entries(of: directory).map { String(decoding: $0, as: UTF8.self) }
+        } catch {
+            throw failure("open directory", error, directory)
         }
-        return names
     }
 
     public func read(_ path: String, limit: Int) throws(PolicyError) -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw failure("open", path) }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw failure("read", path) }
-            if count == 0 { return bytes }
-            bytes.append(contentsOf: chunk[0..<count])
-            guard bytes.count <= limit else { throw PolicyError.tooLarge(path, limit: limit) }
+        let bytes: [UInt8]
+        do throws(SystemError) {
+            bytes = try files.contents(of: path, limit: limit)
+        } catch {
+            throw failure(error.call, error, path)
         }
+        guard bytes.count <= limit else { throw PolicyError.tooLarge(path, limit: limit) }
+        return bytes
     }
 
     /// Replaces `name` in `directory` atomically, as the store writes
@@ -74,9 +65,9 @@ public struct SystemPolicyFiles: PolicyFileSystem {
         }
     }
 
-    private func failure(_ call: String, _ path: String) -> PolicyError {
-        let code = errno
-        return PolicyError(.unreadable, "\(call): \(String(cString: strerror(code))) (errno \(code))", file: path)
+    /// "<call>: <strerror> (errno N)", for the file at `path`.
+    private func failure(_ call: String, _ error: SystemError, _ path: String) -> PolicyError {
+        PolicyError(.unreadable, "\(call): \(error.reason) (errno \(error.code))", file: path)
     }
 }
 

@@ -1,5 +1,6 @@
 import QubesStore
 import Synchronization
+import SystemLayer
 
 /// The random choices qubesd makes (uuid4 of new qubes, dispids), injectable
 /// so that runs can be compared byte for byte.
@@ -60,7 +61,7 @@ public final class OfflineBackend: Backend {
 
     private func read<Result>(_ call: String, _ body: (Store) throws -> Result) throws -> Result {
         if let session { return try storeError(call) { try body(session) } }
-        let stamp = try storeError(call) { try file.fileSystem.stat(file.path) }
+        let stamp = try storeError(call) { try file.stamp() }
         if let cache, cache.stamp == stamp { return try storeError(call) { try body(cache.store) } }
         let (bytes, readStamp) = try storeError(call) { try file.read() }
         let store = try load(bytes)

@@ -1,234 +1,17 @@
 import Glibc
+import SystemLayer
 
-// Safe persistence of qubes.xml, compatible with a running qubesd.
-//
-// qubesd locks qubes.xml itself with `fcntl.lockf` (a POSIX record lock), writes a
-// temp file, renames it over qubes.xml, and refuses to save when the file's mtime
-// changed since it loaded it. We do the same, with open-file-description (OFD)
-// locks: on Linux OFD locks and POSIX record locks conflict with each other, so
-// qubesd and `lq` exclude each other; and unlike POSIX locks, an OFD lock belongs
-// to one `open()`, not to the whole process, so two threads of one process also
-// exclude each other, and closing some other fd of the file does not drop the lock.
+// Safe persistence of qubes.xml, compatible with a running qubesd: the locks qubesd takes and the
+// atomic replace are the system layer's (docs/system-layer.md, "Locks", "Atomic replace"); this file
+// adds the stamp check qubesd makes before it saves, and reports failed calls as `StoreError`s.
 
-// Linux fcntl commands for OFD locks; the Glibc module does not export them.
-private let F_OFD_GETLK: Int32 = 36
-private let F_OFD_SETLK: Int32 = 37
-private let F_OFD_SETLKW: Int32 = 38
-
-/// Every file-system call the store makes goes through this seam, so tests can inject a failure at each step.
-public protocol FileSystem: Sendable {
-    /// Opens `path` (O_CLOEXEC is always added) and returns the fd.
-    func open(_ path: String, flags: Int32, mode: UInt32) throws -> Int32
-    /// Closes `fd`, ignoring errors.
-    func close(_ fd: Int32)
-    func fstat(_ fd: Int32) throws -> FileStamp
-    func stat(_ path: String) throws -> FileStamp
-    /// The whole file, read from offset 0.
-    func read(_ fd: Int32) throws -> [UInt8]
-    /// Writes all of `bytes`, looping over short writes and retrying EINTR.
-    func write(_ fd: Int32, _ bytes: [UInt8]) throws
-    func fsync(_ fd: Int32) throws
-    func rename(_ from: String, _ to: String) throws
-    func unlink(_ path: String) throws
-    /// Blocking OFD lock on the whole file (F_OFD_SETLKW, F_WRLCK or F_RDLCK), retrying EINTR.
-    /// Released when the fd is closed.
-    func lock(_ fd: Int32, exclusive: Bool) throws
-    /// Permission bits and owner of the open file.
-    func attributes(_ fd: Int32) throws -> FileAttributes
-    /// Gives the open file these permission bits (fchmod, so the umask does not apply)
-    /// and this owner and group (fchown, only when they differ).
-    func setAttributes(_ fd: Int32, _ attributes: FileAttributes) throws
-}
-
-/// What identifies one version of a file: device, inode, size, mtime with nanoseconds.
-public struct FileStamp: Sendable, Hashable {
-    public var device: UInt64
-    public var inode: UInt64
-    public var size: Int64
-    public var mtimeSeconds: Int64
-    public var mtimeNanoseconds: Int64
-
-    public init(device: UInt64, inode: UInt64, size: Int64, mtimeSeconds: Int64, mtimeNanoseconds: Int64) {
-        self.device = device
-        self.inode = inode
-        self.size = size
-        self.mtimeSeconds = mtimeSeconds
-        self.mtimeNanoseconds = mtimeNanoseconds
-    }
-
-    init(_ st: Glibc.stat) {
-        self.init(
-            device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
-            mtimeSeconds: Int64(st.st_mtim.tv_sec), mtimeNanoseconds: Int64(st.st_mtim.tv_nsec))
+extension StoreError {
+    /// A failed system call, as `.osError` with its message ("<call> <path>: <strerror> (errno N)"),
+    /// naming the path it failed on (a rename's destination), else `file`.
+    init(_ error: SystemError, file: String) {
+        self.init(.osError, error.description, file: error.target ?? error.path ?? file)
     }
 }
-
-/// Permission bits (`mode & 0o7777`), owner and group of a file, carried over when it is replaced.
-public struct FileAttributes: Sendable, Hashable {
-    public var permissions: UInt32
-    public var owner: UInt32
-    public var group: UInt32
-
-    public init(permissions: UInt32, owner: UInt32, group: UInt32) {
-        self.permissions = permissions
-        self.owner = owner
-        self.group = group
-    }
-}
-
-/// The real file system: Glibc calls, O_CLOEXEC everywhere, errors as
-/// `StoreError(.osError, "<call> <path>: <strerror> (errno N)", file: path)`.
-public struct SystemFileSystem: FileSystem {
-    public init() {}
-
-    public func open(_ path: String, flags: Int32, mode: UInt32) throws -> Int32 {
-        while true {
-            let fd = Glibc.open(path, flags | O_CLOEXEC, mode_t(mode))
-            if fd >= 0 { return fd }
-            let code = errno
-            if code != EINTR { throw osError("open", path, code) }
-        }
-    }
-
-    public func close(_ fd: Int32) {
-        _ = Glibc.close(fd)
-    }
-
-    public func fstat(_ fd: Int32) throws -> FileStamp {
-        FileStamp(try fstatRaw(fd))
-    }
-
-    public func stat(_ path: String) throws -> FileStamp {
-        var st = Glibc.stat()
-        guard statPath(path, &st) == 0 else { throw osError("stat", path, errno) }
-        return FileStamp(st)
-    }
-
-    public func read(_ fd: Int32) throws -> [UInt8] {
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let offset = off_t(result.count)
-            let n = chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-            if n > 0 {
-                result.append(contentsOf: chunk[0..<n])
-            } else if n == 0 {
-                return result
-            } else {
-                let code = errno
-                if code != EINTR { throw osError("read", pathOf(fd), code) }
-            }
-        }
-    }
-
-    public func write(_ fd: Int32, _ bytes: [UInt8]) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n >= 0 {
-                offset += n
-            } else {
-                let code = errno
-                if code != EINTR { throw osError("write", pathOf(fd), code) }
-            }
-        }
-    }
-
-    public func fsync(_ fd: Int32) throws {
-        while Glibc.fsync(fd) != 0 {
-            let code = errno
-            if code != EINTR { throw osError("fsync", pathOf(fd), code) }
-        }
-    }
-
-    public func rename(_ from: String, _ to: String) throws {
-        guard Glibc.rename(from, to) == 0 else { throw osError("rename", "\(from) -> \(to)", errno, file: to) }
-    }
-
-    public func unlink(_ path: String) throws {
-        guard Glibc.unlink(path) == 0 else { throw osError("unlink", path, errno) }
-    }
-
-    public func lock(_ fd: Int32, exclusive: Bool) throws {
-        var request = Glibc.flock()
-        request.l_type = Int16(exclusive ? F_WRLCK : F_RDLCK)
-        request.l_whence = Int16(SEEK_SET)
-        request.l_start = 0
-        request.l_len = 0  // the whole file
-        request.l_pid = 0  // required for OFD locks
-        while fcntl(fd, F_OFD_SETLKW, &request) != 0 {
-            let code = errno
-            if code != EINTR { throw osError("lock", pathOf(fd), code) }
-        }
-    }
-
-    public func attributes(_ fd: Int32) throws -> FileAttributes {
-        let st = try fstatRaw(fd)
-        return FileAttributes(permissions: UInt32(st.st_mode) & 0o7777, owner: st.st_uid, group: st.st_gid)
-    }
-
-    public func setAttributes(_ fd: Int32, _ attributes: FileAttributes) throws {
-        let st = try fstatRaw(fd)
-        // chown first: it may clear set-id bits, which fchmod then sets again.
-        if st.st_uid != attributes.owner || st.st_gid != attributes.group {
-            guard fchown(fd, attributes.owner, attributes.group) == 0 else {
-                let code = errno
-                throw osError("fchown", pathOf(fd), code)
-            }
-        }
-        guard fchmod(fd, mode_t(attributes.permissions)) == 0 else {
-            let code = errno
-            throw osError("fchmod", pathOf(fd), code)
-        }
-    }
-
-    private func fstatRaw(_ fd: Int32) throws -> Glibc.stat {
-        var st = Glibc.stat()
-        guard Glibc.fstat(fd, &st) == 0 else {
-            let code = errno
-            throw osError("fstat", pathOf(fd), code)
-        }
-        return st
-    }
-}
-
-/// stat(2); a free function because `Glibc.stat` names the struct, and `stat` inside the struct the method.
-private func statPath(_ path: String, _ st: inout Glibc.stat) -> Int32 {
-    stat(path, &st)
-}
-
-private func osError(_ call: String, _ path: String, _ code: Int32, file: String? = nil) -> StoreError {
-    StoreError(.osError, "\(call) \(path): \(String(cString: strerror(code))) (errno \(code))", file: file ?? path)
-}
-
-/// The path an fd was opened with (from /proc/self/fd), for error messages.
-private func pathOf(_ fd: Int32) -> String {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlink("/proc/self/fd/\(fd)", &buffer, buffer.count - 1)
-    guard n > 0 else { return "fd \(fd)" }
-    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// Numbers temp files so concurrent writers in one process never pick the same name.
-private final class TempCounter: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private var value: UInt64 = 0
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-    }
-
-    func next() -> UInt64 {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        value += 1
-        return value
-    }
-}
-
-private let tempCounter = TempCounter()
 
 /// One store file (qubes.xml), read and replaced under the same locks qubesd uses.
 public struct StoreFile: Sendable {
@@ -248,11 +31,18 @@ public struct StoreFile: Sendable {
         self.newFileMode = newFileMode
     }
 
+    /// The stamp of the file as it is now (`stat`, without a lock).
+    public func stamp() throws -> FileStamp {
+        try reporting { try fileSystem.stat(path) }
+    }
+
     /// Reads the file under a shared lock. Returns the bytes and the stamp of what was read.
     public func read() throws -> (bytes: [UInt8], stamp: FileStamp) {
-        let locked = try openLocked(exclusive: false, create: false)
-        defer { fileSystem.close(locked.fd) }
-        return (try fileSystem.read(locked.fd), locked.stamp)
+        try reporting {
+            let locked = try openLocked(exclusive: false, create: false)
+            defer { fileSystem.close(locked.fd) }
+            return (try fileSystem.read(locked.fd), locked.stamp)
+        }
     }
 
     /// Replaces the file atomically under an exclusive lock, and returns the stamp of the new file.
@@ -266,12 +56,14 @@ public struct StoreFile: Sendable {
     /// final directory fsync fails, the new content is in place but may not survive a crash.
     @discardableResult
     public func replace(with bytes: [UInt8], expecting: FileStamp?) throws -> FileStamp {
-        let locked = try openLocked(exclusive: true, create: expecting == nil)
-        defer { fileSystem.close(locked.fd) }
-        if let expecting, locked.stamp != expecting {
-            throw StoreError(.qubesException, "Someone else modified qubes.xml in the meantime", file: path)
+        try reporting {
+            let locked = try openLocked(exclusive: true, create: expecting == nil)
+            defer { fileSystem.close(locked.fd) }
+            if let expecting, locked.stamp != expecting {
+                throw StoreError(.qubesException, "Someone else modified qubes.xml in the meantime", file: path)
+            }
+            return try writeLocked(bytes, over: locked)
         }
-        return try writeLocked(bytes, over: locked)
     }
 
     /// Runs `body` while holding the exclusive lock on the file (which must exist), passing its
@@ -281,10 +73,21 @@ public struct StoreFile: Sendable {
     /// `modify` never lose each other's updates.
     @discardableResult
     public func modify(_ body: (_ bytes: [UInt8], _ stamp: FileStamp) throws -> [UInt8]?) throws -> FileStamp {
-        let locked = try openLocked(exclusive: true, create: false)
-        defer { fileSystem.close(locked.fd) }
-        guard let bytes = try body(try fileSystem.read(locked.fd), locked.stamp) else { return locked.stamp }
-        return try writeLocked(bytes, over: locked)
+        try reporting {
+            let locked = try openLocked(exclusive: true, create: false)
+            defer { fileSystem.close(locked.fd) }
+            guard let bytes = try body(try fileSystem.read(locked.fd), locked.stamp) else { return locked.stamp }
+            return try writeLocked(bytes, over: locked)
+        }
+    }
+
+    /// Runs `body`, turning a failed system call into a `StoreError` naming this file.
+    private func reporting<Result>(_ body: () throws -> Result) throws -> Result {
+        do {
+            return try body()
+        } catch let error as SystemError {
+            throw StoreError(error, file: path)
+        }
     }
 
     private struct LockedFile {
@@ -326,45 +129,17 @@ public struct StoreFile: Sendable {
             .osError, "lock \(path): the file kept being replaced while waiting for its lock", file: path)
     }
 
-    /// Writes `bytes` to a temp file and renames it over `path`; the caller holds the exclusive lock.
+    /// Writes `bytes` over `path` with the system layer's atomic replace, keeping the old file's mode,
+    /// owner and group; the caller holds the exclusive lock.
     private func writeLocked(_ bytes: [UInt8], over locked: LockedFile) throws -> FileStamp {
-        let (directory, tempPath) = tempLocation()
-        var directoryFD: Int32 = -1
-        var tempFD: Int32 = -1
-        var renamed = false
-        defer {
-            if tempFD >= 0 { fileSystem.close(tempFD) }
-            if directoryFD >= 0 { fileSystem.close(directoryFD) }
-        }
         do {
             var attributes = try fileSystem.attributes(locked.fd)
             if locked.created { attributes.permissions = newFileMode }
-            directoryFD = try fileSystem.open(directory, flags: O_RDONLY | O_DIRECTORY, mode: 0)
-            tempFD = try fileSystem.open(tempPath, flags: O_CREAT | O_EXCL | O_WRONLY, mode: attributes.permissions)
-            try fileSystem.setAttributes(tempFD, attributes)
-            try fileSystem.write(tempFD, bytes)
-            try fileSystem.fsync(tempFD)
-            let stamp = try fileSystem.fstat(tempFD)
-            try fileSystem.rename(tempPath, path)
-            renamed = true
-            try fileSystem.fsync(directoryFD)
-            return stamp
+            return try fileSystem.replaceFile(path, with: bytes, attributes: attributes)
         } catch {
-            if !renamed {
-                if tempFD >= 0 { try? fileSystem.unlink(tempPath) }
-                // Do not leave behind the empty file we created just to lock it.
-                if locked.created { try? fileSystem.unlink(path) }
-            }
+            // Do not leave behind the empty file we created just to lock it (unless the rename replaced it).
+            if locked.created, (try? fileSystem.stat(path)) == locked.stamp { try? fileSystem.unlink(path) }
             throw error
         }
-    }
-
-    /// The directory of `path`, and a fresh temp file name in it: ".<basename>.tmp-<pid>-<counter>".
-    private func tempLocation() -> (directory: String, tempPath: String) {
-        let suffix = ".tmp-\(getpid())-\(tempCounter.next())"
-        guard let slash = path.lastIndex(of: "/") else { return (".", "." + path + suffix) }
-        let directory = slash == path.startIndex ? "/" : String(path[..<slash])
-        let base = path[path.index(after: slash)...]
-        return (directory, String(path[...slash]) + "." + base + suffix)
     }
 }

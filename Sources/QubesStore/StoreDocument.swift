@@ -1,3 +1,5 @@
+import SystemLayer
+
 /// A store loaded from a file that remembers which version of the file it
 /// came from, so saving it over someone else's change is refused (as qubesd
 /// refuses: "Someone else modified qubes.xml in the meantime").

@@ -1,5 +1,5 @@
-import Glibc
 import QubesStore
+import SystemLayer
 
 /// The only place Shards touches the file system: finding, reading and
 /// atomically replacing the `domains.xml` files of a shard root.
@@ -50,23 +50,20 @@ public struct ShardFolder: Sendable {
     private static func search(
         _ folder: String, depth: Int, limit: Int, matches: (String) -> Bool, into found: inout [String]
     ) throws {
-        guard let directory = opendir(folder) else {
-            let code = errno
-            throw ShardIssue("cannot read the folder: \(String(cString: strerror(code)))", file: folder)
+        let files = SystemFileSystem()
+        let names: [Name]
+        do throws(SystemError) {
+            names = try files.entries(of: folder)
+        } catch {
+            throw ShardIssue("cannot read the folder: \(error.reason)", file: folder)
         }
-        defer { closedir(directory) }
         var subfolders: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard name != ".", name != ".." else { continue }
+        for name in names.map({ String(decoding: $0, as: UTF8.self) }) {
             let path = join(folder, name)
-            var info = Glibc.stat()
-            guard lstat(path, &info) == 0 else { continue }
-            if info.st_mode & S_IFMT == S_IFDIR {
+            guard let info = try? files.info(of: path) else { continue }
+            if info.type == .directory {
                 subfolders.append(path)
-            } else if info.st_mode & S_IFMT == S_IFREG && matches(name) {
+            } else if info.type == .regular && matches(name) {
                 guard found.count < limit else { throw ShardIssue("more than \(limit) files", file: folder) }
                 found.append(path)
             }

@@ -1,5 +1,6 @@
 import OrderedCollections
 import QubesStore
+import SystemLayer
 
 /// One shard file as split writes it.
 public struct SplitOutput: Sendable {

@@ -1,5 +1,3 @@
-import BootProtect
-
 /// A per-caller password store in core-keys, `password-<caller>`: data, never executed.
 ///
 /// ```

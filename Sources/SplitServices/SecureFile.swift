@@ -1,4 +1,4 @@
-import BootProtect
+import SystemLayer
 
 /// Reading and replacing files in a store folder without ever following a symlink below it.
 struct SecureFile {

@@ -1,4 +1,5 @@
-import BootProtect
+import LQCommon
+import SystemLayer
 
 /// What a split service needs from its invocation, as values the executable reads and passes in.
 public struct ServiceContext: Sendable {

@@ -1,4 +1,5 @@
-import BootProtect
+import LQCommon
+import SystemLayer
 
 /// Why a split-service request was refused. Names the caller, the requested name and the path, never
 /// the content of a secret.

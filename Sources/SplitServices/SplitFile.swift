@@ -1,4 +1,5 @@
-import BootProtect
+import LQCommon
+import SystemLayer
 
 /// `liteqube.SplitFile` in core-keys: hands a qube one file from its own folder, `<store>/<caller>/<name>`.
 ///

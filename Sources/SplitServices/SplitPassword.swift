@@ -1,4 +1,5 @@
-import BootProtect
+import LQCommon
+import SystemLayer
 
 /// `liteqube.SplitPassword` in core-keys: the password stored for a token in the caller's store.
 ///

@@ -1,4 +1,5 @@
-import BootProtect
+import LQCommon
+import SystemLayer
 
 /// USB storage in core-usb (docs/split-services.md, "Storage signals"): dom0 hears when a disk or
 /// partition with a file system Liteqube can use arrives (`liteqube.SignalStorage+A_<device>_<type>_<size>`)

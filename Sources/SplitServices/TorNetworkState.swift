@@ -1,4 +1,4 @@
-import BootProtect
+import SystemLayer
 
 /// Starting and stopping the Tor daemon.
 public protocol TorControl: Sendable {

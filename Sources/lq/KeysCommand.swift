@@ -1,8 +1,8 @@
 import ArgumentParser
 import InQubeTool
-import BootProtect
 import Glibc
 import Provisioning
+import SystemLayer
 
 /// `lq addkey`: put secrets into the offline keys qube (docs/split-services.md, "Split password", "Split file").
 struct AddKeyCommand: ParsableCommand {

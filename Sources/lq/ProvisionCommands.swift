@@ -4,6 +4,7 @@ import Foundation
 import Provisioning
 import QubesAdmin
 import QubesStore
+import Topology
 
 /// The manifest, for every command that needs its settings or only its qube names.
 struct ManifestFile: ParsableArguments {

@@ -3,6 +3,7 @@ import InQubeTool
 import QrexecPolicy
 import QubesStore
 import Shards
+import SystemLayer
 
 /// `lq shard …`: merge shards into the store qubesd loads and split them out again.
 struct ShardCommand: ParsableCommand {

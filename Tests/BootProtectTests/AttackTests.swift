@@ -1,6 +1,8 @@
 import BootProtect
 import Foundation
 import Glibc
+import LQCommon
+import SystemLayer
 import Testing
 
 /// What a compromised qube can plant in its own /rw before the next boot.

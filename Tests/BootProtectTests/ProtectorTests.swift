@@ -1,6 +1,8 @@
 import BootProtect
 import Foundation
 import Glibc
+import LQCommon
+import SystemLayer
 import Testing
 
 /// The test cases listed at the end of spec §5.6, each on a temp folder.

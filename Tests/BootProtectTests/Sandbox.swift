@@ -1,6 +1,8 @@
 import BootProtect
 import Foundation
 import Glibc
+import LQCommon
+import SystemLayer
 import Testing
 
 /// A temp folder with `rules/` (standing in for /etc/protect), `rw/` (the private volume) and

@@ -1,9 +1,11 @@
 import BootProtect
 import Foundation
 import Glibc
+import LQCommon
 import Provisioning
 import QubesAdmin
 import SplitServices
+import SystemLayer
 import Testing
 
 @Suite struct NetworkTests {

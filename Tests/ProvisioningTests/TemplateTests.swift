@@ -1,9 +1,11 @@
 import BootProtect
 import Foundation
 import Glibc
+import LQCommon
 import Provisioning
 import QubesAdmin
 import SplitServices
+import SystemLayer
 import Testing
 
 /// A folder standing for debian-N-minimal's root (users, an fstab of its

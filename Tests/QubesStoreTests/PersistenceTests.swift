@@ -1,6 +1,7 @@
 import Glibc
 import QubesStore
 import Synchronization
+import SystemLayer
 import Testing
 
 // MARK: - Helpers

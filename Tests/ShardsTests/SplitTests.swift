@@ -1,7 +1,9 @@
 import Foundation
 import OrderedCollections
 import QubesStore
+import SystemLayer
 import Testing
+
 @testable import Shards
 
 @Suite struct SplitTests {

@@ -1,7 +1,9 @@
 import BootProtect
 import Foundation
 import Glibc
+import LQCommon
 import SplitServices
+import SystemLayer
 import Testing
 
 @Suite struct PasswordStoreTests {

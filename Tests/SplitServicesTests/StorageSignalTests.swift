@@ -1,7 +1,8 @@
-import BootProtect
 import Foundation
 import Glibc
+import LQCommon
 import SplitServices
+import SystemLayer
 import Testing
 
 @Suite(.timeLimit(.minutes(1))) struct StorageSignalTests {

@@ -1,6 +1,7 @@
-import BootProtect
 import Foundation
 import Glibc
+import LQCommon
+import SystemLayer
 import Testing
 
 /// A temp folder for a store (`store/<caller>/…`), pins and files outside the store.

@@ -1,7 +1,8 @@
-import BootProtect
 import Foundation
 import Glibc
+import LQCommon
 import SplitServices
+import SystemLayer
 import Testing
 
 /// Records Tor being stopped and started, and what its data folder held at each step.

@@ -1,20 +1,20 @@
-/// Sends one dom0 notification as `qrexec-client-vm dom0 <service>+<message>` (`liteqube.Error` or
-/// `liteqube.Message`), if the client is installed; a failure to notify is not an error of the run.
-public struct QrexecNotifier: Notifier {
-    public var service: String
-    public var client: String
-    public let system: any SystemCalls
+// The naming rules Qubes and qrexec impose, shared by the guard, the split services and provisioning.
 
-    public init(service: String, client: String = "/usr/bin/qrexec-client-vm", system: any SystemCalls = HostSystem()) {
-        self.service = service
-        self.client = client
-        self.system = system
-    }
-
-    public func notify(qube: String, message: String) {
-        _ = try? system.run(client, ["dom0", service + "+" + qrexecArgument(message)], input: [], outputLimit: 0)
-    }
+/// Whether `name` is a Qubes qube name: a letter, then letters, digits, `_`, `.` or `-`, at most 31
+/// characters, and not `.` or `..` (so it is always one safe path component).
+public func isValidQubeName(_ name: String) -> Bool {
+    let bytes = Array(name.utf8)
+    guard let first = bytes.first, bytes.count <= 31, isASCIILetter(first) else { return false }
+    return bytes.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
 }
+
+/// `a`–`z`, `A`–`Z`.
+public func isASCIILetter(_ byte: UInt8) -> Bool {
+    (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+}
+
+/// `0`–`9`.
+public func isASCIIDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
 
 /// A qrexec service argument made from text: characters outside `[A-Za-z0-9_.+-]` become `_`
 /// (as qrexec itself does, and dom0's Message service turns `_` back into spaces), at most 64 bytes.

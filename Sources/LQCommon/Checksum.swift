@@ -98,3 +98,6 @@ public struct ChecksumPin: Sendable, Hashable {
         return String(decoding: text, as: UTF8.self)
     }
 }
+
+/// Lowercase hex sha256 of `bytes`.
+public func sha256Hex(_ bytes: [UInt8]) -> String { ChecksumPin.hexString(Array(SHA256.hash(data: bytes))) }

@@ -1,0 +1,85 @@
+import Glibc
+
+// Processes, devices and the clock: the calls of `HostSystem` that are not on a directory entry.
+
+extension HostSystem {
+    public func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    public func readPrefix(_ path: String, count: Int) throws(SystemError) -> [UInt8] {
+        let fd = try retrying("open") { open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY) }
+        defer { Glibc.close(fd) }
+        return Array(try read(fd, limit: count).prefix(count))
+    }
+
+    public func mount(_ device: String, at target: String) throws(SystemError) {
+        try check("mount", Glibc.mount(device, target, "ext4", UInt(MS_NOATIME), "discard"))
+    }
+
+    public func unmount(_ target: String) throws(SystemError) {
+        try check("umount2", umount2(target, Int32(MNT_FORCE | MNT_DETACH)))
+    }
+
+    public func run(_ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int) throws(SystemError) -> ProcessOutput {
+        var toChild: [Int32] = [0, 0]
+        var fromChild: [Int32] = [0, 0]
+        try check("pipe", pipe(&toChild))
+        try check("pipe", pipe(&fromChild))
+        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = [strdup("PATH=/usr/local/bin:/usr/bin:/bin"), nil]
+        defer { for pointer in argv + envp { free(pointer) } }
+        var pid = pid_t()
+        var spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        // ETXTBSY: a just-written script is still open for writing in a child another thread forked.
+        for _ in 0..<50 where spawned == ETXTBSY {
+            usleep(20_000)
+            spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        }
+        Glibc.close(toChild[0])
+        Glibc.close(fromChild[1])
+        guard spawned == 0 else {
+            Glibc.close(toChild[1])
+            Glibc.close(fromChild[0])
+            throw SystemError("posix_spawn \(executable)", spawned)
+        }
+        // The input is written whole, then the output read: fine while the child reads its input
+        // before it prints more than a pipe holds (small inputs always; large ones to quiet children).
+        let previous = signal(SIGPIPE, SIG_IGN)
+        try? write(toChild[1], input)
+        signal(SIGPIPE, previous)
+        Glibc.close(toChild[1])
+        let output = (try? read(stream: fromChild[0], limit: outputLimit)) ?? []
+        Glibc.close(fromChild[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exited = status & 0x7f == 0
+        return ProcessOutput(status: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f), output: output)
+    }
+
+    public func read(stream fd: Descriptor, limit: Int, lines: Int = .max) throws(SystemError) -> [UInt8] {
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var newlines = 0
+        while newlines < lines {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                newlines += chunk[0..<n].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                if result.count <= limit { result.append(contentsOf: chunk[0..<min(n, limit + 1 - result.count)]) }
+            } else if n == 0 {
+                return result
+            } else if errno != EINTR {
+                throw SystemError("read", errno)
+            }
+        }
+        return result
+    }
+}
