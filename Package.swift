@@ -37,7 +37,7 @@ let package = Package(
         ),
         .target(
             name: "QubesStore",
-            dependencies: ["SystemLayer", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["SystemLayer", "LQCommon", .product(name: "OrderedCollections", package: "swift-collections")]
         ),
         .target(
             name: "QubesAdmin",
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(name: "SystemLayerTests", dependencies: ["SystemLayer"]),
         .testTarget(
             name: "QubesStoreTests",
-            dependencies: ["QubesStore", "SystemLayer"],
+            dependencies: ["QubesStore", "SystemLayer", "LQCommon"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

@@ -73,20 +73,26 @@ public enum Tool {
         }
     }
 
-    /// The in-qube tools by program name.
-    static let tools: [String: any ParsableCommand.Type] = [
-        "lq-protect": ProtectTool.self, "lq-splitfile": SplitFileTool.self, "lq-splitpassword": SplitPasswordTool.self,
-        "lq-storage": StorageTool.self, "lq-torsetap": TorSetAPTool.self,
-    ]
+    /// The command of each in-qube tool.
+    static func command(_ tool: InQubeToolName) -> any ParsableCommand.Type {
+        switch tool {
+        case .protect: ProtectTool.self
+        case .splitFile: SplitFileTool.self
+        case .splitPassword: SplitPasswordTool.self
+        case .storage: StorageTool.self
+        case .torSetAP: TorSetAPTool.self
+        }
+    }
 
     /// Runs the tool the program was called as: the template holds one
     /// program and links named after each tool, so their code is there once.
     public static func mainByName() -> Never {
-        guard let tool = tools[toolName] else {
-            write(2, Array("\(toolName): call it through a link named \(tools.keys.sorted().joined(separator: ", "))\n".utf8))
+        guard let tool = InQubeToolName(rawValue: toolName) else {
+            let names = InQubeToolName.allCases.map(\.rawValue).sorted()
+            write(2, Array("\(toolName): call it through a link named \(names.joined(separator: ", "))\n".utf8))
             Glibc.exit(2)
         }
-        main(tool)
+        main(command(tool))
     }
 
     /// Prints help (exit 0) or a usage error (exit 2).

@@ -1,4 +1,5 @@
 import QubesStore
+import LQCommon
 
 /// A root terminal in a Liteqube service qube, shown through the display qube (docs/liteqube.md,
 /// "Terminals"): `qvm-run` starts debian-core's `liteqube-xterm` as root with the command as

@@ -14,7 +14,7 @@ public struct TemplateBinaries: Sendable, Hashable {
 
     public static let names = ["lq-inqube"]
     /// The links to `lq-inqube`, one per tool.
-    public static let tools = ["lq-protect", "lq-splitfile", "lq-splitpassword", "lq-storage", "lq-torsetap"]
+    public static let tools = InQubeToolName.allCases.map(\.rawValue)
 
     /// By tool name.
     public var files: [String: Binary]

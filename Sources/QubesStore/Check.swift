@@ -1,3 +1,5 @@
+import LQCommon
+
 /// `lq store check`: qubesd's load outcome plus what qubesd silently
 /// accepts but is wrong or dangerous.
 public struct CheckReport: Sendable {
@@ -123,23 +125,6 @@ public enum StoreCheck {
             findings.append(StoreFinding(qube: nil, field: "encoding", value: encoding, message: "the file is written back as UTF-8 without declaration"))
         }
         return findings + DataView(input.root).differences(to: DataView(saved.root))
-    }
-}
-
-/// The qube-name rules qubesd applies to new qubes and request values (docs/qubes-xml.md, "Admin API checks").
-public enum QubeName {
-    /// qubesd's message for an invalid `name`, or `nil` when it is valid.
-    public static func problem(_ name: String) -> String? {
-        let bytes = Array(name.utf8)
-        guard let first = bytes.first else { return "VM name cannot be empty" }
-        guard bytes.count <= 31 else { return "VM name must be shorter than 32 characters" }
-        let isLetter: (UInt8) -> Bool = { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
-        guard isLetter(first) else { return "VM name cannot start with hyphen, underscore, dot or numbers" }
-        let allowed: (UInt8) -> Bool = { isLetter($0) || (0x30...0x39).contains($0) || $0 == 0x5F || $0 == 0x2E || $0 == 0x2D }
-        guard bytes.allSatisfy(allowed) else { return "VM name contains illegal characters" }
-        guard !["Domain-0", "none", "default"].contains(name) else { return "VM name cannot be '\(name)'" }
-        guard !name.hasSuffix("-dm") else { return "VM name cannot end with -dm" }
-        return nil
     }
 }
 

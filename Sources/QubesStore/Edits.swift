@@ -1,3 +1,5 @@
+import LQCommon
+
 /// Changes to a store with the checks qubesd applies to Admin API calls
 /// (docs/admin-api.md, "Property Set"; docs/qubes-xml.md, "Admin API checks"). Errors carry qubesd's
 /// exception class.

@@ -1,5 +1,6 @@
 import QubesStore
 import Testing
+import LQCommon
 
 @Suite struct ValueParsersTests {
     @Test func pythonIntAcceptsWhatPythonAccepts() {

@@ -1,5 +1,6 @@
 import QubesStore
 import Yams
+import LQCommon
 
 /// A manifest setting a component reads: its key, its default and how a
 /// YAML value becomes a typed value (or a refusal naming the line).
