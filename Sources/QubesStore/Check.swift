@@ -77,6 +77,14 @@ public enum StoreCheck {
                 findings.append(
                     StoreFinding(qube: domain.name, field: "tags", value: tag.value, message: "tag must be non-empty and use only A-Z a-z 0-9 _ -"))
             }
+            for (deviceClass, assignments) in domain.devices {
+                for device in assignments where device.backendDomain == nil {
+                    findings.append(
+                        StoreFinding(
+                            qube: domain.name, field: "devices.\(deviceClass)", value: device.port,
+                            message: "device has no backend-domain; qubesd saves it as backend-domain='*' and its next load drops the assignment"))
+                }
+            }
             for volume in domain.volumes {
                 for (field, text) in [("rw", volume.rw), ("save_on_stop", volume.saveOnStop), ("snap_on_start", volume.snapOnStart)]
                 where text != "True" && text != "False" {

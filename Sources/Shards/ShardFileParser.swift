@@ -122,6 +122,11 @@ private struct ShardFileParser {
         guard let vmClass = VMClass(rawValue: classText) else {
             throw issue("unknown qube class", element, field: "class", value: classText)
         }
+        // dom0 and remote qubes are the host's own: their schema differs (an AdminVM's name is fixed), so such a
+        // qube could not even be written back into a shard file (docs/shards.md, "Shard file format").
+        guard ShardSanitizer.allowedClasses.contains(vmClass) else {
+            throw issue("a shard holds only AppVM, DispVM, TemplateVM and StandaloneVM qubes", element, field: "class", value: classText)
+        }
         var properties: [String: String] = [:]
         if let container = try single(element, "properties") {
             for (name, text, _) in try namedValues(container, "property", qube: nil) { properties[name] = text }

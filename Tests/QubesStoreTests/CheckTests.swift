@@ -26,6 +26,21 @@ import Testing
         }
     }
 
+    /// A device without backend-domain loads, but qubesd writes it as `backend-domain="*"`, which the
+    /// next load drops: qubesd's own save is not a fixed point there, so check warns.
+    @Test func aDeviceWithoutBackendIsWarnedAndLostByTheNextLoad() throws {
+        let original = try Fixtures.text(Fixtures.bundled.appendingPathComponent("valid/qubes-default.xml"))
+        let first = try #require(original.range(of: " backend-domain=\"dom0\""))
+        let bytes = Array(original.replacingCharacters(in: first, with: "").utf8)
+        let report = StoreCheck.check(bytes)
+        let warning = try #require(report.warnings.first { $0.field == "devices.pci" })
+        #expect(warning.message.contains("next load drops the assignment") && warning.qube == "sys-net", "\(report.warnings)")
+        let loaded = try Store.load(xml: bytes).store
+        let count = loaded["sys-net"]?.devices["pci"]?.count ?? 0
+        let reloaded = try Store.load(xml: try XMLWriter.write(loaded)).store
+        #expect(count > 0 && (reloaded["sys-net"]?.devices["pci"]?.count ?? 0) == count - 1)
+    }
+
     @Test func findingsNameQubeFieldAndValue() throws {
         let bytes = try Fixtures.bytes(Fixtures.bundled.appendingPathComponent("invalid/prop-bool-yes.xml"))
         let report = StoreCheck.check(bytes)

@@ -42,6 +42,22 @@ import Testing
             return issue.file == "x/domains.xml" && issue.field == "evil" && issue.location != nil
         }
     }
+
+    /// dom0 and remote qubes are refused as the file is read (an AdminVM could not even be written back).
+    @Test(arguments: ["AdminVM", "RemoteVM"])
+    func hostClassesAreRefusedAtParse(_ vmClass: String) throws {
+        let text = """
+            <shard version="1" name="x"><domains><domain class="\(vmClass)"><properties>
+            <property name="name">evil</property><property name="uuid">u</property></properties></domain></domains></shard>
+            """
+        #expect {
+            try ShardFile.parse(Array(text.utf8), file: "x/domains.xml")
+        } throws: { error in
+            let issue = error as! ShardIssue
+            return issue.file == "x/domains.xml" && issue.field == "class" && issue.value == vmClass
+                && issue.message.contains("only AppVM, DispVM, TemplateVM and StandaloneVM")
+        }
+    }
 }
 
 @Suite struct ShardFileLimitTests {
