@@ -14,11 +14,11 @@ struct Dom0Service: Sendable, Hashable {
 
     /// The service script: the notification around its text.
     func script(_ manifest: Manifest) throws -> String {
-        guard let template = TemplateTexts.files["base/dom0/notification"] else {
-            throw ProvisioningError("this lq lacks the template text base/dom0/notification; rebuild it")
-        }
-        let values = ["urgency": urgency, "milliseconds": String(milliseconds), "icon": icon, "text": try TemplateTexts.fragment(text)]
-        return TemplateTexts.render(template, manifest: manifest, values: values)
+        let values = [
+            "urgency": urgency, "milliseconds": String(milliseconds), "icon": icon,
+            "text": TemplateTexts.fragment(of: try TemplateTexts.text(text)),
+        ]
+        return TemplateTexts.render(try TemplateTexts.text("base/dom0/notification"), manifest: manifest, values: values)
     }
 
     /// Every installed component's services, with their scripts.

@@ -65,10 +65,7 @@ struct Overlay {
     }
 
     /// The component's resource text for `path`, for inserting into another: without its last newline.
-    mutating func fragment(_ path: String) -> String {
-        let text = text(path)
-        return text.hasSuffix("\n") ? String(text.dropLast()) : text
-    }
+    mutating func fragment(_ path: String) -> String { TemplateTexts.fragment(of: text(path)) }
 
     mutating func directory(_ path: String, owner: String = "root", mode: Int = 0o755) {
         steps.append(.entry(TemplateEntry(path: render(path), kind: .directory, owner: owner, mode: mode)))

@@ -21,9 +21,13 @@ extension TemplateTexts {
         return out + rest
     }
 
-    /// A component's text, for inserting into another: without its last newline.
-    static func fragment(_ key: String) throws -> String {
+    /// The text at `key` (`<component>/<path>`).
+    /// - Throws: `ProvisioningError` when this build lacks it (a packaging mistake).
+    static func text(_ key: String) throws -> String {
         guard let text = files[key] else { throw ProvisioningError("this lq lacks the template text \(key); rebuild it") }
-        return text.hasSuffix("\n") ? String(text.dropLast()) : text
+        return text
     }
+
+    /// `text` for inserting into another: without its last newline.
+    static func fragment(of text: String) -> String { text.hasSuffix("\n") ? String(text.dropLast()) : text }
 }
