@@ -17,12 +17,37 @@ public struct ProtectOptions: Sendable {
     public var firstBoot: Bool
     /// Largest template or pinned file the guard reads.
     public var maxFileSize: Int
+    /// How to format a blank device before templating it; `nil`: a blank device is a first boot,
+    /// left to Qubes (docs/boot-guard.md, "First boot").
+    public var formatBlank: BlankVolumeFormat?
 
-    public init(qube: String, dryRun: Bool = false, firstBoot: Bool = false, maxFileSize: Int = 256 << 20) {
+    public init(
+        qube: String, dryRun: Bool = false, firstBoot: Bool = false, maxFileSize: Int = 256 << 20,
+        formatBlank: BlankVolumeFormat? = nil
+    ) {
         self.qube = qube
         self.dryRun = dryRun
         self.firstBoot = firstBoot
         self.maxFileSize = maxFileSize
+        self.formatBlank = formatBlank
+    }
+}
+
+/// The file system Qubes' `setup-rwdev.sh` makes on a blank private volume, made by the guard
+/// instead so that templating starts on that very boot (docs/boot-guard.md, "First boot").
+public struct BlankVolumeFormat: Sendable, Hashable {
+    /// A journal, except in a disposable (Qubes leaves it out there: the volume never outlives a boot).
+    public var journal: Bool
+    public var program: String
+
+    public init(journal: Bool, program: String = "/sbin/mkfs.ext4") {
+        self.journal = journal
+        self.program = program
+    }
+
+    /// `mkfs.ext4 -m 0 -q -O [^]has_journal DEVICE`, as `setup-rwdev.sh` runs it.
+    func arguments(device: String) -> [String] {
+        ["-m", "0", "-q", "-O", journal ? "has_journal" : "^has_journal", device]
     }
 }
 
@@ -30,14 +55,59 @@ public struct ProtectOptions: Sendable {
 public enum PrivateVolume: Sendable, Hashable {
     /// An already mounted folder (`/rw`, or a test folder).
     case folder(String)
-    /// A block device the guard mounts at `mountPoint` and unmounts afterwards; an all-zero
-    /// device that does not mount is a first boot.
+    /// A block device the guard mounts at `mountPoint` and unmounts afterwards; a blank device
+    /// (see `BootProtect.isBlank`) is formatted first, or is a first boot.
     case device(String, mountPoint: String)
 }
 
 public enum BootProtect {
-    /// How many leading bytes of an unmountable device must be zero for a first boot.
-    public static let blankPrefix = 65536
+    /// Mounts the private volume; a blank one is first formatted when `options.formatBlank` says how
+    /// (not in a dry run), else it is a first boot. `false`: the report says why there is nothing to check.
+    static func mountDevice(
+        _ device: String, at mountPoint: String, options: ProtectOptions, settings: Settings, system: any SystemCalls,
+        report: inout ProtectReport
+    ) -> Bool {
+        let firstError: SystemError
+        do {
+            try system.mount(device, at: mountPoint)
+            return true
+        } catch {
+            firstError = error
+        }
+        let prefix = (try? system.readPrefix(device, count: blankPrefix)) ?? [1]
+        guard !prefix.isEmpty && prefix.allSatisfy({ $0 == 0 }) else {
+            report.outcome = .failed
+            report.powerOff = settings.powerOff ? .now : nil
+            report.errors.append(ProtectError(.mount, "cannot mount and not blank: \(firstError)", path: device))
+            return false
+        }
+        guard let format = options.formatBlank, !options.dryRun else {
+            report.outcome = .firstBoot
+            report.powerOff = settings.powerOff ? .inOneMinute : nil
+            return false
+        }
+        do {
+            let result = try system.run(format.program, format.arguments(device: device), input: [], outputLimit: 4096)
+            guard result.status == 0 else {
+                let output = String(decoding: result.output, as: UTF8.self)
+                throw ProtectError(.mount, "cannot format the blank volume: \(format.program) exited with \(result.status): \(output)", path: device)
+            }
+            report.formatted = device
+            try system.mount(device, at: mountPoint)
+            return true
+        } catch let error as ProtectError {
+            report.errors.append(error)
+        } catch {
+            report.errors.append(ProtectError(.mount, "cannot \(report.formatted == nil ? "format" : "mount") the blank volume: \(error)", path: device))
+        }
+        report.outcome = .failed
+        report.powerOff = settings.powerOff ? .now : nil
+        return false
+    }
+
+    /// How many leading bytes of an unmountable device must be zero for it to be blank (all of a
+    /// smaller one): what Qubes' `setup-rwdev.sh` checks before it formats the volume.
+    public static let blankPrefix = 10 << 20
 
     /// Runs the guard. Never throws: every problem is in the report. Sends at most one
     /// notification, when something was removed or went wrong (not in a dry run).
@@ -71,18 +141,7 @@ public enum BootProtect {
         case .folder(let path):
             root = path
         case .device(let device, let mountPoint):
-            do {
-                try system.mount(device, at: mountPoint)
-            } catch let mountError {
-                let prefix = (try? system.readPrefix(device, count: blankPrefix)) ?? [1]
-                if !prefix.isEmpty && prefix.allSatisfy({ $0 == 0 }) {
-                    report.outcome = .firstBoot
-                    report.powerOff = settings.powerOff ? .inOneMinute : nil
-                } else {
-                    report.outcome = .failed
-                    report.powerOff = settings.powerOff ? .now : nil
-                    report.errors.append(ProtectError(.mount, "cannot mount and not blank: \(mountError)", path: device))
-                }
+            guard mountDevice(device, at: mountPoint, options: options, settings: settings, system: system, report: &report) else {
                 return report
             }
             root = mountPoint

@@ -94,7 +94,7 @@ public struct ProtectReport: Sendable, Hashable {
         case checked
         /// `ACTIVE=No`: nothing was done.
         case inactive
-        /// A blank (all-zero) volume: nothing was done; the next boot is the first templated one.
+        /// A blank (all-zero) volume left to Qubes: nothing was done; the next boot is the first templated one.
         case firstBoot = "first-boot"
         /// The volume could not be opened or mounted.
         case failed
@@ -111,6 +111,8 @@ public struct ProtectReport: Sendable, Hashable {
     public var dryRun: Bool
     public var outcome: Outcome = .checked
     public var powerOff: PowerOff? = nil
+    /// The blank device the guard formatted before templating it.
+    public var formatted: String? = nil
     /// Entries created from a template (pass 1 replacements and pass 2).
     public var deployed: [ReportEntry] = []
     /// Entries whose owner, group or mode was corrected, or that were made immutable.

@@ -25,13 +25,14 @@ public struct ProtectArguments: ParsableArguments {
 
     @Option(help: ArgumentHelp("The mounted private volume (default /rw).", valueName: "dir")) var rw: String?
     @Option(help: ArgumentHelp(
-        "The private volume's block device, mounted at --mount-point for the run; if it does not mount and its first 64 KiB are zero, this is a first boot.",
+        "The private volume's block device, mounted at --mount-point for the run; if it does not mount and its first 10 MiB are zero, it is formatted as Qubes would (ext4, no journal in a disposable) and templated at once.",
         valueName: "path")) var device: String?
     @Option(help: ArgumentHelp("Where --device is mounted.", valueName: "dir")) var mountPoint = "/mnt"
     @Option(help: ArgumentHelp("The rules folder.", valueName: "dir")) var rules = "/etc/protect"
     @Option(help: ArgumentHelp("The qube whose trees apply (default: QubesDB /name, else the hostname).", valueName: "name"))
     var qube: String?
     @Flag(help: "The volume is blank (first boot): do nothing.") var firstBoot = false
+    @Flag(help: "Leave a blank --device to Qubes, unformatted: a first boot, templated from the next one.") var keepBlank = false
     @Flag(help: "Print what would be done; change nothing.") var dryRun = false
     @Flag(help: "Print the report as JSON.") var json = false
 
@@ -46,8 +47,10 @@ public struct ProtectArguments: ParsableArguments {
             throw CommandFailure("lq protect: cannot tell the qube's name (no QubesDB, no hostname); give --qube")
         }
         let volume: PrivateVolume = device.map { .device($0, mountPoint: mountPoint) } ?? .folder(rw ?? "/rw")
+        let format = device == nil || keepBlank ? nil : BlankVolumeFormat(journal: Self.qubesDB(system, "/type") != "DispVM")
         let report = BootProtect.run(
-            volume: volume, rules: rules, options: ProtectOptions(qube: name, dryRun: dryRun, firstBoot: firstBoot),
+            volume: volume, rules: rules,
+            options: ProtectOptions(qube: name, dryRun: dryRun, firstBoot: firstBoot, formatBlank: format),
             system: system, notifier: QrexecNotifier(service: "liteqube.Error", system: system))
         Tool.output(json ? Self.json(report).canonicalBytes() : Array(Self.text(report).utf8))
         for error in report.errors { Tool.error("lq protect: \(name): \(error)") }
@@ -60,11 +63,7 @@ public struct ProtectArguments: ParsableArguments {
 
     /// The qube's own name: `qubesdb-read /name`, else the hostname.
     static func ownName(_ system: HostSystem) -> String? {
-        if access(qubesDBRead, X_OK) == 0, let result = try? system.run(qubesDBRead, ["/name"], input: [], outputLimit: 64),
-           result.status == 0 {
-            let name = String(decoding: result.output.prefix { $0 != 0x0A }, as: UTF8.self)
-            if isValidQubeName(name) { return name }
-        }
+        if let name = qubesDB(system, "/name"), isValidQubeName(name) { return name }
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return nil }
         let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -73,10 +72,18 @@ public struct ProtectArguments: ParsableArguments {
 
     static let qubesDBRead = "/usr/bin/qubesdb-read"
 
+    /// The first line of a QubesDB key, `nil` without QubesDB or the key.
+    static func qubesDB(_ system: HostSystem, _ key: String) -> String? {
+        guard access(qubesDBRead, X_OK) == 0, let result = try? system.run(qubesDBRead, [key], input: [], outputLimit: 64),
+            result.status == 0
+        else { return nil }
+        return String(decoding: result.output.prefix { $0 != 0x0A }, as: UTF8.self)
+    }
+
     /// One line per action: `quarantined|deleted|deployed|fixed PATH (RULE): DETAIL` (`would quarantine` …
     /// in a dry run), then a summary.
     public static func text(_ report: ProtectReport) -> String {
-        var lines: [String] = []
+        var lines: [String] = report.formatted.map { ["formatted \($0) (a blank volume, as Qubes formats it)"] } ?? []
         let lists = [
             ("quarantine", "quarantined", report.quarantined), ("delete", "deleted", report.deleted),
             ("deploy", "deployed", report.deployed), ("fix", "fixed", report.fixed),
@@ -107,6 +114,7 @@ public struct ProtectArguments: ParsableArguments {
         return .object([
             "qube": .string(report.qube), "dry_run": .bool(report.dryRun), "outcome": .string(report.outcome.rawValue),
             "power_off": report.powerOff.map { .string($0.rawValue) } ?? .null,
+            "formatted": report.formatted.map(JSONValue.string) ?? .null,
             "deployed": entries(report.deployed), "fixed": entries(report.fixed), "quarantined": entries(report.quarantined),
             "deleted": entries(report.deleted), "errors": errors,
         ])

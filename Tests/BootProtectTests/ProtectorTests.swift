@@ -252,6 +252,43 @@ import Testing
         }
     }
 
+    /// A blank device is formatted as Qubes' setup-rwdev.sh would (real mkfs.ext4), then mounted; an image
+    /// file is no block device, so the mount after formatting fails here (the realistic root's boot
+    /// simulation mounts a loop device). A volume that is not blank, and a dry run, are never formatted.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/sbin/mkfs.ext4")))
+    func blankDeviceIsFormattedAsQubesWouldAndNothingElseIs() throws {
+        let box = try Sandbox()
+        try box.directory("mnt")
+        let run = { (image: String, dryRun: Bool, format: BlankVolumeFormat) in
+            BootProtect.run(
+                volume: .device(box.folder + "/" + image, mountPoint: box.folder + "/mnt"), rules: box.rules,
+                options: ProtectOptions(qube: box.qube, dryRun: dryRun, formatBlank: format))
+        }
+        let ext4Magic = { (image: String) throws -> [UInt8] in
+            Array(try Data(contentsOf: URL(fileURLWithPath: box.folder + "/" + image))[1080..<1082])
+        }
+        let blank = [UInt8](repeating: 0, count: 4 << 20)
+        try box.bytes("blank.img", blank)
+        try box.bytes("junk.img", Array(blank.prefix(8192)) + [7] + Array(blank.prefix(8192)))
+
+        let dryRun = run("blank.img", true, BlankVolumeFormat(journal: false))
+        #expect(dryRun.outcome == .firstBoot && dryRun.formatted == nil)
+        #expect(try ext4Magic("blank.img") == [0, 0])
+
+        let junk = run("junk.img", false, BlankVolumeFormat(journal: false))
+        #expect(junk.outcome == .failed && junk.formatted == nil && junk.errors.map(\.code) == [.mount])
+
+        let failing = run("blank.img", false, BlankVolumeFormat(journal: true, program: "/bin/false"))
+        #expect(failing.outcome == .failed && failing.formatted == nil)
+        #expect(failing.errors.first?.message.contains("cannot format the blank volume: /bin/false exited with 1") == true)
+
+        let formatted = run("blank.img", false, BlankVolumeFormat(journal: false))
+        #expect(formatted.formatted == box.folder + "/blank.img")
+        #expect(try ext4Magic("blank.img") == [0x53, 0xEF])
+        #expect(formatted.outcome == .failed && formatted.errors.map(\.code) == [.mount])
+        #expect(formatted.errors.first?.message.contains("cannot mount the blank volume") == true)
+    }
+
     @Test func topLevelQuarantineIsNeverWalked() throws {
         let box = try Sandbox()
         try box.file("rw/QUARANTINE/old/evil", "x")

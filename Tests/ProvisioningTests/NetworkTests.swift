@@ -63,7 +63,7 @@ import Testing
         try applier.apply(try planner.plan(TemplateTests.manifest))
         #expect(try planner.plan(TemplateTests.manifest).operations.isEmpty)
 
-        let tree = "/etc/protect/template.core-net/bind-dirs/etc/NetworkManager/system-connections/"
+        let tree = "/etc/protect/template.core-net/config/NM-system-connections/"
         #expect(try system.root.text(tree + "Cafe.nmconnection") == Self.plain)
         #expect(system.root.owner(tree + "Cafe.nmconnection") == (0, 0, 0o600))
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: system.root.path + tree + "Home WiFi.nmconnection")

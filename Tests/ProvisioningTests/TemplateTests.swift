@@ -122,7 +122,7 @@ struct TemplateRoot {
         #expect(!hook.contains("systemd-timesyncd") && !hook.contains("dev-xvdc1.swap"))
         #expect(root.owner("/etc/protect").mode == 0o750)
         #expect(root.owner("/etc/protect/template.ALL/home/user") == (1000, 1000, 0o750))
-        #expect(root.owner("/etc/protect/whitelist.core-tor/bind-dirs/var/lib/tor") == (107, 113, 0o700))
+        #expect(root.owner("/etc/protect/whitelist.core-tor/bind-dirs/var/lib/tor") == (107, 113, 0o2700))
         #expect(try root.text("/etc/protect/template.core-keys/config/rc.local").contains("shutdown +2"))
         #expect(try root.text("/etc/protect/template.fw-net/config/rc.local").contains("qubes-firewall"))
         #expect(try root.text("/etc/tor/torrc").contains("%include /run/tor/liteqube-ports.conf"))
@@ -187,7 +187,7 @@ struct TemplateRoot {
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: rw + "/home/user/.cache") == "/tmp")
 
         // A saved network survives (whitelisted folder), the next boot changes nothing.
-        try TemplateRoot.write(rw + "/bind-dirs/etc/NetworkManager/system-connections/home.nmconnection", "[connection]\n", mode: 0o600)
+        try TemplateRoot.write(rw + "/config/NM-system-connections/home.nmconnection", "[connection]\n", mode: 0o600)
         try FileManager.default.removeItem(atPath: rw + "/QUARANTINE")
         let second = BootProtect.run(volume: .folder(rw), rules: rules, options: ProtectOptions(qube: "core-net"))
         #expect(second.errors.isEmpty && second.deployed.isEmpty && second.fixed.isEmpty && second.quarantined.isEmpty,

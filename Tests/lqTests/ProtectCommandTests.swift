@@ -28,6 +28,7 @@ import Testing
              "dry_run": true,
              "errors": [],
              "fixed": [],
+             "formatted": null,
              "outcome": "checked",
              "power_off": null,
              "quarantined": [
@@ -90,7 +91,7 @@ import Testing
         #expect(try LQ.run("protect", "--no-such-flag").status == 2)
         let help = try LQ.run("protect", "--help")
         #expect(help.status == 0)
-        #expect(help.stdout.contains("USAGE: lq protect [--rw <dir>] [--device <path>] [--mount-point <dir>] [--rules <dir>] [--qube <name>] [--first-boot] [--dry-run] [--json]"))
+        #expect(help.stdout.contains("USAGE: lq protect [--rw <dir>] [--device <path>] [--mount-point <dir>] [--rules <dir>] [--qube <name>] [--first-boot] [--keep-blank] [--dry-run] [--json]"))
     }
 }
 

@@ -70,3 +70,69 @@ in_root() {
     chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
         DEBIAN_FRONTEND=noninteractive "$@"
 }
+
+# A temporary folder for check or boot: $work (kept with LQ_KEEP=1), $root in
+# it, and $failures, the list fail() appends to. At exit, the caller's
+# cleanup_extra (if it defines one) runs before the chroot is unmounted.
+start_work() {
+    work=$(mktemp -d "${TMPDIR:-/tmp}/lq-realistic-$1.XXXXXX")
+    root=$work/root
+    failures=$work/failures
+    : >"$failures"
+    trap finish_work EXIT
+}
+
+finish_work() {
+    if declare -F cleanup_extra >/dev/null; then cleanup_extra || true; fi
+    umount_chroot "$root"
+    if [ "${LQ_KEEP:-0}" = 1 ]; then say "kept $work"; else rm -rf "$work"; fi
+}
+
+fail() { # CHECK PATH MESSAGE...
+    local check=$1 path=$2
+    shift 2
+    printf 'FAIL (%s) %s: %s\n' "$check" "$path" "$*" | tee -a "$failures"
+}
+
+note() {
+    printf 'note: %s\n' "$*"
+}
+
+# The static lq-inqube to give apply: LQ_INQUBE, else the release build.
+# Without one, a stand-in file when $1 is "stand-in", else an error.
+static_inqube() {
+    local inqube=${LQ_INQUBE:-$repo/.build/release/lq-inqube}
+    if [ -x "$inqube" ]; then
+        cp "$inqube" "$work/tools/lq-inqube"
+    elif [ "$1" = stand-in ]; then
+        printf '\177ELF stand-in for lq-inqube\n' >"$work/tools/lq-inqube"
+        note "no static lq-inqube ($inqube): a stand-in file is copied"
+    else
+        die "no static lq-inqube at $inqube: swift build -c release --static-swift-stdlib --product lq-inqube (or set LQ_INQUBE)"
+    fi
+    chmod 755 "$work/tools/lq-inqube"
+}
+
+# apply_to_root TARBALL LQ MANIFEST stand-in|real: unpacks the root into $root
+# and runs `LQ plan --json` (into $work/plan.json) and `LQ apply` of MANIFEST
+# with --in-qube folder:$root (the keys qube's files in $work/keys), the store
+# a copy of examples/qubes-default.xml. Sets $release.
+apply_to_root() {
+    local tarball=$1 lq=$2 manifest=$3
+    mkdir -p "$root" "$work/keys/home/user" "$work/policy.d" "$work/qubes-rpc" "$work/tools" "$work/manifest"
+    tar --numeric-owner -xf "$tarball" -C "$root"
+    chown 1000:1000 "$work/keys/home/user"
+    release=$(cat "$root/usr/share/lq-realistic-root/release")
+    cp "$repo/examples/qubes-default.xml" "$work/qubes.xml"
+    # The manifest's folder (saved networks beside it): secrets are private to root.
+    cp -a "$(dirname "$manifest")/." "$work/manifest/"
+    find "$work/manifest" -type f -name '*.nmconnection' -exec chmod 600 {} +
+    static_inqube "$4"
+    local common=(-f "$work/manifest/$(basename "$manifest")" --store "$work/qubes.xml" --policy-dir "$work/policy.d"
+        --rpc-dir "$work/qubes-rpc" --in-qube "folder:$root,core-keys=$work/keys" --binaries "$work/tools")
+    "$lq" plan "${common[@]}" --json >"$work/plan.json" 2>"$work/plan.err" ||
+        { cat "$work/plan.err" >&2; die "lq plan failed"; }
+    "$lq" apply "${common[@]}" >"$work/apply.log" 2>&1 ||
+        { tail -n 20 "$work/apply.log" >&2; die "lq apply failed"; }
+    say "lq apply of $(basename "$manifest") on the $release root: done"
+}

@@ -117,17 +117,23 @@ enum Network {
         let manifest = overlay.manifest
         let protect = Overlay.protect
         overlay.values["resolv_conf"] = overlay.fragment("/fragments/resolv-conf")
-        overlay.values["persistent_dirs"] = manifest.disposableNetVM
-            ? "'/etc/NetworkManager/system-connections'" : "'/etc/NetworkManager/system-connections' '/var/lib/NetworkManager'"
         overlay.link("/etc/resolv.conf", "/run/resolv.conf")
 
         let net = overlay.qubeTemplate(.net, rcLocal: false)
         overlay.file(net + "/config/suspend-module-blacklist")
-        overlay.directory(net + "/config/qubes-bind-dirs.d")
-        overlay.file(net + "/config/qubes-bind-dirs.d/50_liteqube.conf")
         overlay.script(net + "/config/rc.local")
+        let netList = "\(protect)/whitelist.{{net}}"
+        overlay.directory(netList)
+        if !manifest.disposableNetVM {
+            // An AppVM network qube keeps NetworkManager's state (docs/liteqube.md, "Saved networks").
+            overlay.directory(net + "/config/qubes-bind-dirs.d")
+            overlay.file(net + "/config/qubes-bind-dirs.d/50_liteqube.conf")
+            overlay.directories(netList, "bind-dirs/var/lib/NetworkManager", mode: 0o700)
+            overlay.file(netList + "/bind-dirs/var/lib/NetworkManager/.any_file", content: "")
+            overlay.file(netList + "/bind-dirs/var/lib/NetworkManager/.any_dir", content: "")
+        }
         torNetworkState(&overlay)
-        savedNetworks(&overlay, tree: net)
+        savedNetworks(&overlay, tree: net, whitelist: netList)
 
         // The firewalls run qubes-firewall, so per-qube firewall rules hold (docs/liteqube.md, "Network qubes and Tor").
         for role in [Role.fwNet, .fwTor] where manifest.effectiveFirewall == .linux {
@@ -142,7 +148,7 @@ enum Network {
         overlay.file(tor + "/config/liteqube-tor.nft")
         let torList = "\(protect)/whitelist.{{tor}}"
         overlay.directory(torList)
-        overlay.directories(torList, "bind-dirs/var/lib/tor", owner: "debian-tor", mode: 0o700)
+        overlay.directories(torList, "bind-dirs/var/lib/tor", owner: "debian-tor", mode: 0o2700)
         overlay.file(torList + "/bind-dirs/var/lib/tor/.any_file", content: "")
         overlay.file(torList + "/bind-dirs/var/lib/tor/.any_dir", content: "")
         overlay.directories(torList, "config/tor", mode: 0o700)
@@ -159,10 +165,11 @@ enum Network {
     }
 
     /// Saved networks (docs/liteqube.md, "Saved networks"): plain ones in core-net's tree, those with
-    /// secrets as links to where core-net's rc.local fetches them from core-keys, pinned in the template.
-    static func savedNetworks(_ overlay: inout Overlay, tree: String) {
-        let connections = "bind-dirs/etc/NetworkManager/system-connections"
-        overlay.directories(tree, connections, mode: 0o700)
+    /// secrets as links to where core-net's rc.local fetches them from core-keys, pinned in the template;
+    /// in the folder the Qubes agent links `/etc/NetworkManager/system-connections` to.
+    static func savedNetworks(_ overlay: inout Overlay, tree: String, whitelist netList: String) {
+        let connections = "config/NM-system-connections"
+        overlay.directory(tree + "/" + connections, mode: 0o700)
         let pins = overlay.render("\(Overlay.protect)/checksum.{{keys}}/home/user/{{net}}")
         if overlay.networks.contains(where: \.hasSecret) { overlay.directory(pins, owner: "user", mode: 0o700) }
         let folder = overlay.render(tree + "/" + connections)
@@ -176,9 +183,8 @@ enum Network {
             }
         }
         // Networks added at runtime survive the boot check.
-        let netList = "\(Overlay.protect)/whitelist.{{net}}"
-        overlay.directory(netList)
-        overlay.directories(netList, connections, mode: 0o700)
+        overlay.directory(netList + "/config")
+        overlay.directory(netList + "/" + connections, mode: 0o700)
         overlay.file(netList + "/" + connections + "/.any_file", content: "")
     }
 
