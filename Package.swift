@@ -41,11 +41,11 @@ let package = Package(
         ),
         .target(
             name: "QubesAdmin",
-            dependencies: ["QubesStore", "SystemLayer"]
+            dependencies: ["QubesStore", "SystemLayer", "LQCommon"]
         ),
         .target(
             name: "QrexecPolicy",
-            dependencies: ["QubesStore", "QubesAdmin", "SystemLayer"]
+            dependencies: ["QubesStore", "QubesAdmin", "SystemLayer", "LQCommon"]
         ),
         .target(
             name: "Provisioning",
@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Topology", dependencies: ["QubesAdmin"]),
         .target(
             name: "Shards",
-            dependencies: ["QubesStore", "QrexecPolicy", "SystemLayer", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["QubesStore", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "OrderedCollections", package: "swift-collections")]
         ),
         .target(
             name: "BootProtect",
@@ -83,6 +83,7 @@ let package = Package(
                 "Topology",
                 "InQubeTool",
                 "SystemLayer",
+                "LQCommon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -109,15 +110,17 @@ let package = Package(
             dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "Shards"],
             path: "Benchmarks/lq-bench"
         ),
+        // Fixture locating, the qubes.xml fixtures and running the built programs, for every test target.
+        .target(name: "TestSupport", path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLayerTests", dependencies: ["SystemLayer"]),
+        .testTarget(name: "TopologyTests", dependencies: ["Topology", "QubesStore"]),
         .testTarget(
             name: "QubesStoreTests",
-            dependencies: ["QubesStore", "SystemLayer", "LQCommon"],
-            resources: [.copy("Fixtures")]
+            dependencies: ["QubesStore", "SystemLayer", "LQCommon", "TestSupport"]
         ),
         .testTarget(
             name: "QubesAdminTests",
-            dependencies: ["QubesAdmin", "AdminServer"]
+            dependencies: ["QubesAdmin", "AdminServer", "TestSupport"]
         ),
         .testTarget(
             name: "ProvisioningTests",
@@ -126,12 +129,12 @@ let package = Package(
         ),
         .testTarget(
             name: "QrexecPolicyTests",
-            dependencies: ["QrexecPolicy", "QubesStore", "QubesAdmin", "AdminServer"],
+            dependencies: ["QrexecPolicy", "QubesStore", "QubesAdmin", "AdminServer", "LQCommon"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "ShardsTests",
-            dependencies: ["Shards", "QubesStore", "QrexecPolicy", "SystemLayer"],
+            dependencies: ["Shards", "QubesStore", "QrexecPolicy", "SystemLayer", "LQCommon", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
@@ -144,7 +147,7 @@ let package = Package(
         ),
         .testTarget(
             name: "lqTests",
-            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword"],
+            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword", "TestSupport"],
             exclude: ["Fixtures"]
         ),
     ],

@@ -157,7 +157,7 @@ public struct AdminDispatcher {
                 throw protocolError("invalid device argument")
             }
             let deviceClass = parts[3]
-            var device = DeviceAssignment(backendDomain: backendQube, port: port, identity: identity, mode: "required")
+            var device = DeviceAssignment(backendDomain: backendQube, port: port, identity: identity, mode: .required)
             switch parts[4] {
             case "Assigned":
                 return lines(try backend.assignedDevices(of: dest, deviceClass: deviceClass).map {

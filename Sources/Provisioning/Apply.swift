@@ -30,7 +30,7 @@ public struct Journal: Codable, Sendable, Hashable {
     public struct Device: Codable, Sendable, Hashable {
         public var port: String
         public var identity: String
-        public var mode: String
+        public var mode: AssignmentMode
         /// Options in order, as name/value pairs.
         public var options: [[String]]
 
@@ -83,7 +83,7 @@ public struct Applier {
     }
 
     private func requireExecutor() throws -> Executor {
-        guard let executor else { throw ProvisioningError("this step runs inside a qube: give --in-qube") }
+        guard let executor else { throw ProvisioningError(.noExecutor, "this step runs inside a qube: give --in-qube") }
         return executor
     }
 
@@ -91,21 +91,19 @@ public struct Applier {
     public func loadJournal() throws -> Journal {
         guard let bytes = try? journalFile.read().bytes, !bytes.isEmpty else { return Journal() }
         do {
-            return try JSONDecoder().decode(Journal.self, from: Data(bytes))
+            return try JSONReader.parse(bytes, file: journalFile.path).decode(Journal.self)
         } catch {
-            throw ProvisioningError("journal \(journalFile.path) is not readable: \(error)")
+            throw ProvisioningError(.invalidJournal, "journal \(journalFile.path) is not readable", cause: error)
         }
     }
 
     private func save(_ journal: Journal) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try journalFile.replace(with: Array(try encoder.encode(journal)), expecting: nil)
+        try journalFile.replace(with: try JSONValue(encoding: journal).canonicalBytes(), expecting: nil)
     }
 
     /// Applies `plan`, journaling each prior value before its change.
     public func apply(_ plan: Plan, progress: (ApplyEvent) throws -> Void = { _ in }) throws {
-        if !plan.blockers.isEmpty { throw ProvisioningError("nothing applied: " + plan.blockers.joined(separator: "; ")) }
+        if !plan.blockers.isEmpty { throw ProvisioningError(.blocked, "nothing applied: " + plan.blockers.joined(separator: "; ")) }
         var journal = try loadJournal()
         let count = plan.operations.count
         for (index, operation) in plan.operations.enumerated() {
@@ -128,7 +126,7 @@ public struct Applier {
     /// What `operation` will replace.
     private func prior(of operation: Operation) throws -> Journal.Prior {
         switch operation {
-        case .cloneTemplate, .createQube: return .absent
+        case .cloneTemplate, .createQube, .runCommand: return .absent
         case .setProperty(let qube, let name, _):
             // Explicit values always read back; a read that fails (offline
             // maxmem) is a computed default.
@@ -166,7 +164,7 @@ public struct Applier {
             try backend.setFeature(name, to: value, of: qube)
         case .moveDevice(let from, let to, let port, let identity, let options):
             let device = DeviceAssignment(
-                backendDomain: "dom0", port: port, identity: identity, mode: "required",
+                backendDomain: "dom0", port: port, identity: identity, mode: .required,
                 options: options.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
             let assigned = try backend.assignedDevices(of: to, deviceClass: "pci")
             if !assigned.contains(where: { $0.sameDevice(as: device) }) { try backend.assign(device, deviceClass: "pci", to: to) }
@@ -181,7 +179,7 @@ public struct Applier {
             case .file(let content): placement = .file(Array(content.utf8))
             case .binary(let source, let sha256):
                 guard let bytes = try? SystemFileSystem().contents(of: source), sha256Hex(bytes) == sha256 else {
-                    throw ProvisioningError("\(source) is missing or changed since the plan; plan again")
+                    throw ProvisioningError(.changedSincePlan, "\(source) is missing or changed since the plan; plan again")
                 }
                 placement = .file(bytes)
             case .directory: placement = .directory
@@ -190,6 +188,8 @@ public struct Applier {
             try requireExecutor().place(placement, at: entry.path, owner: entry.owner, mode: entry.mode, in: qube)
         case .installPackages(let qube, let packages):
             try requireExecutor().install(packages, in: qube)
+        case .runCommand(let qube, let command):
+            try requireExecutor().run(command, in: qube)
         }
     }
 
@@ -223,7 +223,7 @@ public struct Applier {
 
     /// Keeps `bytes` (whose sha256 is `digest`) beside the journal, fsynced, before they are replaced.
     private func keep(_ bytes: [UInt8], as digest: String) throws {
-        guard sha256Hex(bytes) == digest else { throw ProvisioningError("a template file changed while it was read; plan again") }
+        guard sha256Hex(bytes) == digest else { throw ProvisioningError(.changedSincePlan, "a template file changed while it was read; plan again") }
         try SystemFileSystem().makeDirectories(keptFolder)
         try StoreFile(path: keptFolder + "/" + digest, newFileMode: 0o600).replace(with: bytes, expecting: nil)
     }
@@ -231,7 +231,7 @@ public struct Applier {
     /// Bytes kept by `keep`.
     private func kept(_ digest: String) throws -> [UInt8] {
         guard let bytes = try? StoreFile(path: keptFolder + "/" + digest).read().bytes, sha256Hex(bytes) == digest else {
-            throw ProvisioningError("\(keptFolder)/\(digest): the kept copy of a replaced file is missing or damaged")
+            throw ProvisioningError(.invalidJournal, "\(keptFolder)/\(digest): the kept copy of a replaced file is missing or damaged")
         }
         return bytes
     }
@@ -251,7 +251,7 @@ public struct Applier {
                 try backend.removeFeature(name, of: qube)
             }
         case (.moveDevice(let from, let to, let port, let identity, _), .devices(let original)):
-            let moved = DeviceAssignment(backendDomain: "dom0", port: port, identity: identity, mode: "required")
+            let moved = DeviceAssignment(backendDomain: "dom0", port: port, identity: identity, mode: .required)
             if try backend.qubes().contains(where: { $0.name == to }),
                 try backend.assignedDevices(of: to, deviceClass: "pci").contains(where: { $0.sameDevice(as: moved) })
             {
@@ -280,15 +280,18 @@ public struct Applier {
             case .file: placement = .file(try kept(found.detail))
             case .directory: placement = .directory
             case .symlink: placement = .symlink(target: found.detail)
-            case .other: throw ProvisioningError("\(qube): \(entry.path) was neither a file, a folder nor a link")
+            case .other: throw ProvisioningError(.unsupportedEntry, "\(entry.path) was neither a file, a folder nor a link", qube: qube)
             }
             try executor.place(placement, at: entry.path, owner: found.owner, mode: found.mode, in: qube)
         case (.installPackages(let qube, let packages), .packages(let before)):
             if created.contains(qube) || !existing.contains(qube) { return }
             let added = packages.filter { !before.contains($0) }
             if !added.isEmpty { try requireExecutor().uninstall(added, in: qube) }
+        case (.runCommand(let qube, let command), .absent):
+            if created.contains(qube) || !existing.contains(qube) { return }
+            try requireExecutor().undo(command, in: qube)
         default:
-            throw ProvisioningError("journal entry does not match its prior value: \(entry.operation.summary)")
+            throw ProvisioningError(.invalidJournal, "journal entry does not match its prior value: \(entry.operation.summary)")
         }
     }
 }
@@ -318,7 +321,7 @@ public struct Dom0Files: Sendable {
         write: { path, content, mode in
             let file = StoreFile(path: path, newFileMode: UInt32(mode))
             try file.replace(with: Array(content.utf8), expecting: nil)
-            guard chmod(path, mode_t(mode)) == 0 else { throw ProvisioningError("\(path): cannot set mode \(String(mode, radix: 8))") }
+            guard chmod(path, mode_t(mode)) == 0 else { throw ProvisioningError(.ioFailure, "cannot set mode \(String(mode, radix: 8))", path: path) }
         },
         remove: { path in _ = unlink(path) })
 }

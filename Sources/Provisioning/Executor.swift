@@ -21,6 +21,12 @@ public protocol Executor: Sendable {
     func installed(_ packages: [String], in qube: String) throws -> Set<String>
     func install(_ packages: [String], in qube: String) throws
     func uninstall(_ packages: [String], in qube: String) throws
+    /// Whether `command` has been run and its check still holds.
+    func hasRun(_ command: TemplateCommand, in qube: String) throws -> Bool
+    /// Runs `command` (it fails loudly rather than half do it).
+    func run(_ command: TemplateCommand, in qube: String) throws
+    /// Runs what undoes `command` (harmless when it never ran).
+    func undo(_ command: TemplateCommand, in qube: String) throws
     /// Called once after apply or destroy changed things inside `qube`.
     func finish(_ qube: String) throws
     /// Throws when steps inside `qube` cannot run (checked when planning).
@@ -31,7 +37,8 @@ public protocol Executor: Sendable {
 /// template's, and others' where given. Owner names resolve through the
 /// folder's own `etc/passwd` and `etc/group` (`root` and `user` are 0 and
 /// 1000 when it has none). Packages are recorded in
-/// `<root>/var/lib/liteqube/packages` (one name a line) for whoever builds
+/// `<root>/var/lib/liteqube/packages` (one name a line) and commands in
+/// `<root>/var/lib/liteqube/commands` (one command a line) for whoever builds
 /// the image.
 public struct FolderExecutor: Executor {
     /// The template's root.
@@ -51,7 +58,7 @@ public struct FolderExecutor: Executor {
     private func folder(_ qube: String) throws -> String {
         if let other = others[qube] { return other }
         guard template == nil || template == qube else {
-            throw ProvisioningError("no folder stands for \(qube): give --in-qube folder:DIR,\(qube)=DIR")
+            throw ProvisioningError(.noExecutor, "no folder stands for \(qube): give --in-qube folder:DIR,\(qube)=DIR")
         }
         return root
     }
@@ -64,7 +71,7 @@ public struct FolderExecutor: Executor {
         do {
             return try body()
         } catch let error as SystemError {
-            throw ProvisioningError("\(path): \(what): \(error.reason)")
+            throw ProvisioningError(.ioFailure, what, path: path, cause: error)
         }
     }
 
@@ -81,13 +88,13 @@ public struct FolderExecutor: Executor {
 
     private func id(of owner: String, in file: String, base: String) throws -> UInt32 {
         if let ids = ids(file, in: base) {
-            guard let id = ids[owner] else { throw ProvisioningError("\(base + file): no entry for '\(owner)'") }
+            guard let id = ids[owner] else { throw ProvisioningError(.unknownOwner, "no entry for '\(owner)'", path: base + file) }
             return id
         }
         switch owner {
         case "root": return 0
         case "user": return 1000
-        default: throw ProvisioningError("\(base + file) is missing, so owner '\(owner)' is unknown")
+        default: throw ProvisioningError(.unknownOwner, "\(base + file) is missing, so owner '\(owner)' is unknown")
         }
     }
 
@@ -183,21 +190,23 @@ public struct FolderExecutor: Executor {
 
     private static let packageList = "/var/lib/liteqube/packages"
 
-    private func packages(in qube: String) throws -> [String] {
+    private static let commandList = "/var/lib/liteqube/commands"
+
+    private func packages(in qube: String, list: String = Self.packageList) throws -> [String] {
         let base = try folder(qube)
-        return (try? files.contents(of: base + Self.packageList)).map {
+        return (try? files.contents(of: base + list)).map {
             String(decoding: $0, as: UTF8.self).split(separator: "\n").map(String.init)
         } ?? []
     }
 
-    private func savePackages(_ list: [String], in qube: String) throws {
+    private func savePackages(_ list: [String], in qube: String, as path: String = Self.packageList) throws {
         if list.isEmpty {
-            try remove(Self.packageList, in: qube)
+            try remove(path, in: qube)
             return try remove("/var/lib/liteqube", in: qube)
         }
         let folder = try folder(qube) + "/var/lib/liteqube"
         try attempt("cannot create the folder", folder) { try files.makeDirectories(folder) }
-        try place(.file(Array(list.map { $0 + "\n" }.joined().utf8)), at: Self.packageList, owner: "root", mode: 0o644, in: qube)
+        try place(.file(Array(list.map { $0 + "\n" }.joined().utf8)), at: path, owner: "root", mode: 0o644, in: qube)
     }
 
     public func installed(_ packages: [String], in qube: String) throws -> Set<String> {
@@ -212,6 +221,19 @@ public struct FolderExecutor: Executor {
 
     public func uninstall(_ packages: [String], in qube: String) throws {
         try savePackages(try self.packages(in: qube).filter { !packages.contains($0) }, in: qube)
+    }
+
+    public func hasRun(_ command: TemplateCommand, in qube: String) throws -> Bool {
+        try packages(in: qube, list: Self.commandList).contains(command.run)
+    }
+
+    public func run(_ command: TemplateCommand, in qube: String) throws {
+        let list = try packages(in: qube, list: Self.commandList)
+        if !list.contains(command.run) { try savePackages(list + [command.run], in: qube, as: Self.commandList) }
+    }
+
+    public func undo(_ command: TemplateCommand, in qube: String) throws {
+        try savePackages(try packages(in: qube, list: Self.commandList).filter { $0 != command.run }, in: qube, as: Self.commandList)
     }
 
     /// Nothing to close: the folder is the file system.
@@ -238,7 +260,7 @@ public struct QvmRunExecutor: Executor {
     /// file) or prints a large output, never both, as the runner needs.
     private func run(_ qube: String, _ command: String, input: [UInt8] = []) throws -> ProcessOutput {
         let result = try Self.run(qvmRun, ["--pass-io", "--no-gui", "-u", "root", qube, command], input: input)
-        guard result.output.count <= Self.outputLimit else { throw ProvisioningError("\(qube): '\(command)' printed more than 1 GiB") }
+        guard result.output.count <= Self.outputLimit else { throw ProvisioningError(.commandFailed, "'\(command)' printed more than 1 GiB", qube: qube) }
         return result
     }
 
@@ -248,7 +270,7 @@ public struct QvmRunExecutor: Executor {
 
     private func checked(_ qube: String, _ command: String, input: [UInt8] = []) throws -> [UInt8] {
         let result = try run(qube, command, input: input)
-        guard result.status == 0 else { throw ProvisioningError("\(qube): '\(command)' failed with status \(result.status)") }
+        guard result.status == 0 else { throw ProvisioningError(.commandFailed, "'\(command)' failed with status \(result.status)", qube: qube) }
         return result.output
     }
 
@@ -275,7 +297,7 @@ public struct QvmRunExecutor: Executor {
         for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
             guard fields.count == 5, let mode = Int(fields[3], radix: 8) else {
-                throw ProvisioningError("\(qube): unexpected answer while inspecting the template: '\(line)'")
+                throw ProvisioningError(.unexpectedAnswer, "unexpected answer while inspecting the template: '\(line)'", qube: qube)
             }
             let kind: FoundEntry.Kind = switch fields[1] { case "f": .file case "d": .directory case "l": .symlink default: .other }
             found[fields[0]] = FoundEntry(kind: kind, owner: fields[2], mode: mode, detail: fields[4])
@@ -333,6 +355,12 @@ public struct QvmRunExecutor: Executor {
         _ = try checked(qube, "DEBIAN_FRONTEND=noninteractive apt-get purge -y " + packages.map(quoted).joined(separator: " "))
     }
 
+    public func hasRun(_ command: TemplateCommand, in qube: String) throws -> Bool { try run(qube, command.check).status == 0 }
+
+    public func run(_ command: TemplateCommand, in qube: String) throws { _ = try checked(qube, command.run) }
+
+    public func undo(_ command: TemplateCommand, in qube: String) throws { _ = try checked(qube, command.undo) }
+
     /// Any qube: qvm-run starts it when needed.
     public func checkReaches(_ qube: String) throws {}
 
@@ -352,8 +380,8 @@ func runProgram(
     do {
         result = try HostSystem().run(program, arguments, input: input, outputLimit: outputLimit)
     } catch {
-        throw ProvisioningError("cannot run \(program): \(error)")
+        throw ProvisioningError(.commandFailed, "cannot run \(program)", cause: error)
     }
-    if let failure, result.status != 0 { throw ProvisioningError("\(failure) failed with status \(result.status)") }
+    if let failure, result.status != 0 { throw ProvisioningError(.commandFailed, "\(failure) failed with status \(result.status)") }
     return result
 }

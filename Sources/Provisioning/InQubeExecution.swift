@@ -12,18 +12,18 @@ public enum InQubeExecution: Sendable, Hashable {
             return
         }
         guard text.hasPrefix("folder:") else {
-            throw ProvisioningError("--in-qube must be qvm-run or folder:DIR[,QUBE=DIR…], not '\(text)'")
+            throw ProvisioningError(.invalidArgument, "--in-qube must be qvm-run or folder:DIR[,QUBE=DIR…], not '\(text)'")
         }
         let parts = text.dropFirst(7).split(separator: ",", omittingEmptySubsequences: false).map(String.init)
         var others: [String: String] = [:]
         for part in parts.dropFirst() {
             let pair = part.split(separator: "=", maxSplits: 1).map(String.init)
             guard pair.count == 2, !pair[0].isEmpty, !pair[1].isEmpty else {
-                throw ProvisioningError("--in-qube folder:DIR,QUBE=DIR…: '\(part)' is not QUBE=DIR")
+                throw ProvisioningError(.invalidArgument, "--in-qube folder:DIR,QUBE=DIR…: '\(part)' is not QUBE=DIR")
             }
             others[pair[0]] = pair[1]
         }
-        guard let root = parts.first, !root.isEmpty else { throw ProvisioningError("--in-qube folder: needs the template's folder") }
+        guard let root = parts.first, !root.isEmpty else { throw ProvisioningError(.invalidArgument, "--in-qube folder: needs the template's folder") }
         self = .folders(root: root, others: others)
     }
 

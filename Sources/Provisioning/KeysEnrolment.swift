@@ -27,7 +27,7 @@ public struct KeysEnrolment: Sendable {
     public func savePassword(qube: String, token: String, password: [UInt8]) throws -> [String] {
         try checkArgument(token, what: "token")
         guard !password.isEmpty, !password.contains(0x0A), !password.contains(0) else {
-            throw ProvisioningError("the password must be one line, not empty")
+            throw ProvisioningError(.invalidArgument, "the password must be one line, not empty")
         }
         return try enrol(
             qube: qube, save: "liteqube.SplitPasswordSave", input: Array("\(qube)\n\(token)\n".utf8) + password + [0x0A],
@@ -38,7 +38,7 @@ public struct KeysEnrolment: Sendable {
     /// pin's two lines (sha256, sha512).
     public func saveFile(qube: String, name: String, content: [UInt8]) throws -> [String] {
         try checkArgument(name, what: "file name")
-        guard content.count <= Self.maxFileSize else { throw ProvisioningError("\(name): more than \(Self.maxFileSize >> 20) MiB") }
+        guard content.count <= Self.maxFileSize else { throw ProvisioningError(.invalidArgument, "more than \(Self.maxFileSize >> 20) MiB", path: name) }
         return try enrol(
             qube: qube, save: "liteqube.SplitFileSave", input: Array("\(qube)\n\(name)\n".utf8) + content,
             pin: "liteqube.SplitFileChecksum", pinPrefix: "\(qube)\n\(name)\n")
@@ -46,7 +46,7 @@ public struct KeysEnrolment: Sendable {
 
     private func checkArgument(_ text: String, what: String) throws {
         guard isValidArgumentName(Array(text.utf8)) else {
-            throw ProvisioningError("\(what) '\(text)': want 1 to 64 of A-Z a-z 0-9 _ . + -, not starting with '.' or '-'")
+            throw ProvisioningError(.invalidArgument, "\(what) '\(text)': want 1 to 64 of A-Z a-z 0-9 _ . + -, not starting with '.' or '-'")
         }
     }
 
@@ -54,13 +54,13 @@ public struct KeysEnrolment: Sendable {
     /// then shuts both down.
     private func enrol(qube: String, save: String, input: [UInt8], pin: String, pinPrefix: String) throws -> [String] {
         for name in [qube, keysQube, template] {
-            if let problem = QubeName.problem(name) { throw ProvisioningError("qube '\(name)': \(problem)") }
+            if let problem = QubeName.problem(name) { throw ProvisioningError(.invalidArgument, "qube '\(name)': \(problem)") }
         }
         let answer: ChecksumPin
         do {
             answer = try ChecksumPin(parsing: try service(keysQube, save, input: input))
         } catch let error as ChecksumPin.ParseError {
-            throw ProvisioningError("\(keysQube): \(save) did not answer with a pin: \(error)")
+            throw ProvisioningError(.unexpectedAnswer, "\(save) did not answer with a pin", qube: keysQube, cause: error)
         }
         _ = try service(template, pin, input: Array(pinPrefix.utf8) + answer.fileBytes)
         for name in [template, keysQube] { _ = try runProgram(qvmShutdown, ["--wait", name], failure: "\(name): qvm-shutdown") }

@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 import Yams
 
@@ -45,15 +46,34 @@ public struct Manifest: Sendable, Hashable {
     /// The memory (MiB) a role's qube gets.
     public func memory(of role: Role) -> Int { memory[role] ?? catalog.spec(role)?.memory(self) ?? 400 }
 
-    /// Why a manifest is not valid: the message names the line.
+    /// Why a manifest is not valid, and where: the manifest's file (when the
+    /// parser was given its name) and line.
     public struct Error: Swift.Error, Sendable, Hashable, CustomStringConvertible {
-        public var line: Int?
+        public var location: SourceLocation?
         public var message: String
-        public var description: String { (line.map { "line \($0): " } ?? "") + message }
+
+        init(line: Int?, message: String) {
+            self.location = line.map { SourceLocation(line: $0) }
+            self.message = message
+        }
+
+        /// `file: line N: message`, leaving out what is not known.
+        public var description: String {
+            (location?.file.map { "\($0): " } ?? "") + (location?.line.map { "line \($0): " } ?? "") + message
+        }
     }
 
-    /// Parses `liteqube.yaml`.
-    public static func parse(_ text: String, catalog: Catalog = .liteqube) throws -> Manifest {
+    /// Parses `liteqube.yaml`; `file` names it in the errors.
+    public static func parse(_ text: String, file: String? = nil, catalog: Catalog = .liteqube) throws -> Manifest {
+        do {
+            return try read(text, catalog: catalog)
+        } catch var error as Error where file != nil {
+            error.location = SourceLocation(file: file, line: error.location?.line)
+            throw error
+        }
+    }
+
+    private static func read(_ text: String, catalog: Catalog) throws -> Manifest {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)

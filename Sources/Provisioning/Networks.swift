@@ -41,25 +41,25 @@ public struct NetworkConnection: Sendable, Hashable {
         do throws(SystemError) {
             names = try files.entries(of: folder).map { String(decoding: $0, as: UTF8.self) }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         } catch {
-            throw ProvisioningError("\(folder): cannot list the network connections: \(error.reason)")
+            throw ProvisioningError(.ioFailure, "cannot list the network connections", path: folder, cause: error)
         }
-        guard names.count <= maxCount else { throw ProvisioningError("\(folder): more than \(maxCount) network connections") }
+        guard names.count <= maxCount else { throw ProvisioningError(.invalidNetwork, "more than \(maxCount) network connections", path: folder) }
         var connections: [NetworkConnection] = []
         var served: [String: String] = [:]
         for name in names {
             let path = folder + "/" + name
             guard !name.hasPrefix("."), !name.hasPrefix("-"), !name.contains("\n") else {
-                throw ProvisioningError("\(path): not a usable connection file name")
+                throw ProvisioningError(.invalidNetwork, "not a usable connection file name", path: path)
             }
             guard let info = try? files.info(of: path), info.type == .regular else {
-                throw ProvisioningError("\(path): not a regular file")
+                throw ProvisioningError(.invalidNetwork, "not a regular file", path: path)
             }
             guard info.size <= maxSize, let bytes = try? files.contents(of: path, limit: maxSize), bytes.count <= maxSize,
                 let content = String(data: Data(bytes), encoding: .utf8)
-            else { throw ProvisioningError("\(path): not a UTF-8 keyfile of at most \(maxSize) bytes") }
+            else { throw ProvisioningError(.invalidNetwork, "not a UTF-8 keyfile of at most \(maxSize) bytes", path: path) }
             let connection = NetworkConnection(name: name, content: content, hasSecret: hasSecret(content))
             if let other = served.updateValue(name, forKey: connection.servedName) {
-                throw ProvisioningError("\(path): served under the same name as \(other) (\(connection.servedName)); rename one")
+                throw ProvisioningError(.invalidNetwork, "served under the same name as \(other) (\(connection.servedName)); rename one", path: path)
             }
             connections.append(connection)
         }

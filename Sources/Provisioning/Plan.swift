@@ -1,3 +1,4 @@
+import LQCommon
 import QubesAdmin
 import QubesStore
 
@@ -17,11 +18,13 @@ public enum Operation: Sendable, Hashable, Codable {
     case place(qube: String, entry: TemplateEntry)
     /// Install packages in a qube (the template) through the executor.
     case installPackages(qube: String, packages: [String])
+    /// Run a component's command in a qube (the template) through the executor; destroy runs its undo.
+    case runCommand(qube: String, command: TemplateCommand)
 
     /// The qube whose inside (files, packages) this changes through the executor.
     public var insideQube: String? {
         switch self {
-        case .place(let qube, _), .installPackages(let qube, _): qube
+        case .place(let qube, _), .installPackages(let qube, _), .runCommand(let qube, _): qube
         default: nil
         }
     }
@@ -46,6 +49,7 @@ public enum Operation: Sendable, Hashable, Codable {
             case .symlink(let target): "link \(entry.path) → \(target) in \(qube)"
             }
         case .installPackages(let qube, let packages): "install packages in \(qube): \(packages.joined(separator: " "))"
+        case .runCommand(let qube, let command): "in \(qube), \(command.summary): \(command.run)"
         }
     }
 
@@ -88,6 +92,11 @@ public enum Operation: Sendable, Hashable, Codable {
             members.merge(kind.1) { $1 }
         case .installPackages(let qube, let packages):
             members.merge(["op": .string("install-packages"), "qube": .string(qube), "packages": .array(packages.map(JSONValue.string))]) { $1 }
+        case .runCommand(let qube, let command):
+            members.merge([
+                "op": .string("run-command"), "qube": .string(qube), "command": .string(command.run), "check": .string(command.check),
+                "undo": .string(command.undo),
+            ]) { $1 }
         }
         return .object(members)
     }
@@ -152,7 +161,7 @@ public struct Planner {
         for qube in desired.qubes {
             let exists = classes[qube.name] != nil
             if let existingClass = classes[qube.name], existingClass != qube.vmClass {
-                throw ProvisioningError("qube \(qube.name) exists as \(existingClass.rawValue), but Liteqube needs a \(qube.vmClass.rawValue) there; rename it or choose another name in the manifest")
+                throw ProvisioningError(.qubeConflict, "qube \(qube.name) exists as \(existingClass.rawValue), but Liteqube needs a \(qube.vmClass.rawValue) there; rename it or choose another name in the manifest")
             }
             if !exists {
                 if let source = qube.cloneOf {
@@ -239,7 +248,7 @@ public struct Planner {
         return Plan(operations: operations, notes: notes, desired: desired, blockers: blockers)
     }
 
-    /// Files, folders, links and packages the template lacks, in the catalog's order.
+    /// Files, folders, links, packages and commands the template lacks, in the catalog's order.
     private func templateSteps(_ manifest: Manifest, template: String, exists: Bool) throws -> [Operation] {
         guard let executor else { return [] }
         var operations: [Operation] = []
@@ -256,6 +265,10 @@ public struct Planner {
                 let present = exists ? try executor.installed(wanted, in: template) : []
                 let missing = wanted.filter { !present.contains($0) }
                 if !missing.isEmpty { operations.append(.installPackages(qube: template, packages: missing)) }
+            case .command(let command):
+                try flushEntries()
+                let done = exists ? try executor.hasRun(command, in: template) : false
+                if !done { operations.append(.runCommand(qube: template, command: command)) }
             }
         }
         try flushEntries()
@@ -269,7 +282,7 @@ public struct Planner {
         return try entries.compactMap { entry in
             guard let current = found[entry.path] else { return .place(qube: qube, entry: entry) }
             if current.kind == .other {
-                throw ProvisioningError("\(qube): \(entry.path) is neither a file, a folder nor a link; remove it first")
+                throw ProvisioningError(.unsupportedEntry, "\(entry.path) is neither a file, a folder nor a link; remove it first", qube: qube)
             }
             return current.satisfies(entry.expected) ? nil : .place(qube: qube, entry: entry)
         }

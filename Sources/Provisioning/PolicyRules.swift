@@ -31,17 +31,17 @@ public enum PolicyRules {
         let lines = rules(manifest).map(\.line).joined(separator: "\n") + "\n"
         let loaded = PolicyLoader(directories: ["/draft"], legacyDirectory: "/nonexistent", fileSystem: MemoryPolicyFiles([draft: lines]))
             .load()
-        if let error = loaded.errors.first { throw ProvisioningError("generated policy does not parse: \(error)") }
+        if let error = loaded.errors.first { throw ProvisioningError(.invalidPolicy, "generated policy does not parse", cause: error) }
         let header = [
             "Liteqube service qubes: qrexec policy written by lq.",
             "Changes are overwritten by the next `lq apply`; put your own rules in 30-user.policy.",
         ]
         do {
             let file = try PolicyFile(priority: 45, name: "liteqube", header: header, rules: loaded.policy.rules)
-            guard let text = try PolicyGenerator.render([file])[fileName] else { throw ProvisioningError("policy file name mismatch") }
+            guard let text = try PolicyGenerator.render([file])[fileName] else { throw ProvisioningError(.invalidPolicy, "policy file name mismatch") }
             return text
         } catch let error as PolicyError {
-            throw ProvisioningError("generated policy is not valid: \(error)")
+            throw ProvisioningError(.invalidPolicy, "generated policy is not valid", cause: error)
         }
     }
 }

@@ -11,8 +11,8 @@ public struct ServiceTerminal: Sendable {
 
     /// `qvm-run`'s arguments for a terminal in `qube` running `command` (a login shell when empty).
     public func arguments(qube: String, command: [String]) throws -> [String] {
-        if let problem = QubeName.problem(qube) { throw ProvisioningError("qube '\(qube)': \(problem)") }
-        if let empty = command.firstIndex(where: \.isEmpty) { throw ProvisioningError("command argument \(empty + 1) is empty") }
+        if let problem = QubeName.problem(qube) { throw ProvisioningError(.invalidArgument, "qube '\(qube)': \(problem)") }
+        if let empty = command.firstIndex(where: \.isEmpty) { throw ProvisioningError(.invalidArgument, "command argument \(empty + 1) is empty") }
         return ["--user", "root", "--no-gui", "--no-shell", qube, "--", Overlay.programFolder + "/liteqube-xterm", qube] + command
     }
 

@@ -29,10 +29,10 @@ public struct TemplateBinaries: Sendable, Hashable {
         for name in names {
             let path = folder + "/" + name
             guard let bytes = try? SystemFileSystem().contents(of: path) else {
-                throw ProvisioningError("\(path): missing; the template needs the static tools: swift build -c release --static-swift-stdlib, then give --binaries")
+                throw ProvisioningError(.invalidBinaries, "\(path): missing; the template needs the static tools: swift build -c release --static-swift-stdlib, then give --binaries")
             }
             if let library = ELF.neededLibraries(bytes)?.first(where: { $0.hasPrefix("libswift") || $0.hasPrefix("libFoundation") }) {
-                throw ProvisioningError("\(path) needs \(library), which debian-core does not have; build it with: swift build -c release --static-swift-stdlib")
+                throw ProvisioningError(.invalidBinaries, "\(path) needs \(library), which debian-core does not have; build it with: swift build -c release --static-swift-stdlib")
             }
             files[name] = Binary(source: path, sha256: sha256Hex(bytes))
         }

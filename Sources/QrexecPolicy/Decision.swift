@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 
 /// One qrexec call: `service+argument` from `source` to the target it asked for (docs/qrexec-policy.md, "Calls").
@@ -28,7 +29,7 @@ extension Call {
     /// The calls of a JSON list of `{"service", "argument", "source", "target"}`
     /// objects (`argument` and `target` may be missing or empty; other keys are ignored).
     public static func list(json bytes: [UInt8], file: String? = nil) throws(PolicyError) -> [Call] {
-        guard case .array(let items) = try JSONReader.parse(bytes, file: file) else {
+        guard case .array(let items) = try JSONReader.policyInput(bytes, file: file) else {
             throw PolicyError(.invalidInput, "not a JSON list", file: file, expected: "[{\"service\", \"source\", \"target\"}, ...]")
         }
         return try items.enumerated().map { (offset, item) throws(PolicyError) in

@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 
 /// A problem `lq policy lint` reports, with where it is and the value at fault.
@@ -59,7 +60,7 @@ public enum PolicyLint {
     /// name qubes it does not have.
     public static func findings(_ load: PolicyLoad, system: SystemInfo? = nil) -> [LintFinding] {
         var findings = load.errors.map { error in
-            LintFinding(severity: .error, kind: .load, file: error.file, line: error.line, column: error.column,
+            LintFinding(severity: .error, kind: .load, file: error.location?.file, line: error.location?.line, column: error.location?.column,
                         message: error.message + (error.expected.map { " (expected \($0))" } ?? ""), value: nil)
         }
         let rules = load.policy.rules

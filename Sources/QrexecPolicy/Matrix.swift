@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 
 /// The decision for one service over every (source, target) pair of a system.

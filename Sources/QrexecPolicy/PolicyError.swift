@@ -1,3 +1,5 @@
+import LQCommon
+
 /// Why a policy file, a system description or a call was refused, and where.
 ///
 /// Any such error in a loaded file makes dom0 deny every call, so the loader
@@ -23,30 +25,38 @@ public struct PolicyError: Error, Sendable, Hashable, CustomStringConvertible {
     public var code: Code
     /// What was wrong, naming the offending value.
     public var message: String
-    /// The file, as the loader named it.
-    public var file: String?
-    /// 1-based line; `nil` for the whole file.
-    public var line: Int?
-    /// 1-based column (in bytes) of the offending field.
-    public var column: Int?
+    /// The file as the loader named it, the line (`nil` for the whole file) and the column of the offending field.
+    public var location: SourceLocation?
     /// What was expected instead, when that can be said.
     public var expected: String?
 
     public init(_ code: Code, _ message: String, file: String? = nil, line: Int? = nil, column: Int? = nil,
                 expected: String? = nil) {
+        let location = SourceLocation(file: file, line: line, column: column)
+        self.init(code, message, at: location == SourceLocation() ? nil : location, expected: expected)
+    }
+
+    public init(_ code: Code, _ message: String, at location: SourceLocation?, expected: String? = nil) {
         self.code = code
         self.message = message
-        self.file = file
-        self.line = line
-        self.column = column
+        self.location = location
         self.expected = expected
     }
 
     /// `file:line:column: message (expected …)`.
     public var description: String {
-        var place = file ?? "<policy>"
-        if let line { place += ":\(line)" }
-        if let column { place += ":\(column)" }
+        let place = (location ?? SourceLocation()).text(unnamed: "<policy>")
         return "\(place): \(message)" + (expected.map { " (expected \($0))" } ?? "")
+    }
+}
+
+extension JSONReader {
+    /// The value of `bytes`; a refusal is `PolicyError(.invalidInput)` with its line and column.
+    static func policyInput(_ bytes: [UInt8], file: String?) throws(PolicyError) -> JSONValue {
+        do {
+            return try parse(bytes, file: file)
+        } catch {
+            throw PolicyError(.invalidInput, error.message, at: error.location, expected: error.expected)
+        }
     }
 }

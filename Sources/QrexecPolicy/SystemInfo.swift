@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 
 /// What the evaluator knows of one qube: the fields of qubesd's `internal.GetSystemInfo`.
@@ -94,7 +95,7 @@ extension SystemInfo {
     /// keys take the defaults: type `AppVM`, no tags, not a disposable
     /// template, no default_dispvm, `Halted`, dom0's uuid all zeroes.
     public init(json bytes: [UInt8], file: String? = nil) throws(PolicyError) {
-        let root = try JSONReader.parse(bytes, file: file)
+        let root = try JSONReader.policyInput(bytes, file: file)
         func invalid(_ message: String, _ expected: String) -> PolicyError {
             PolicyError(.invalidInput, message, file: file, expected: expected)
         }

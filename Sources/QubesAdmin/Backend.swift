@@ -163,7 +163,7 @@ public enum DeviceWire {
     public static func serialization(_ device: DeviceAssignment, deviceClass: String, frontend: String?) -> String {
         var pairs: [(String, String)] = [
             ("device_id", device.identity), ("port_id", device.port), ("devclass", deviceClass),
-            ("backend_domain", device.backendDomain ?? "*"), ("mode", device.mode),
+            ("backend_domain", device.backendDomain ?? "*"), ("mode", device.mode.rawValue),
         ]
         if let frontend { pairs.append(("frontend_domain", frontend)) }
         for option in device.options { pairs.append(("_" + (option.name ?? ""), option.value)) }
@@ -210,9 +210,10 @@ public enum DeviceWire {
             if key.hasPrefix("_") { options.append((String(key.dropFirst()), value)) } else { values[key] = value }
         }
         let backend = values["backend_domain"] ?? "*"
+        guard let mode = AssignmentMode(rawValue: values["mode"] ?? "required") else { return nil }
         return DeviceAssignment(
             backendDomain: backend == "*" ? nil : backend, port: values["port_id"] ?? "*", identity: values["device_id"] ?? "*",
-            mode: values["mode"] ?? "required", options: options)
+            mode: mode, options: options)
     }
 
     private static func escape(_ value: String) -> String {

@@ -33,7 +33,9 @@ public enum StoreCheck {
             return CheckReport(errors: [StoreFinding(qube: nil, field: nil, value: nil, message: "\(error)")])
         }
         var message = "\(error.kind.rawValue): \(error.message)"
-        if let location = error.location { message = "line \(location.line), column \(location.column): " + message }
+        if let line = error.location?.line, let column = error.location?.column {
+            message = "line \(line), column \(column): " + message
+        }
         return CheckReport(errors: [StoreFinding(qube: error.qube, field: error.field, value: error.value, message: message)])
     }
 

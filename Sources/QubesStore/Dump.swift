@@ -1,3 +1,4 @@
+import LQCommon
 /// The canonical JSON dump of a store (`lq store dump`; docs/qubes-xml.md, "Canonical JSON dump").
 public enum StoreDump {
     /// The dump document; with `effective`, every qube also lists the
@@ -57,7 +58,7 @@ public enum StoreDump {
                     for option in device.options { options[option.name ?? "None"] = .string(option.value) }
                     return .object([
                         "backend_domain": .string(device.backendDomain ?? "*"), "device_id": .string(device.identity),
-                        "mode": .string(device.mode), "options": .object(options), "port_id": .string(device.port),
+                        "mode": .string(device.mode.rawValue), "options": .object(options), "port_id": .string(device.port),
                     ])
                 })
         }

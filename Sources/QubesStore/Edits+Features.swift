@@ -67,8 +67,8 @@ extension Store {
         guard Loader.deviceClasses.contains(deviceClass) else {
             throw StoreError(.protocolError, "no such device class: '\(deviceClass)'", qube: qube, value: deviceClass)
         }
-        guard ["required", "auto-attach", "ask-to-attach"].contains(assignment.mode) else {
-            throw StoreError(.assertionError, "only auto-attachable modes can be assigned", qube: qube, value: assignment.mode)
+        guard assignment.mode.isAutoAttachable else {
+            throw StoreError(.assertionError, "only auto-attachable modes can be assigned", qube: qube, value: assignment.mode.rawValue)
         }
         if let backend = assignment.backendDomain { _ = try existing(backend) }
         let description = "\(deviceClass) device \(assignment.backendDomain ?? "*"):\(assignment.port):\(assignment.identity)"

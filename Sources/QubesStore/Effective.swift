@@ -1,3 +1,4 @@
+import LQCommon
 /// Facts about the host that some defaults depend on, passed in as a value
 /// so effective values are a pure function of the store and the host.
 public struct HostFacts: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Glibc
+import LQCommon
 
 /// A string that is compared, hashed and ordered by its Unicode code points,
 /// as Python (and so qubesd) does.
@@ -29,21 +29,8 @@ public struct ExactString: Hashable, Comparable, Sendable, CustomStringConvertib
         compare(lhs.value, rhs.value) < 0
     }
 
-    /// Three-way comparison of the UTF-8 bytes (memcmp, then length).
-    static func compare(_ lhs: String, _ rhs: String) -> Int {
-        var left = lhs
-        var right = rhs
-        return left.withUTF8 { leftBytes in
-            right.withUTF8 { rightBytes in
-                let common = min(leftBytes.count, rightBytes.count)
-                if common > 0 {
-                    let result = memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, common)
-                    if result != 0 { return Int(result) }
-                }
-                return leftBytes.count - rightBytes.count
-            }
-        }
-    }
+    /// Three-way comparison by code point.
+    static func compare(_ lhs: String, _ rhs: String) -> Int { codePointCompare(lhs, rhs) }
 }
 
 extension String {

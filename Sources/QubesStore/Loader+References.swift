@@ -4,7 +4,7 @@ extension Loader {
     mutating func loadDomainStage4(_ qid: Int) throws {
         guard var domain = store[qid: qid] else { return }
         for property in rawProperties[qid] ?? [] {
-            guard let name = property.name, let spec = property.spec ?? Schema.property(name, of: domain.vmClass), spec.stage == 4 else {
+            guard let name = property.name, let spec = property.spec ?? Schema.property(name, of: domain.vmClass), spec.stage == .references else {
                 continue
             }
             do {
@@ -90,7 +90,7 @@ extension Loader {
                 if mode == "manual" {
                     throw located(StoreError(.assertionError, "device mode 'manual' cannot be assigned", qube: domain.name, field: "device mode", value: mode), device.offset)
                 }
-                guard ["required", "auto-attach", "ask-to-attach"].contains(mode) else {
+                guard let assignmentMode = AssignmentMode(rawValue: mode), assignmentMode.isAutoAttachable else {
                     note(.error, "Unrecognized assignment mode, ignoring.", qube: domain.name, field: "devices.\(deviceClass ?? "None")", value: mode)
                     continue
                 }
@@ -106,7 +106,7 @@ extension Loader {
                 if deviceClass == "pci" && port != "*" && !Self.isPCIPort(port) {
                     throw located(StoreError(.valueError, "Invalid device identifier: '\(port)'", qube: domain.name, field: "device id", value: port), device.offset)
                 }
-                let assignment = DeviceAssignment(backendDomain: backend, port: port, identity: identity, mode: mode, options: options)
+                let assignment = DeviceAssignment(backendDomain: backend, port: port, identity: identity, mode: assignmentMode, options: options)
                 var list = domain.devices[deviceClass] ?? []
                 if list.contains(where: { $0.sameDevice(as: assignment) }) {
                     throw located(

@@ -225,7 +225,7 @@ struct Loader {
         var hasName = vmClass == .adminVM
         if vmClass == .adminVM { domain.uuid = Self.adminUUID }
         for property in properties {
-            guard let name = property.name, let spec = property.spec, spec.stage == 2 else { continue }
+            guard let name = property.name, let spec = property.spec, spec.stage == .qube else { continue }
             if spec.writeOnce {
                 guard seen.insert(name).inserted else {
                     throw located(

@@ -54,6 +54,21 @@ public struct Pool: Sendable, Hashable {
     }
 }
 
+/// How a device assignment attaches (qubesd's `AssignmentMode`).
+public enum AssignmentMode: String, Sendable, Hashable, CaseIterable, Codable {
+    /// Attach only when asked; qubesd never saves this mode as an assignment.
+    case manual
+    /// Ask the user before attaching.
+    case askToAttach = "ask-to-attach"
+    /// Attach whenever the device and the qube are there.
+    case autoAttach = "auto-attach"
+    /// Attach at start; the qube does not start without it.
+    case required
+
+    /// The modes an assignment may have (all but `manual`).
+    public var isAutoAttachable: Bool { self != .manual }
+}
+
 /// One device assigned to a qube.
 public struct DeviceAssignment: Sendable, Hashable {
     /// The backend qube's name; `nil` means any (`*`).
@@ -63,12 +78,12 @@ public struct DeviceAssignment: Sendable, Hashable {
     /// The device identity (`8086:a0f0::p028000`); `*` for any.
     public var identity: String
     /// `required`, `auto-attach` or `ask-to-attach`.
-    public var mode: String
+    public var mode: AssignmentMode
     /// Options in insertion order; a `nil` name loads but makes every save fail, as in qubesd.
     public var options: [(name: String?, value: String)]
 
     public init(
-        backendDomain: String?, port: String, identity: String, mode: String,
+        backendDomain: String?, port: String, identity: String, mode: AssignmentMode,
         options: [(name: String?, value: String)] = []
     ) {
         self.backendDomain = backendDomain

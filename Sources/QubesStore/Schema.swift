@@ -30,16 +30,28 @@ public enum PropertyKind: Sendable, Hashable {
     case readOnly
 }
 
+/// When qubesd's loader reads a property, which is also the save order's first key.
+public enum LoadStage: Int, Sendable, Hashable, Comparable, CaseIterable {
+    /// With the qube itself.
+    case qube = 2
+    /// The global (`Qubes`) properties.
+    case global = 3
+    /// References to other qubes, once all qubes exist.
+    case references = 4
+
+    public static func < (lhs: LoadStage, rhs: LoadStage) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
 /// One property of a class: the data behind load, save order and defaults.
 public struct PropertySpec: Sendable, Hashable {
     public var name: String
     public var kind: PropertyKind
-    /// Load stage: 2 (with the qube), 3 (global), 4 (references to other qubes).
-    public var stage: Int
+    /// When it is loaded.
+    public var stage: LoadStage
     /// Write-once: a second value in the file fails the load.
     public var writeOnce: Bool
 
-    init(_ name: String, _ kind: PropertyKind, stage: Int = 2, writeOnce: Bool = false) {
+    init(_ name: String, _ kind: PropertyKind, stage: LoadStage = .qube, writeOnce: Bool = false) {
         self.name = name
         self.kind = kind
         self.stage = stage
@@ -67,43 +79,43 @@ public enum Schema {
         ]
 
     private static let declared: [(PropertySpec, Set<VMClass>)] = [
-        (PropertySpec("appvm_default_bootmode", .string, stage: 4), [.templateVM]),
-        (PropertySpec("audiovm", .qubeRef, stage: 4), P),
+        (PropertySpec("appvm_default_bootmode", .string, stage: .references), [.templateVM]),
+        (PropertySpec("audiovm", .qubeRef, stage: .references), P),
         (PropertySpec("auto_cleanup", .bool), [.dispVM]),
         (PropertySpec("autostart", .bool), P),
         (PropertySpec("backup_timestamp", .int), P),
-        (PropertySpec("bootmode", .string, stage: 4), P),
+        (PropertySpec("bootmode", .string, stage: .references), P),
         (PropertySpec("debug", .bool), P),
-        (PropertySpec("default_dispvm", .qubeRef, stage: 4), PA),
+        (PropertySpec("default_dispvm", .qubeRef, stage: .references), PA),
         (PropertySpec("default_user", .defaultUser), P),
         (PropertySpec("devices_denied", .devicesDenied), PA),
         (PropertySpec("dispid", .int, writeOnce: true), [.dispVM]),
-        (PropertySpec("guivm", .qubeRef, stage: 4), P),
+        (PropertySpec("guivm", .qubeRef, stage: .references), P),
         (PropertySpec("include_in_backups", .bool), PAR),
         (PropertySpec("installed_by_rpm", .bool), P),
         (PropertySpec("ip", .ipv4), P),
         (PropertySpec("ip6", .ipv6), P),
         (PropertySpec("kernel", .kernel), P),
-        (PropertySpec("kernelopts", .kernelopts, stage: 4), P),
+        (PropertySpec("kernelopts", .kernelopts, stage: .references), P),
         (PropertySpec("keyboard_layout", .keyboardLayout), PA),
         (PropertySpec("label", .label), PAR),
         (PropertySpec("mac", .mac), P),
-        (PropertySpec("management_dispvm", .qubeRef, stage: 4), P),
+        (PropertySpec("management_dispvm", .qubeRef, stage: .references), P),
         (PropertySpec("maxmem", .nonNegativeInt), P),
         (PropertySpec("maxmem", .readOnly), A),
         (PropertySpec("memory", .positiveInt), P),
         (PropertySpec("name", .string, writeOnce: true), PR),
         (PropertySpec("name", .readOnly), A),
-        (PropertySpec("netvm", .qubeRef, stage: 4), P),
+        (PropertySpec("netvm", .qubeRef, stage: .references), P),
         (PropertySpec("provides_network", .bool), P),
         (PropertySpec("qid", .qid, writeOnce: true), PR),
         (PropertySpec("qid", .readOnly), A),
         (PropertySpec("qrexec_timeout", .positiveInt), P),
-        (PropertySpec("relayvm", .qubeRef, stage: 4), R),
+        (PropertySpec("relayvm", .qubeRef, stage: .references), R),
         (PropertySpec("remote_name", .string), R),
         (PropertySpec("shutdown_timeout", .positiveInt), P),
         (PropertySpec("stubdom_mem", .positiveInt), P),
-        (PropertySpec("template", .qubeRef, stage: 4), [.appVM, .dispVM]),
+        (PropertySpec("template", .qubeRef, stage: .references), [.appVM, .dispVM]),
         (PropertySpec("template_for_dispvms", .bool), [.appVM, .standaloneVM]),
         (PropertySpec("transport_rpc", .string), R),
         (PropertySpec("updateable", .readOnly), PA),
@@ -143,26 +155,26 @@ public enum Schema {
     /// The global (`Qubes`) properties, all loaded at stage 3.
     public static let global: [String: PropertySpec] = {
         let specs: [PropertySpec] = [
-            PropertySpec("check_updates_vm", .bool, stage: 3),
-            PropertySpec("clockvm", .qubeRef, stage: 3),
-            PropertySpec("default_audiovm", .qubeRef, stage: 3),
-            PropertySpec("default_dispvm", .qubeRef, stage: 3),
-            PropertySpec("default_guivm", .qubeRef, stage: 3),
-            PropertySpec("default_kernel", .string, stage: 3),
-            PropertySpec("default_netvm", .qubeRef, stage: 3),
-            PropertySpec("default_pool", .pool, stage: 3),
-            PropertySpec("default_pool_kernel", .pool, stage: 3),
-            PropertySpec("default_pool_private", .pool, stage: 3),
-            PropertySpec("default_pool_root", .pool, stage: 3),
-            PropertySpec("default_pool_volatile", .pool, stage: 3),
-            PropertySpec("default_qrexec_timeout", .int, stage: 3),
-            PropertySpec("default_shutdown_timeout", .int, stage: 3),
-            PropertySpec("default_template", .qubeRef, stage: 3),
-            PropertySpec("management_dispvm", .qubeRef, stage: 3),
-            PropertySpec("maxmem", .readOnly, stage: 3),
-            PropertySpec("no_cpus", .readOnly, stage: 3),
-            PropertySpec("stats_interval", .int, stage: 3),
-            PropertySpec("updatevm", .qubeRef, stage: 3),
+            PropertySpec("check_updates_vm", .bool, stage: .global),
+            PropertySpec("clockvm", .qubeRef, stage: .global),
+            PropertySpec("default_audiovm", .qubeRef, stage: .global),
+            PropertySpec("default_dispvm", .qubeRef, stage: .global),
+            PropertySpec("default_guivm", .qubeRef, stage: .global),
+            PropertySpec("default_kernel", .string, stage: .global),
+            PropertySpec("default_netvm", .qubeRef, stage: .global),
+            PropertySpec("default_pool", .pool, stage: .global),
+            PropertySpec("default_pool_kernel", .pool, stage: .global),
+            PropertySpec("default_pool_private", .pool, stage: .global),
+            PropertySpec("default_pool_root", .pool, stage: .global),
+            PropertySpec("default_pool_volatile", .pool, stage: .global),
+            PropertySpec("default_qrexec_timeout", .int, stage: .global),
+            PropertySpec("default_shutdown_timeout", .int, stage: .global),
+            PropertySpec("default_template", .qubeRef, stage: .global),
+            PropertySpec("management_dispvm", .qubeRef, stage: .global),
+            PropertySpec("maxmem", .readOnly, stage: .global),
+            PropertySpec("no_cpus", .readOnly, stage: .global),
+            PropertySpec("stats_interval", .int, stage: .global),
+            PropertySpec("updatevm", .qubeRef, stage: .global),
         ]
         return Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
     }()

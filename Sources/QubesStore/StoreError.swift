@@ -1,15 +1,4 @@
-/// A position in an input file, 1-based.
-public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
-    public var line: Int
-    public var column: Int
-
-    public init(line: Int, column: Int) {
-        self.line = line
-        self.column = column
-    }
-
-    public var description: String { "\(line):\(column)" }
-}
+import LQCommon
 
 /// Why reading, validating or writing a store failed.
 ///

@@ -1,3 +1,5 @@
+import LQCommon
+
 /// One element of a parsed XML document: the subset qubes.xml needs.
 ///
 /// `text` follows lxml's `.text`: the character data before the first child

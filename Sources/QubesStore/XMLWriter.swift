@@ -76,7 +76,7 @@ public enum XMLWriter {
             try output.container("devices", attributes: [("class", deviceClass)], level: 3, isEmpty: assignments.isEmpty) { output in
                 for device in assignments {
                     let attributes = [
-                        ("backend-domain", device.backendDomain ?? "*"), ("id", device.port), ("mode", device.mode),
+                        ("backend-domain", device.backendDomain ?? "*"), ("id", device.port), ("mode", device.mode.rawValue),
                         ("identity", device.identity),
                     ]
                     try output.container("device", attributes: attributes, level: 4, isEmpty: device.options.isEmpty) { output in

@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 
 /// What `lq shard audit` found.

@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 
 /// Options of `ShardMerge.merge`.

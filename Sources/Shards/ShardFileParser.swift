@@ -177,10 +177,13 @@ private struct ShardFileParser {
             try expect(option, attributes: ["name"], children: [], qube: qube)
             return (try required(option, "name", qube: qube), option.text ?? "")
         }
+        let modeText = try required(element, "mode", qube: qube)
+        guard let mode = AssignmentMode(rawValue: modeText), mode.isAutoAttachable else {
+            throw issue("unknown device assignment mode", element, qube: qube, field: "mode", value: modeText)
+        }
         return DeviceAssignment(
             backendDomain: backend == "*" ? nil : backend, port: try required(element, "id", qube: qube),
-            identity: try required(element, "identity", qube: qube), mode: try required(element, "mode", qube: qube),
-            options: options)
+            identity: try required(element, "identity", qube: qube), mode: mode, options: options)
     }
 
     func volume(_ element: XMLNode, qube: String) throws -> Volume {

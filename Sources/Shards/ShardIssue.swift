@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 
 /// A problem with a shard or a change made to it: what, in which file, on

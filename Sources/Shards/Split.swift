@@ -1,3 +1,4 @@
+import LQCommon
 import OrderedCollections
 import QubesStore
 import SystemLayer

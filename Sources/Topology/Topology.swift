@@ -10,6 +10,11 @@ public struct Topology: Sendable {
         public var vmClass: VMClass
         public var memory: String
         public var hvm: Bool
+
+        /// A qube; `memory` is MiB as text ("" for none), `hvm` adds the stub domain's memory to its label.
+        public init(name: String, vmClass: VMClass, memory: String, hvm: Bool = false) {
+            (self.name, self.vmClass, self.memory, self.hvm) = (name, vmClass, memory, hvm)
+        }
     }
 
     public enum EdgeKind: String, Sendable, Hashable {
@@ -25,11 +30,18 @@ public struct Topology: Sendable {
         public var from: String
         public var to: String
         public var kind: EdgeKind
+
+        public init(from: String, to: String, kind: EdgeKind) { (self.from, self.to, self.kind) = (from, to, kind) }
     }
 
     public var nodes: [Node]
     public var devices: [String]
     public var edges: [Edge]
+
+    /// A topology made of these qubes, devices (`pci:<port>`) and edges.
+    public init(nodes: [Node], devices: [String], edges: [Edge]) {
+        (self.nodes, self.devices, self.edges) = (nodes, devices, edges)
+    }
 
     /// Reads the topology through a backend.
     public init(backend: Backend) throws {

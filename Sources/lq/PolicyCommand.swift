@@ -1,6 +1,7 @@
 import ArgumentParser
 import InQubeTool
 import Foundation
+import LQCommon
 import QubesAdmin
 import QrexecPolicy
 import QubesStore
@@ -37,20 +38,19 @@ struct PolicyLocation: ParsableArguments {
 
 /// Where the qubes come from: qubesd's socket, a qubes.xml store or a GetSystemInfo JSON file.
 struct SystemOptions: ParsableArguments {
-    @Option(help: "qubesd's Admin API socket (the running system).") var socket: String?
-    @Option(help: "A qubes.xml file to take the qubes from.") var store: String?
+    @OptionGroup var source: SystemSource
     @Option(name: .customLong("system-info"), help: "A JSON file in the form of qubesd's internal.GetSystemInfo.")
     var systemInfo: String?
 
     func validate() throws {
-        guard [socket, store, systemInfo].compactMap({ $0 }).count == 1 else {
+        guard [source.socket, source.store, systemInfo].compactMap({ $0 }).count == 1 else {
             throw ValidationError("Give exactly one of --socket, --store and --system-info.")
         }
     }
 
     var provider: any SystemInfoProvider {
-        if let socket { return SocketSystemInfo(path: socket) }
-        if let store { return StoreSystemInfo(path: store) }
+        if let socket = source.socket { return SocketSystemInfo(path: socket) }
+        if let store = source.store { return StoreSystemInfo(path: store) }
         return JSONSystemInfo(path: systemInfo!)
     }
 

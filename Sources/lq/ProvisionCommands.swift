@@ -1,6 +1,7 @@
 import ArgumentParser
 import InQubeTool
 import Foundation
+import LQCommon
 import Provisioning
 import QubesAdmin
 import QubesStore
@@ -13,9 +14,9 @@ struct ManifestFile: ParsableArguments {
     func load() throws -> Manifest {
         guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure("\(path): cannot read the manifest") }
         do {
-            return try Manifest.parse(String(decoding: data, as: UTF8.self))
+            return try Manifest.parse(String(decoding: data, as: UTF8.self), file: path)
         } catch let error as Manifest.Error {
-            throw CommandFailure("\(path): \(error)")
+            throw CommandFailure("\(error)")
         }
     }
 
@@ -32,8 +33,9 @@ struct ManifestOptions: ParsableArguments {
     @Option(help: "The write-ahead journal (default: liteqube.journal.json beside the manifest).") var journal: String?
     @Option(
         name: .customLong("in-qube"),
-        help: "How steps inside qubes run: qvm-run, or folder:DIR[,QUBE=DIR…] for folders standing for the template's root and other qubes' (default: qvm-run with --socket; left out with --store).")
-    var inQube: String?
+        help: "How steps inside qubes run: qvm-run, or folder:DIR[,QUBE=DIR…] for folders standing for the template's root and other qubes' (default: qvm-run with --socket; left out with --store).",
+        transform: { try InQubeExecution(parsing: $0) })
+    var inQube: InQubeExecution?
     @Option(help: ArgumentHelp(
         "Folder of the static lq-inqube copied into the template (default: beside this lq, when it is there).",
         valueName: "dir"))
@@ -53,23 +55,11 @@ struct ManifestOptions: ParsableArguments {
         }
     }
 
-    func validate() throws {
-        if let inQube {
-            do {
-                _ = try InQubeExecution(parsing: inQube)
-            } catch let error as ProvisioningError {
-                throw ValidationError(error.message)
-            }
-        }
-    }
-
     /// The executor for steps inside qubes (none offline unless --in-qube names one).
     func executor(_ options: BackendOptions, manifest: Manifest) throws -> Executor? {
-        guard let inQube else { return options.store == nil ? QvmRunExecutor() : nil }
-        return try InQubeExecution(parsing: inQube).executor(for: manifest)
+        guard let inQube else { return options.isOffline ? nil : QvmRunExecutor() }
+        return inQube.executor(for: manifest)
     }
-
-    func load() throws -> Manifest { try file.load() }
 
     var journalPath: String {
         journal ?? URL(fileURLWithPath: file.path).deletingLastPathComponent().appendingPathComponent("liteqube.journal.json").path
@@ -86,10 +76,6 @@ struct ManifestOptions: ParsableArguments {
         let base = URL(fileURLWithPath: file.path).deletingLastPathComponent()
         return try NetworkConnection.read(folder: folder.hasPrefix("/") ? folder : base.appendingPathComponent(folder).path)
     }
-
-    /// The manifest when its file exists, else the defaults (destroy and mem
-    /// need it only for qube names).
-    func loadIfPresent() throws -> Manifest { try file.loadIfPresent() }
 
     func planner(_ backend: Backend, _ options: BackendOptions, manifest: Manifest) throws -> Planner {
         let executor = try executor(options, manifest: manifest)
@@ -108,7 +94,7 @@ struct PlanCommand: ParsableCommand {
     @OptionGroup var manifestOptions: ManifestOptions
 
     func run() throws {
-        let manifest = try manifestOptions.load()
+        let manifest = try manifestOptions.file.load()
         try options.run(qube: nil) { backend in
             let plan = try manifestOptions.planner(backend, options, manifest: manifest).plan(manifest)
             let before = try MemoryBudget(backend: backend, manifest: manifest)
@@ -146,7 +132,7 @@ struct ApplyCommand: ParsableCommand {
     @OptionGroup var manifestOptions: ManifestOptions
 
     func run() throws {
-        let manifest = try manifestOptions.load()
+        let manifest = try manifestOptions.file.load()
         try options.run(qube: nil) { backend in
             let planner = try manifestOptions.planner(backend, options, manifest: manifest)
             let plan = try planner.plan(manifest)
@@ -174,7 +160,7 @@ struct DestroyCommand: ParsableCommand {
 
     func run() throws {
         // The journal says what to undo; the manifest only names the qubes (folder executor).
-        let manifest = try manifestOptions.loadIfPresent()
+        let manifest = try manifestOptions.file.loadIfPresent()
         try options.run(qube: nil) { backend in
             let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: try manifestOptions.executor(options, manifest: manifest))
             var undone: [Provisioning.Operation] = []
@@ -195,7 +181,7 @@ struct MemCommand: ParsableCommand {
     @OptionGroup var manifestOptions: ManifestOptions
 
     func run() throws {
-        let manifest = try manifestOptions.loadIfPresent()
+        let manifest = try manifestOptions.file.loadIfPresent()
         try options.run(qube: nil) { backend in
             let before = try MemoryBudget(backend: backend, manifest: manifest)
             let qubes = try backend.qubes()

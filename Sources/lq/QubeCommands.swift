@@ -1,26 +1,35 @@
 import ArgumentParser
 import InQubeTool
+import LQCommon
 import QubesAdmin
 import QubesStore
 
 /// Where qube commands read and change state: qubesd's socket, or a qubes.xml offline.
-struct BackendOptions: ParsableArguments {
+/// Where the qubes are: qubesd's socket or a qubes.xml; every command that reads them takes these two options.
+struct SystemSource: ParsableArguments {
     @Option(help: "qubesd's Admin API socket.") var socket: String?
     @Option(help: "Work offline on this qubes.xml instead of the socket.") var store: String?
+}
+
+struct BackendOptions: ParsableArguments {
+    @OptionGroup var source: SystemSource
     @Flag(help: "Print data as JSON.") var json = false
 
     func validate() throws {
-        if socket != nil && store != nil { throw ValidationError("give either --socket or --store, not both") }
+        if source.socket != nil && source.store != nil { throw ValidationError("give either --socket or --store, not both") }
     }
 
+    /// Whether it works offline on a qubes.xml.
+    var isOffline: Bool { source.store != nil }
+
     func backend() -> Backend {
-        if let store { return OfflineBackend(path: store) }
-        return AdminAPIBackend(transport: AdminTransport(socketPath: socket ?? AdminTransport.defaultSocket))
+        if let store = source.store { return OfflineBackend(path: store) }
+        return AdminAPIBackend(transport: AdminTransport(socketPath: source.socket ?? AdminTransport.defaultSocket))
     }
 
     /// Runs `body`, printing an error (after the store and qube it concerns) and exiting 1 on failure.
     func run(qube: String?, _ body: (Backend) throws -> Void) throws {
-        try Tool.failing([store, qube].compactMap { $0 }.map { $0 + ": " }.joined()) { try body(backend()) }
+        try Tool.failing([source.store, qube].compactMap { $0 }.map { $0 + ": " }.joined()) { try body(backend()) }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import InQubeTool
+import LQCommon
 import QrexecPolicy
 import QubesStore
 import Shards

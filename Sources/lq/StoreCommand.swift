@@ -1,5 +1,6 @@
 import ArgumentParser
 import InQubeTool
+import LQCommon
 import QubesStore
 
 /// `lq store …`: read, check and rewrite qubes.xml.

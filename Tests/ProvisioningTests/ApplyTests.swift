@@ -44,7 +44,7 @@ struct Scratch {
     func apply(_ scratch: Scratch, _ backend: Backend, stopAt: Int? = nil) throws {
         let plan = try scratch.planner(backend).plan(Self.manifest)
         try Applier(backend: backend, journalPath: scratch.journal).apply(plan) { event in
-            if case .starting(let index, _, _) = event, index == stopAt { throw ProvisioningError("interrupted at \(index)") }
+            if case .starting(let index, _, _) = event, index == stopAt { throw ProvisioningError(.ioFailure, "interrupted at \(index)") }
         }
     }
 

@@ -13,7 +13,7 @@ import Testing
             ("folder:/r,core-keys", "--in-qube folder:DIR,QUBE=DIR…: 'core-keys' is not QUBE=DIR"),
             ("folder:/r,=/k", "--in-qube folder:DIR,QUBE=DIR…: '=/k' is not QUBE=DIR"),
         ] {
-            #expect(throws: ProvisioningError(message)) { try InQubeExecution(parsing: text) }
+            #expect(throws: ProvisioningError(.invalidArgument, message)) { try InQubeExecution(parsing: text) }
         }
     }
 

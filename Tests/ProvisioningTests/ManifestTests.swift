@@ -1,3 +1,4 @@
+import LQCommon
 import Provisioning
 import Testing
 
@@ -47,11 +48,19 @@ import Testing
             _ = try Manifest.parse(text)
             Issue.record("accepted: \(text)")
         } catch let error as Manifest.Error {
-            #expect(error.line == line, "\(error)")
+            #expect(error.location?.line == line, "\(error)")
             #expect(error.message.contains(message), "\(error)")
         } catch {
             Issue.record("\(error)")
         }
+    }
+
+    @Test func errorsNameTheManifestFileAndLine() throws {
+        let error = try #require(throws: Manifest.Error.self) {
+            try Manifest.parse("components: [base]\nfrobnicate: 1\n", file: "site/liteqube.yaml")
+        }
+        #expect(error.location == SourceLocation(file: "site/liteqube.yaml", line: 2))
+        #expect(error.description == "site/liteqube.yaml: line 2: unknown setting 'frobnicate'")
     }
 
     @Test func componentsAndBaseAreRequired() {

@@ -39,7 +39,7 @@ import Testing
         let link = try Self.folder([:])
         symlink("/etc/shadow", link + "/stolen.nmconnection")
         let error = try #require(throws: ProvisioningError.self) { try NetworkConnection.read(folder: link) }
-        #expect(error.message.contains("stolen.nmconnection: not a regular file"))
+        #expect(error.description.contains("stolen.nmconnection: not a regular file"))
         let binary = try Self.folder([:])
         try Data([0xff, 0xfe, 0x00]).write(to: URL(fileURLWithPath: binary + "/x.nmconnection"))
         #expect(throws: ProvisioningError.self) { try NetworkConnection.read(folder: binary) }
@@ -93,6 +93,6 @@ import Testing
     @Test func aQubeWithoutAFolderIsAnError() throws {
         let executor = FolderExecutor(root: "/nonexistent", template: "debian-core")
         let error = try #require(throws: ProvisioningError.self) { try executor.inspect(["/x"], in: "core-keys") }
-        #expect(error.message.contains("folder:DIR,core-keys=DIR"))
+        #expect(error.description.contains("folder:DIR,core-keys=DIR"))
     }
 }

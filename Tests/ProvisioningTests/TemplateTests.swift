@@ -262,7 +262,7 @@ struct TemplateRoot {
             })
             #expect(throws: ProvisioningError.self) {
                 try system.applier.apply(plan) { event in
-                    if case .starting(let index, _, _) = event, index == step { throw ProvisioningError("interrupted at \(index)") }
+                    if case .starting(let index, _, _) = event, index == step { throw ProvisioningError(.ioFailure, "interrupted at \(index)") }
                 }
             }
             return (system, original)
@@ -295,6 +295,9 @@ final class ClosingExecutor: Executor, @unchecked Sendable {
     func installed(_ packages: [String], in qube: String) throws -> Set<String> { try folder.installed(packages, in: qube) }
     func install(_ packages: [String], in qube: String) throws { try folder.install(packages, in: qube) }
     func uninstall(_ packages: [String], in qube: String) throws { try folder.uninstall(packages, in: qube) }
+    func hasRun(_ command: TemplateCommand, in qube: String) throws -> Bool { try folder.hasRun(command, in: qube) }
+    func run(_ command: TemplateCommand, in qube: String) throws { try folder.run(command, in: qube) }
+    func undo(_ command: TemplateCommand, in qube: String) throws { try folder.undo(command, in: qube) }
     func finish(_ qube: String) throws { lock.withLock { closedQubes.append(qube) } }
     func checkReaches(_ qube: String) throws { try folder.checkReaches(qube) }
 }

@@ -84,6 +84,6 @@ import Testing
             "/p/30-a.policy": "!include-service s * old", "/p/old": "!compat-4.0",
         ])).load()
         #expect(load.errors.map(\.message) == ["invalid directive"])
-        #expect(load.errors.first?.file == "/p/old")
+        #expect(load.errors.first?.location?.file == "/p/old")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LQCommon
 import QrexecPolicy
 import QubesStore
 import Testing

@@ -29,16 +29,16 @@ import Testing
         try #require(found.count == 1)
         #expect(found[0].code == .syntax)
         #expect(found[0].message == message)
-        #expect(found[0].file == "/p/30-test.policy")
-        #expect(found[0].line == 3)
-        #expect(found[0].column == column)
+        #expect(found[0].location?.file == "/p/30-test.policy")
+        #expect(found[0].location?.line == 3)
+        #expect(found[0].location?.column == column)
         #expect(found[0].expected != nil)
         #expect(found[0].description.hasPrefix("/p/30-test.policy:3:\(column): \(message) (expected "))
     }
 
     @Test func everyErrorIsReportedNotJustTheFirst() {
         let found = errors("a * @x b allow\nb * c d permit\nc * e f allow\n!bogus")
-        #expect(found.map(\.line) == [1, 2, 4])
+        #expect(found.map(\.location?.line) == [1, 2, 4])
     }
 
     @Test func pythonLineEndingsAndWhitespace() throws {
@@ -98,16 +98,16 @@ import Testing
             do {
                 _ = try SystemInfo(json: input, file: "in.json")
             } catch {
-                #expect(error.file == "in.json" && error.description.contains("in.json"), "\(error)")
+                #expect(error.location?.file == "in.json" && error.description.contains("in.json"), "\(error)")
             }
             do {
                 _ = try Call.list(json: input, file: "calls.json")
             } catch {
-                #expect(error.file == "calls.json" && error.description.contains("calls.json"), "\(error)")
+                #expect(error.location?.file == "calls.json" && error.description.contains("calls.json"), "\(error)")
             }
             for error in load.errors {
-                #expect(["/p/30-x.policy", "/l/svc+arg"].contains(error.file ?? ""), "\(error)")
-                #expect(error.code == .unreadable || error.line != nil, "\(error)")
+                #expect(["/p/30-x.policy", "/l/svc+arg"].contains(error.location?.file ?? ""), "\(error)")
+                #expect(error.code == .unreadable || error.location?.line != nil, "\(error)")
             }
             if load.errors.isEmpty {
                 let decision = PolicyEvaluator(policy: load.policy, system: system).evaluate(Call(service: "s", source: "work", target: ""))

@@ -31,7 +31,7 @@ import Testing
         try backend.addTag("liteqube", to: "lq-app")
         try backend.removeTag("liteqube", from: "lq-app")
         let nic = DeviceAssignment(
-            backendDomain: "dom0", port: "00_14.3", identity: "8086:a0f0::p028000", mode: "required", options: [("no-strict-reset", "True")])
+            backendDomain: "dom0", port: "00_14.3", identity: "8086:a0f0::p028000", mode: .required, options: [("no-strict-reset", "True")])
         try backend.assign(nic, deviceClass: "pci", to: "lq-net")
         try backend.setProperty("default_netvm", of: nil, to: "lq-net")
         try backend.resetProperty("default_netvm", of: nil)

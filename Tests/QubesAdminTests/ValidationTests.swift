@@ -14,7 +14,7 @@ import Testing
         var testDescription: String { name }
     }
 
-    static let nic = DeviceAssignment(backendDomain: "dom0", port: "00_14.3", identity: "8086:a0f0::p028000", mode: "required")
+    static let nic = DeviceAssignment(backendDomain: "dom0", port: "00_14.3", identity: "8086:a0f0::p028000", mode: .required)
 
     static let cases: [Case] = [
         Case(name: "name starting with a digit", className: "QubesValueError") {
@@ -95,7 +95,7 @@ import Testing
         Case(name: "device not assigned", className: "DeviceNotAssigned") { try $0.unassign(Self.nic, deviceClass: "pci", from: "work") },
         Case(name: "device manual mode", className: nil) {
             var manual = Self.nic
-            manual.mode = "manual"
+            manual.mode = .manual
             try $0.assign(manual, deviceClass: "pci", to: "work")
         },
         Case(name: "volume unknown", className: "PermissionDenied") { try $0.setVolumeReadWrite("nonexist", of: "work", to: false) },

@@ -87,7 +87,7 @@ import Testing
 
     @Test func deviceArgumentsAndSerializations() {
         let device = DeviceAssignment(
-            backendDomain: "dom0", port: "00_14.0", identity: "8086:a0ed::p0c0330", mode: "required", options: [("no-strict-reset", "True")])
+            backendDomain: "dom0", port: "00_14.0", identity: "8086:a0ed::p0c0330", mode: .required, options: [("no-strict-reset", "True")])
         #expect(DeviceWire.argument(device) == "dom0+00_14.0+8086+a0ed++p0c0330")
         #expect(DeviceWire.serialization(device, deviceClass: "pci", frontend: "lq-test")
             == "device_id='8086:a0ed::p0c0330' port_id='00_14.0' devclass='pci' backend_domain='dom0' mode='required' frontend_domain='lq-test' _no-strict-reset='True'")

@@ -1,14 +1,14 @@
 import Foundation
 import QubesStore
+import TestSupport
 @testable import Shards
 
 /// Access to this target's fixtures.
 enum Fixtures {
-    static let root: URL = Bundle.module.resourceURL!.appendingPathComponent("Fixtures")
+    static let folder = FixtureFolder(bundle: .module)
+    static var root: URL { folder.root }
 
-    static func bytes(_ relative: String) throws -> [UInt8] {
-        [UInt8](try Data(contentsOf: root.appendingPathComponent(relative)))
-    }
+    static func bytes(_ relative: String) throws -> [UInt8] { try folder.bytes(relative) }
 
     static func store(_ name: String) throws -> Store {
         try Store.load(xml: bytes("stores/\(name).xml")).store

@@ -1,29 +1,13 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs the built in-qube tools (`lq-protect`, `lq-splitfile`, `lq-splitpassword`, by name, or a path) as
 /// qrexec or systemd would: environment, arguments, stdin.
 enum InQubeTools {
     static func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:], input: String = "") throws -> LQ.Result {
-        let process = Process()
-        process.executableURL = tool.hasPrefix("/") ? URL(fileURLWithPath: tool) : Bundle.main.bundleURL.appendingPathComponent(tool)
-        process.arguments = arguments
-        process.environment = environment
-        let stdin = Pipe()
-        let out = Pipe()
-        let err = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return LQ.Result(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        let program = tool.hasPrefix("/") ? URL(fileURLWithPath: tool) : Repository.product(tool)
+        return try ProgramResult.run(program, arguments, environment: environment, input: input)
     }
 
     static func folder() throws -> URL {

@@ -1,48 +1,22 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// Runs the built `lq` binary, as users and other tools do.
-struct LQ {
-    static let binary = Bundle.main.bundleURL.appendingPathComponent("lq")
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    static let fixtures = repository.appendingPathComponent("Tests/QubesStoreTests/Fixtures")
-
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+enum LQ {
+    typealias Result = ProgramResult
+    static let binary = Repository.product("lq")
+    static let repository = Repository.root
 
     static func run(_ arguments: String...) throws -> Result { try run(arguments: arguments) }
 
-    static func run(arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
-    }
+    static func run(arguments: [String]) throws -> Result { try ProgramResult.run(binary, arguments) }
 
-    static func fixture(_ path: String) -> String { fixtures.appendingPathComponent(path).path }
+    /// The path of a qubes.xml fixture.
+    static func fixture(_ path: String) -> String { FixtureFolder.stores.path(path) }
 
-    /// A copy of a fixture in a fresh temporary folder.
-    static func copy(_ path: String) throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let target = folder.appendingPathComponent("qubes.xml")
-        try FileManager.default.copyItem(at: fixtures.appendingPathComponent(path), to: target)
-        return target
-    }
+    /// A copy of a qubes.xml fixture in a fresh temporary folder.
+    static func copy(_ path: String) throws -> URL { try FixtureFolder.stores.copy(path) }
 }
 
 @Suite struct StoreCommandTests {
@@ -79,7 +53,7 @@ struct LQ {
     @Test func dumpPrintsTheReferenceBytes() throws {
         let result = try LQ.run("store", "dump", "--effective", LQ.fixture("valid/qubes-liteqube.xml"))
         #expect(result.status == 0)
-        #expect(result.stdout == (try String(contentsOf: LQ.fixtures.appendingPathComponent("valid/qubes-liteqube.effective.json"), encoding: .utf8)))
+        #expect(result.stdout == (try FixtureFolder.stores.text("valid/qubes-liteqube.effective.json")))
     }
 
     @Test func checkJSONAndStrict() throws {
@@ -97,7 +71,7 @@ struct LQ {
 
     @Test func fmtRewritesInPlaceAndToAnotherFile() throws {
         let input = try LQ.copy("invalid/prop-bool-yes.xml")
-        let expected = try String(contentsOf: LQ.fixtures.appendingPathComponent("invalid/prop-bool-yes.resave.xml"), encoding: .utf8)
+        let expected = try FixtureFolder.stores.text("invalid/prop-bool-yes.resave.xml")
         let output = input.deletingLastPathComponent().appendingPathComponent("out.xml")
         #expect(try LQ.run("store", "fmt", input.path, "-o", output.path).status == 0)
         #expect(try String(contentsOf: output, encoding: .utf8) == expected)

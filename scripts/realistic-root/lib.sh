@@ -71,7 +71,26 @@ in_root() {
         DEBIAN_FRONTEND=noninteractive "$@"
 }
 
-# A temporary folder for check or boot: $work (kept with LQ_KEEP=1), $root in
+# root_args SCRIPT ARGS...: the arguments of check, boot and slim
+# (ROOT_TARBALL LQ_BINARY MANIFEST) as absolute paths in $tarball, $lq and
+# $manifest; then the script runs again in a mount namespace of its own.
+root_args() {
+    local script=$1
+    shift
+    [ "$#" -eq 3 ] || die "usage: $script ROOT_TARBALL LQ_BINARY MANIFEST"
+    [ -f "$1" ] || die "no root tarball $1"
+    [ -x "$2" ] || die "no lq binary $2"
+    [ -f "$3" ] || die "no manifest $3"
+    tarball=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+    lq=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+    manifest=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
+    [ "$(id -u)" -eq 0 ] || die "$script needs root (chroot, unshare, losetup)"
+    if [ "${LQ_ROOT_UNSHARED:-}" != 1 ]; then
+        LQ_ROOT_UNSHARED=1 exec unshare --mount -- "$0" "$@"
+    fi
+}
+
+# A temporary folder for check, boot or slim: $work (kept with LQ_KEEP=1), $root in
 # it, and $failures, the list fail() appends to. At exit, the caller's
 # cleanup_extra (if it defines one) runs before the chroot is unmounted.
 start_work() {

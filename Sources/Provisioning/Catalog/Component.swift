@@ -61,6 +61,8 @@ public struct Component: Sendable, Hashable, CustomStringConvertible {
     var packages: @Sendable (Manifest) -> [String] = { _ in [] }
     /// Template entries placed before the packages are installed (the dpkg hook must come first).
     var system: @Sendable (inout Overlay) -> Void = { _ in }
+    /// Template commands run once the packages are installed, before the trees (base's slimming).
+    var settle: @Sendable (inout Overlay) -> Void = { _ in }
     /// Template entries placed after the packages (they may need the packages' users and folders).
     var trees: @Sendable (inout Overlay) -> Void = { _ in }
     /// Entries for the keys qube's private volume (secrets it serves).
@@ -103,11 +105,4 @@ public struct Catalog: Sendable, Hashable {
     public static let qubesDefaults: [(name: String, memory: Int, hvm: Bool)] = [
         ("sys-net", 300, true), ("sys-usb", 300, true), ("sys-firewall", 500, false), ("sys-whonix", 500, false),
     ]
-}
-
-/// A provisioning failure with a message for the user.
-public struct ProvisioningError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

@@ -4,6 +4,8 @@ import Foundation
 enum TemplateStep: Sendable, Hashable {
     case entry(TemplateEntry)
     case packages([String])
+    /// A command run after the packages are installed (and undone by destroy).
+    case command(TemplateCommand)
 }
 
 /// Lays out the entries one component puts into debian-core, in order. Text
@@ -19,8 +21,8 @@ struct Overlay {
     /// Placeholder values besides the qube names.
     var values: [String: String] = ["bin": Overlay.programFolder]
     var steps: [TemplateStep] = []
-    /// Resource texts asked for that the build does not hold (a packaging mistake; planning refuses).
-    var missing: [String] = []
+    /// The first resource text asked for that the build does not hold (a packaging mistake; planning refuses).
+    var missing: ProvisioningError?
 
     /// Where Liteqube's own programs live in the template.
     static let programFolder = "/usr/lib/liteqube"
@@ -34,7 +36,8 @@ struct Overlay {
 
     /// Everything the components put into debian-core, in order: each
     /// component's system files (the dpkg hook first, so it also trims what
-    /// the packages enable), then the packages, then each component's trees.
+    /// the packages enable), then the packages, then each component's commands
+    /// that need them (base's slimming), then each component's trees.
     static func templateSteps(_ manifest: Manifest, binaries: TemplateBinaries, networks: [NetworkConnection]) throws -> [TemplateStep] {
         var overlay = Overlay(manifest: manifest, networks: networks, binaries: binaries)
         for component in manifest.components {
@@ -44,24 +47,28 @@ struct Overlay {
         overlay.steps.append(.packages(manifest.components.flatMap { $0.packages(manifest) }))
         for component in manifest.components {
             overlay.component = component.id
+            component.settle(&overlay)
+        }
+        for component in manifest.components {
+            overlay.component = component.id
             component.trees(&overlay)
         }
-        if !overlay.missing.isEmpty {
-            throw ProvisioningError("this lq lacks the template texts \(overlay.missing.joined(separator: ", ")); rebuild it")
-        }
+        if let missing = overlay.missing { throw missing }
         return overlay.steps
     }
 
     func render(_ text: String) -> String { TemplateTexts.render(text, manifest: manifest, values: values) }
 
     /// The component's resource text for `path` (placeholders in the path
-    /// too), filled in.
+    /// too), filled in; a text the build lacks is kept as `missing`, which
+    /// `templateSteps` throws once the components are laid out.
     mutating func text(_ path: String) -> String {
-        guard let text = TemplateTexts.files[component + path] else {
-            missing.append(component + path)
+        do throws(ProvisioningError) {
+            return render(try TemplateTexts.text(component + path))
+        } catch {
+            if missing == nil { missing = error }
             return ""
         }
-        return render(text)
     }
 
     /// The component's resource text for `path`, for inserting into another: without its last newline.
@@ -94,6 +101,8 @@ struct Overlay {
             directory(path, owner: last ? owner : "root", mode: last ? mode : 0o755)
         }
     }
+
+    mutating func command(_ command: TemplateCommand) { steps.append(.command(command)) }
 
     /// An entry as it is: no placeholder in its path or target is filled (names that come from the user).
     mutating func entry(_ entry: TemplateEntry) { steps.append(.entry(entry)) }

@@ -23,8 +23,8 @@ extension TemplateTexts {
 
     /// The text at `key` (`<component>/<path>`).
     /// - Throws: `ProvisioningError` when this build lacks it (a packaging mistake).
-    static func text(_ key: String) throws -> String {
-        guard let text = files[key] else { throw ProvisioningError("this lq lacks the template text \(key); rebuild it") }
+    static func text(_ key: String) throws(ProvisioningError) -> String {
+        guard let text = files[key] else { throw ProvisioningError(.missingTemplateText, "this lq lacks the template text \(key); rebuild it") }
         return text
     }
 

@@ -1,3 +1,4 @@
+import LQCommon
 import QubesStore
 
 extension Role {
@@ -70,7 +71,7 @@ enum Base {
     static func baseTemplate(_ manifest: Manifest, installed: [String]) throws -> (name: String, note: String?) {
         if let chosen = manifest.baseTemplate {
             guard installed.contains(chosen) else {
-                throw ProvisioningError("base template \(chosen) is not installed; run: qvm-template install \(chosen)")
+                throw ProvisioningError(.missingPrerequisite, "base template \(chosen) is not installed; run: qvm-template install \(chosen)")
             }
             return (chosen, nil)
         }
@@ -81,7 +82,7 @@ enum Base {
             return (version, name)
         }
         guard let newest = versions.max(by: { $0.0 < $1.0 }) else {
-            throw ProvisioningError("no debian-N-minimal template is installed; run: qvm-template install \(preferred)")
+            throw ProvisioningError(.missingPrerequisite, "no debian-N-minimal template is installed; run: qvm-template install \(preferred)")
         }
         return (newest.1, "\(preferred) is not installed; debian-core is cloned from \(newest.1), the newest installed")
     }
@@ -101,6 +102,10 @@ enum Base {
             for tool in TemplateBinaries.tools { overlay.link(bin + "/" + tool, name) }
         }
         overlay.script(bin + "/post-install")
+        // The removal policy and the program that applies it (docs/liteqube.md, "Slimming debian-core").
+        overlay.values["slim_need"] = manifest.components.flatMap { $0.packages(manifest) }.joined(separator: " ")
+        overlay.script(bin + "/slim")
+        overlay.file(bin + "/slim.policy")
         overlay.file("/etc/apt/apt.conf.d/80liteqube")
         overlay.file("/etc/sudoers.d/liteqube", mode: 0o440)
         overlay.file("/etc/fstab")
@@ -114,6 +119,17 @@ enum Base {
         for service in ["SplitFile", "SplitPassword", "SplitPasswordSave", "SplitFileSave", "SplitFileChecksum", "SplitPasswordChecksum"] {
             overlay.script("/etc/qubes-rpc/liteqube." + service)
         }
+    }
+
+    /// Slimming debian-core once the packages are in (docs/liteqube.md, "Slimming debian-core"): `slim apply`
+    /// names the policy it was planned with by its sha256, so a policy changed since the plan is refused and a
+    /// changed manifest (another package list) slims again.
+    static func slim(_ overlay: inout Overlay) {
+        let program = Overlay.programFolder + "/slim"
+        let digest = sha256Hex(Array(overlay.text(Overlay.programFolder + "/slim.policy").utf8))
+        overlay.command(TemplateCommand(
+            summary: "remove the packages no component needs", run: "\(program) apply \(digest)",
+            check: "\(program) check \(digest)", undo: "\(program) restore"))
     }
 
     /// The guard's trees (docs/boot-guard.md, "Trees"; docs/liteqube.md, "Base trees") for every qube and for base's own.
@@ -193,6 +209,7 @@ extension Component {
         }
         base.packages = { _ in ["ca-certificates", "fonts-terminus-otb", "netcat-openbsd", "openssh-client", "stterm", "x11-utils"] }
         base.system = Base.system
+        base.settle = Base.slim
         base.trees = Base.trees
         base.policy = { policy in
             policy.notify([.core, .dvm, .xorg, .keys])

@@ -58,6 +58,7 @@ enum Network {
         let mirage = manifest.effectiveFirewall == .mirage
         if mirage, let kernels = desired.kernels, !kernels.contains("mirage-firewall") {
             throw ProvisioningError(
+                .missingPrerequisite,
                 "the mirage firewall needs its kernel in /var/lib/qubes/vm-kernels/mirage-firewall (install qubes-mirage-firewall in dom0), or set firewall: linux")
         }
         let (core, dvm, net, tor) = (desired.name(.core), desired.name(.dvm), desired.name(.net), desired.name(.tor))

@@ -1,11 +1,25 @@
-import QubesStore
+/// Why a JSON text was refused: what, where (the line and column of the first problem) and what was expected there.
+public struct JSONError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    public var location: SourceLocation
+    public var expected: String
 
-/// Strict JSON for system descriptions and call lists: RFC 8259 with limits,
-/// integers only (GetSystemInfo has no fractions), duplicate keys refused.
+    public init(_ message: String, at location: SourceLocation, expected: String) {
+        self.message = message
+        self.location = location
+        self.expected = expected
+    }
+
+    /// `file:line:column: message (expected …)`.
+    public var description: String { "\(location.text(unnamed: "<json>")): \(message) (expected \(expected))" }
+}
+
+/// Strict JSON (system descriptions, call lists, the apply journal): RFC 8259
+/// with limits, integers only (none of them has fractions), duplicate keys refused.
 public enum JSONReader {
-    /// The value of `bytes`.
-    /// - Throws: `PolicyError(.invalidInput)` with the line and column of the first problem.
-    public static func parse(_ bytes: [UInt8], file: String? = nil, maxDepth: Int = 64) throws(PolicyError) -> JSONValue {
+    /// The value of `bytes`; `file` names it in the errors.
+    /// - Throws: `JSONError` with the line and column of the first problem.
+    public static func parse(_ bytes: [UInt8], file: String? = nil, maxDepth: Int = 64) throws(JSONError) -> JSONValue {
         var reader = Cursor(bytes: bytes, file: file, maxDepth: maxDepth)
         let value = try reader.value(depth: 0)
         reader.skipSpace()
@@ -25,26 +39,26 @@ public enum JSONReader {
             self.maxDepth = maxDepth
         }
 
-        func error(_ message: String, expected: String) -> PolicyError {
+        func error(_ message: String, expected: String) -> JSONError {
             var line = 1
             var column = 1
             for byte in bytes[..<min(index, bytes.count)] {
                 if byte == 0x0A { (line, column) = (line + 1, 1) } else { column += 1 }
             }
-            return PolicyError(.invalidInput, message, file: file, line: line, column: column, expected: expected)
+            return JSONError(message, at: SourceLocation(file: file, line: line, column: column), expected: expected)
         }
 
         mutating func skipSpace() {
             while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
         }
 
-        mutating func expect(_ literal: String, _ value: JSONValue) throws(PolicyError) -> JSONValue {
+        mutating func expect(_ literal: String, _ value: JSONValue) throws(JSONError) -> JSONValue {
             guard bytes[index...].starts(with: literal.utf8) else { throw error("invalid literal", expected: literal) }
             index += literal.utf8.count
             return value
         }
 
-        mutating func value(depth: Int) throws(PolicyError) -> JSONValue {
+        mutating func value(depth: Int) throws(JSONError) -> JSONValue {
             guard depth < maxDepth else { throw error("nested too deeply", expected: "at most \(maxDepth) levels") }
             skipSpace()
             guard index < bytes.count else { throw error("unexpected end of input", expected: "a value") }
@@ -60,10 +74,10 @@ public enum JSONReader {
             }
         }
 
-        mutating func object(depth: Int) throws(PolicyError) -> JSONValue {
+        mutating func object(depth: Int) throws(JSONError) -> JSONValue {
             index += 1
             var members: [JSONValue.Member] = []
-            var keys: Set<ExactString> = []
+            var keys: Set<[UInt8]> = []
             skipSpace()
             if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
                 index += 1
@@ -73,7 +87,7 @@ public enum JSONReader {
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a key", expected: "a string") }
                 let key = try string()
-                guard keys.insert(ExactString(key)).inserted else { throw error("duplicate key '\(key)'", expected: "unique keys") }
+                guard keys.insert(Array(key.utf8)).inserted else { throw error("duplicate key '\(key)'", expected: "unique keys") }
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'", expected: "':'") }
                 index += 1
@@ -82,7 +96,7 @@ public enum JSONReader {
             }
         }
 
-        mutating func array(depth: Int) throws(PolicyError) -> JSONValue {
+        mutating func array(depth: Int) throws(JSONError) -> JSONValue {
             index += 1
             var items: [JSONValue] = []
             skipSpace()
@@ -97,7 +111,7 @@ public enum JSONReader {
         }
 
         /// After an item: `true` for a comma, `false` for the closing bracket.
-        mutating func separator(closing: Unicode.Scalar) throws(PolicyError) -> Bool {
+        mutating func separator(closing: Unicode.Scalar) throws(JSONError) -> Bool {
             skipSpace()
             guard index < bytes.count else { throw error("unexpected end of input", expected: "',' or '\(closing)'") }
             index += 1
@@ -107,7 +121,7 @@ public enum JSONReader {
             throw error("unexpected character", expected: "',' or '\(closing)'")
         }
 
-        mutating func integer() throws(PolicyError) -> JSONValue {
+        mutating func integer() throws(JSONError) -> JSONValue {
             let start = index
             if bytes[index] == UInt8(ascii: "-") { index += 1 }
             let digits = index
@@ -121,7 +135,7 @@ public enum JSONReader {
             return .integer(String(decoding: bytes[start..<index], as: UTF8.self))
         }
 
-        mutating func string() throws(PolicyError) -> String {
+        mutating func string() throws(JSONError) -> String {
             index += 1
             var output: [UInt8] = []
             while index < bytes.count {
@@ -142,7 +156,7 @@ public enum JSONReader {
             throw error("unterminated string", expected: "'\"'")
         }
 
-        mutating func escape(into output: inout [UInt8]) throws(PolicyError) {
+        mutating func escape(into output: inout [UInt8]) throws(JSONError) {
             guard index < bytes.count else { throw error("unterminated escape", expected: "an escape") }
             let byte = bytes[index]
             index += 1
@@ -164,68 +178,11 @@ public enum JSONReader {
             output.append(contentsOf: String(Character(value)).utf8)
         }
 
-        mutating func hex4() throws(PolicyError) -> UInt32 {
+        mutating func hex4() throws(JSONError) -> UInt32 {
             guard index + 4 <= bytes.count, let value = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16)
             else { throw error("invalid \\u escape", expected: "four hex digits") }
             index += 4
             return value
         }
-    }
-}
-
-extension JSONValue {
-    /// The value on one line, object keys in code-point order, non-ASCII kept raw.
-    public func compactText() -> String {
-        var output: [UInt8] = []
-        writeCompact(into: &output)
-        return String(decoding: output, as: UTF8.self)
-    }
-
-    private func writeCompact(into output: inout [UInt8]) {
-        switch self {
-        case .null: output += "null".utf8
-        case .bool(let value): output += (value ? "true" : "false").utf8
-        case .integer(let text): output += text.utf8
-        case .string(let text): Self.quote(text, into: &output)
-        case .array(let items):
-            output.append(UInt8(ascii: "["))
-            for (offset, item) in items.enumerated() {
-                if offset > 0 { output += ", ".utf8 }
-                item.writeCompact(into: &output)
-            }
-            output.append(UInt8(ascii: "]"))
-        case .members(let members):
-            output.append(UInt8(ascii: "{"))
-            for (offset, member) in members.sorted(by: { $0.key.precedes($1.key) }).enumerated() {
-                if offset > 0 { output += ", ".utf8 }
-                Self.quote(member.key, into: &output)
-                output += ": ".utf8
-                member.value.writeCompact(into: &output)
-            }
-            output.append(UInt8(ascii: "}"))
-        }
-    }
-
-    private static func quote(_ text: String, into output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): output += "\\\"".utf8
-            case UInt8(ascii: "\\"): output += "\\\\".utf8
-            case UInt8(ascii: "\n"): output += "\\n".utf8
-            case 0..<0x20, 0x7F:
-                let hex = Array("0123456789abcdef".utf8)
-                output += "\\u00".utf8
-                output += [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: output.append(byte)
-            }
-        }
-        output.append(UInt8(ascii: "\""))
-    }
-
-    /// The members of an object by key, `nil` for anything else.
-    func member(_ key: String) -> JSONValue? {
-        guard case .members(let members) = self else { return nil }
-        return members.first { $0.key.isBytes(key) }?.value
     }
 }

@@ -1,5 +1,8 @@
-/// A JSON value for the canonical dump (docs/qubes-xml.md, "Canonical JSON dump"): integers of any size as
-/// decimal text, object keys sorted by code point when written.
+import Glibc
+
+/// A JSON value: the canonical dump (docs/qubes-xml.md, "Canonical JSON dump"), the policy
+/// answers, the apply journal. Integers of any size as decimal text, object keys sorted by
+/// code point when written.
 public indirect enum JSONValue: Sendable, Hashable {
     /// One member of an object. Keys are kept as given (no canonical
     /// equivalence), so distinct names that Swift would call equal stay apart.
@@ -22,7 +25,7 @@ public indirect enum JSONValue: Sendable, Hashable {
     case members([Member])
 
     /// An optional string: `null` when `nil`.
-    static func string(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+    public static func string(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
 
     /// An object from a dictionary (for keys that are plain ASCII names).
     public static func object(_ dictionary: [String: JSONValue]) -> JSONValue {
@@ -57,7 +60,7 @@ public indirect enum JSONValue: Sendable, Hashable {
         case .members(let members):
             guard !members.isEmpty else { return output.append(contentsOf: "{}".utf8) }
             output.append(UInt8(ascii: "{"))
-            let sorted = members.sorted { $0.key.precedesByCodePoint($1.key) }
+            let sorted = members.sorted { codePointCompare($0.key, $1.key) < 0 }
             for (index, member) in sorted.enumerated() {
                 if index > 0 { output.append(UInt8(ascii: ",")) }
                 Self.newline(into: &output, level: level + 1)
@@ -103,5 +106,79 @@ public indirect enum JSONValue: Sendable, Hashable {
             }
         }
         output.append(UInt8(ascii: "\""))
+    }
+}
+
+extension JSONValue {
+    /// The value on one line, object keys in code-point order, non-ASCII kept raw.
+    public func compactText() -> String {
+        var output: [UInt8] = []
+        writeCompact(into: &output)
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private func writeCompact(into output: inout [UInt8]) {
+        switch self {
+        case .null: output += "null".utf8
+        case .bool(let value): output += (value ? "true" : "false").utf8
+        case .integer(let text): output += text.utf8
+        case .string(let text): Self.quote(text, into: &output)
+        case .array(let items):
+            output.append(UInt8(ascii: "["))
+            for (offset, item) in items.enumerated() {
+                if offset > 0 { output += ", ".utf8 }
+                item.writeCompact(into: &output)
+            }
+            output.append(UInt8(ascii: "]"))
+        case .members(let members):
+            output.append(UInt8(ascii: "{"))
+            for (offset, member) in members.sorted(by: { codePointCompare($0.key, $1.key) < 0 }).enumerated() {
+                if offset > 0 { output += ", ".utf8 }
+                Self.quote(member.key, into: &output)
+                output += ": ".utf8
+                member.value.writeCompact(into: &output)
+            }
+            output.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static func quote(_ text: String, into output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output += "\\\"".utf8
+            case UInt8(ascii: "\\"): output += "\\\\".utf8
+            case UInt8(ascii: "\n"): output += "\\n".utf8
+            case 0..<0x20, 0x7F:
+                let hex = Array("0123456789abcdef".utf8)
+                output += "\\u00".utf8
+                output += [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: output.append(byte)
+            }
+        }
+        output.append(UInt8(ascii: "\""))
+    }
+
+    /// The value of an object's member `key` (compared byte for byte), `nil` for anything else.
+    public func member(_ key: String) -> JSONValue? {
+        guard case .members(let members) = self else { return nil }
+        return members.first { $0.key.utf8.elementsEqual(key.utf8) }?.value
+    }
+}
+
+/// Three-way comparison by Unicode code point, as Python (and so qubesd and
+/// qrexec) orders strings: the UTF-8 bytes (memcmp), then the length.
+public func codePointCompare(_ lhs: String, _ rhs: String) -> Int {
+    var left = lhs
+    var right = rhs
+    return left.withUTF8 { leftBytes in
+        right.withUTF8 { rightBytes in
+            let common = min(leftBytes.count, rightBytes.count)
+            if common > 0 {
+                let result = memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, common)
+                if result != 0 { return Int(result) }
+            }
+            return leftBytes.count - rightBytes.count
+        }
     }
 }
