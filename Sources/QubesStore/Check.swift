@@ -43,11 +43,24 @@ public enum StoreCheck {
     public static func check(_ loaded: LoadedStore, _ bytes: [UInt8], limits: XMLReader.Limits = .store) -> CheckReport {
         var warnings = loaded.notes.map(\.finding)
         let noted = Set(warnings.map { NoteKey(qube: $0.qube, field: $0.field) })
-        for change in changes(bytes, loaded.store, limits: limits) where !noted.contains(NoteKey(qube: change.qube, field: change.field)) {
+        for change in changes(bytes, loaded, limits: limits) where !noted.contains(NoteKey(qube: change.qube, field: change.field)) {
             warnings.append(change)
         }
         warnings += findings(loaded.store)
-        return CheckReport(warnings: warnings)
+        return CheckReport(errors: formatErrors(loaded), warnings: warnings)
+    }
+
+    /// A root whose children qubesd does not read (the R1-R3 formats'
+    /// `<QubesVmCollection>`) is not refused: qubesd runs an empty system
+    /// with only dom0, and its next save wipes the file.
+    static func formatErrors(_ loaded: LoadedStore) -> [StoreFinding] {
+        guard loaded.rootReadsNothing else { return [] }
+        return [
+            StoreFinding(
+                qube: nil, field: "root", value: loaded.rootElement,
+                message: "<\(loaded.rootElement)> holds no labels, pools, properties or domains (a file of Qubes R1-R3?): "
+                    + "qubesd loads it as an empty system with only dom0, and its next save wipes the file")
+        ]
     }
 
     private struct NoteKey: Hashable {
@@ -119,13 +132,16 @@ public enum StoreCheck {
     }
 
     /// Differences between what the file says and what qubesd keeps after loading it.
-    /// A file that qubesd would save back byte for byte has none, so only
-    /// other files are parsed again and compared.
-    static func changes(_ bytes: [UInt8], _ store: Store, limits: XMLReader.Limits) -> [StoreFinding] {
-        guard let written = try? XMLWriter.write(store), written != bytes,
-            let input = try? XMLReader.parse(bytes, limits: limits),
-            let saved = try? XMLReader.parse(written, limits: .store)
+    /// A file that qubesd would save back byte for byte has none; neither has
+    /// one that states the same data in the same order (tags in any order,
+    /// empty device classes, other formatting), found in one pass over the
+    /// lines, else over both trees; only the rest are compared by data (`DataView`).
+    static func changes(_ bytes: [UInt8], _ loaded: LoadedStore, limits: XMLReader.Limits) -> [StoreFinding] {
+        guard let written = try? XMLWriter.write(loaded.store), written != bytes,
+            let input = loaded.document ?? (try? XMLReader.parse(bytes, limits: limits))
         else { return [] }
+        if !input.hasDoctype && input.declaredEncoding == nil && TreeComparison.sameLines(input.bytes, written) { return [] }
+        guard let saved = try? XMLReader.parse(written, limits: .store) else { return [] }
         var findings: [StoreFinding] = []
         if input.hasDoctype {
             findings.append(
@@ -133,6 +149,9 @@ public enum StoreCheck {
         }
         if let encoding = input.declaredEncoding, encoding.lowercased() != "utf-8" {
             findings.append(StoreFinding(qube: nil, field: "encoding", value: encoding, message: "the file is written back as UTF-8 without declaration"))
+        }
+        if input.root.name == "qubes" && input.root.attributes.isEmpty && TreeComparison.sameData(input.root, saved.root) {
+            return findings
         }
         return findings + DataView(input.root).differences(to: DataView(saved.root))
     }

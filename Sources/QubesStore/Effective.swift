@@ -80,7 +80,7 @@ public struct EffectiveProperties {
             return .success(name == "default_template" && explicit.isEmpty ? .null : .string(explicit))
         case "default_pool", "default_pool_kernel", "default_pool_private", "default_pool_root", "default_pool_volatile":
             let pool = name == "default_pool" ? store.defaultPool : store.defaultPool(forVolume: String(name.dropFirst(13)))
-            guard let pool else { return .failure(StoreError(.qubesException, "No default pool found")) }
+            guard let pool else { return .failure(StoreError(.attributeError, "Cannot determine default storage pool")) }
             return .success(.string(pool))
         default:
             return .success(.string(store.globalReference(name)))

@@ -1,4 +1,5 @@
 import OrderedCollections
+import SystemLayer
 
 /// Options for loading a store.
 public struct LoadOptions: Sendable {
@@ -6,10 +7,23 @@ public struct LoadOptions: Sendable {
     public var limits: XMLReader.Limits
     /// Source of random version-4 uuids (for a last `<domain>` without uuid).
     public var randomUUID: @Sendable () -> String
+    /// Whether the host has qubesd's callback configuration
+    /// (`PoolDriver.callbackConfigurationPath`); without it qubesd fails to
+    /// load a store with a callback pool.
+    public var hasCallbackConfiguration: Bool
 
-    public init(limits: XMLReader.Limits = .store, randomUUID: @escaping @Sendable () -> String = { UUIDSource.random() }) {
+    public init(
+        limits: XMLReader.Limits = .store, randomUUID: @escaping @Sendable () -> String = { UUIDSource.random() },
+        hasCallbackConfiguration: Bool = LoadOptions.hostHasCallbackConfiguration()
+    ) {
         self.limits = limits
         self.randomUUID = randomUUID
+        self.hasCallbackConfiguration = hasCallbackConfiguration
+    }
+
+    /// Whether this machine has qubesd's callback configuration file.
+    public static func hostHasCallbackConfiguration() -> Bool {
+        (try? SystemFileSystem().info(of: PoolDriver.callbackConfigurationPath, followSymlink: true)) != nil
     }
 }
 
@@ -31,6 +45,14 @@ public struct LoadedStore: Sendable {
     public var store: Store
     /// What qubesd would log while loading this file.
     public var notes: [LoadNote]
+    /// The document's root element: `qubes` for every format qubesd writes.
+    public var rootElement: String
+    /// Whether the root has child elements but none qubesd reads (labels,
+    /// pools, properties, domains): the R1-R3 formats, which qubesd runs as an
+    /// empty system with only dom0.
+    public var rootReadsNothing: Bool
+    /// The parsed input, so a check compares it with the save without parsing it again.
+    var document: XMLDocument?
 }
 
 extension Store {
@@ -40,7 +62,10 @@ extension Store {
         let document = try XMLReader.parse(bytes, limits: options.limits)
         var loader = Loader(document: document, options: options)
         try loader.load()
-        return LoadedStore(store: loader.store, notes: loader.notes)
+        let children = document.root.children
+        let readsNothing = !children.isEmpty && !children.contains { ["labels", "pools", "properties", "domains"].contains($0.name) }
+        return LoadedStore(
+            store: loader.store, notes: loader.notes, rootElement: document.root.name, rootReadsNothing: readsNothing, document: document)
     }
 }
 
@@ -189,7 +214,11 @@ struct Loader {
                 continue
             }
             do {
-                store.pools[name] = try poolDriver.makePool(name: name, attributes: Array(element.attributes))
+                store.pools[name] = try poolDriver.makePool(
+                    name: name, attributes: Array(element.attributes), hasCallbackConfiguration: options.hasCallbackConfiguration)
+            } catch let error as StoreError where error.kind.isQubesException {
+                // qubesd logs a QubesException of a pool driver and goes on without the pool.
+                note(.error, error.message, field: "pools.\(name)", value: error.value)
             } catch let error as StoreError {
                 throw located(error, element.offset)
             }

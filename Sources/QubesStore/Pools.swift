@@ -44,13 +44,11 @@ public enum PoolDriver: String, Sendable, CaseIterable {
     /// Accepted on load but never written.
     var ignored: Set<String> { self == .fileReflink ? ["setup_check"] : [] }
 
-    /// Whether qubesd's behaviour for this driver was verified against the
-    /// reference; unverified drivers round-trip their attributes unchanged.
-    var isVerified: Bool { self == .file || self == .fileReflink || self == .linuxKernel }
-
     /// Builds a pool from the attributes of its `<pool>` element, applying
-    /// the driver's checks and normalisation.
-    func makePool(name: String, attributes: [XMLNode.Attribute]) throws -> Pool {
+    /// the driver's checks and normalisation (docs/qubes-xml.md, "Pools").
+    /// `hasCallbackConfiguration` says whether the host has qubesd's
+    /// callback configuration file, without which a callback pool fails.
+    func makePool(name: String, attributes: [XMLNode.Attribute], hasCallbackConfiguration: Bool) throws -> Pool {
         var given: [String: String] = [:]
         for attribute in attributes where attribute.name != "name" && attribute.name != "driver" {
             guard saveOrder.contains(attribute.name) || ignored.contains(attribute.name) else {
@@ -65,12 +63,29 @@ public enum PoolDriver: String, Sendable, CaseIterable {
                 .typeError, "\(className).__init__() missing 1 required keyword-only argument: '\(key)'",
                 field: "pool \(name)")
         }
-        if isVerified && self != .linuxKernel {
+        switch self {
+        case .file, .fileReflink:
             given["revisions_to_keep"] = try revisionsToKeep(given["revisions_to_keep"] ?? "1", pool: name)
-            given["ephemeral_volatile"] = try Self.ephemeralVolatile(given["ephemeral_volatile"] ?? "False", pool: name)
-        }
-        if self == .file || (self == .fileReflink && given["dir_path"]?.hasPrefix("/") == true) {
-            given["dir_path"] = given["dir_path"].map(ValueParsers.normalizedPath)
+            given["ephemeral_volatile"] = try Self.parseBool(given["ephemeral_volatile"] ?? "False", pool: name)
+            if self == .file || given["dir_path"]?.hasPrefix("/") == true {
+                given["dir_path"] = given["dir_path"].map(ValueParsers.normalizedPath)
+            }
+        case .lvmThin:
+            // ThinPool keeps revisions_to_keep as given and only checks it when a volume uses it.
+            given["revisions_to_keep"] = given["revisions_to_keep"] ?? "1"
+            given["ephemeral_volatile"] = try Self.parseBool(given["ephemeral_volatile"] ?? "False", pool: name)
+        case .zfs:
+            given["ephemeral_volatile"] = try Self.parseBool(given["ephemeral_volatile"] ?? "False", pool: name)
+            given["revisions_to_keep"] = try revisionsToKeep(given["revisions_to_keep"] ?? "1", pool: name)
+            given["snap_on_start_forensics"] = try Self.propertyBool(given["snap_on_start_forensics"] ?? "False", pool: name)
+        case .callback:
+            guard hasCallbackConfiguration else {
+                throw StoreError(
+                    .fileNotFoundError, "[Errno 2] No such file or directory: '\(Self.callbackConfigurationPath)'",
+                    field: "pool \(name)", value: Self.callbackConfigurationPath)
+            }
+        case .linuxKernel:
+            break
         }
         given["name"] = name
         given["driver"] = rawValue
@@ -78,27 +93,43 @@ public enum PoolDriver: String, Sendable, CaseIterable {
         return Pool(name: name, driver: rawValue, attributes: ordered)
     }
 
+    /// Where qubesd's callback driver reads its configuration.
+    public static let callbackConfigurationPath = "/etc/qubes_callback.json"
+
     private func revisionsToKeep(_ text: String, pool: String) throws -> String {
         guard let number = ValueParsers.pythonInt(text) else {
             throw StoreError(
                 .valueError, "invalid literal for int() with base 10: '\(text)'", field: "pool \(pool) revisions_to_keep",
                 value: text)
         }
-        guard self == .file else { return text }
-        if let value = Int(number), value > 1 {
+        if self == .file, let value = Int(number), value > 1 {
             throw StoreError(
                 .notImplementedError, "FilePool supports maximum 1 volume revision to keep",
                 field: "pool \(pool) revisions_to_keep", value: text)
         }
-        return number
+        // The file-reflink driver keeps the text; the others save the integer.
+        return self == .fileReflink ? text : number
     }
 
-    private static func ephemeralVolatile(_ text: String, pool: String) throws -> String {
+    /// qubesd's `parse_bool`: exact spellings only.
+    private static func parseBool(_ text: String, pool: String) throws -> String {
         switch text {
         case "True", "1", "on": return "True"
         case "False", "0", "off", "": return "False"
         default:
             throw StoreError(.valueError, "invalid bool: \(text)", field: "pool \(pool) ephemeral_volatile", value: text)
+        }
+    }
+
+    /// qubesd's boolean property setter: case-insensitive words.
+    private static func propertyBool(_ text: String, pool: String) throws -> String {
+        switch text.lowercased() {
+        case "1", "yes", "true", "on": return "True"
+        case "0", "no", "false", "off": return "False"
+        default:
+            throw StoreError(
+                .qubesValueError, "Invalid literal for boolean property: '\(text)'",
+                field: "pool \(pool) snap_on_start_forensics", value: text)
         }
     }
 }
@@ -115,10 +146,13 @@ extension Store {
         }?.name
     }
 
+    /// The volume names that have a global `default_pool_<volume>`.
+    public static let standardVolumes: Set<String> = ["root", "private", "volatile", "kernel"]
+
     /// The effective `default_pool_<volume>` for a standard volume name, or
     /// `nil` for a volume name that has no such global property.
     public func defaultPool(forVolume volume: String) -> String? {
-        guard ["root", "private", "volatile", "kernel"].contains(volume) else { return nil }
+        guard Self.standardVolumes.contains(volume) else { return nil }
         return globalProperties["default_pool_" + volume] ?? defaultPool
     }
 }

@@ -39,6 +39,14 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case qubesUnrecognizedDeviceAssignmentMode = "QubesUnrecognizedDeviceAssignmentMode"
         /// An operating-system failure (open, lock, write, rename, fsync).
         case osError = "OSError"
+        /// A file qubesd reads is missing (the callback pool's configuration).
+        case fileNotFoundError = "FileNotFoundError"
+
+        /// Whether qubesd's class derives from `QubesException` (which some
+        /// of its loops catch and log instead of failing).
+        public var isQubesException: Bool {
+            rawValue.hasPrefix("Qubes") || [.storagePoolException, .deviceAlreadyAssigned, .deviceNotAssigned].contains(self)
+        }
     }
 
     public var kind: Kind

@@ -228,7 +228,7 @@ struct VolumeBuilder {
             break
         }
         guard let poolName = pool ?? store.defaultPool(forVolume: name) else {
-            throw fail(.attributeError, "'Qubes' object has no attribute 'default_pool_\(name)'")
+            throw fail(.attributeError, Store.standardVolumes.contains(name) ? "Cannot determine default storage pool" : "'Qubes' object has no attribute 'default_pool_\(name)'")
         }
         guard let facts = poolFacts[poolName] else {
             throw fail(.qubesException, "Unknown storage pool \(poolName)", poolName)

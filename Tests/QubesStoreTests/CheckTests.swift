@@ -26,6 +26,32 @@ import Testing
         }
     }
 
+    /// Formatting and tag order are not changes; a changed value under the same layout still is.
+    @Test func sameDataInAnotherLayoutHasNoFindingsAndAChangeIsStillFound() throws {
+        let original = try Fixtures.text(Fixtures.bundled.appendingPathComponent("valid/qubes-default.xml"))
+        var lines = original.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let tag = try #require(lines.firstIndex { $0.contains("<tag ") })
+        let tagsEnd = try #require(lines[tag...].firstIndex { $0.contains("</tags>") })
+        #expect(tagsEnd - tag >= 2, "the first <tags> holds two tags or more")
+        lines[tag..<tagsEnd].reverse()
+        lines.insert("      <devices class=\"usb\"/>", at: tagsEnd + 1)
+        // Canonical lines but for the tag order and an empty device class.
+        let canonical = lines.joined(separator: "\n")
+        #expect(StoreCheck.check(Array(canonical.utf8)).warnings.isEmpty, "\(StoreCheck.check(Array(canonical.utf8)).warnings)")
+        // Another layout: every line indented with a tab.
+        let reordered = lines.map { "\t" + $0.drop { $0 == " " } }.joined(separator: "\n")
+        #expect(Array(reordered.utf8) != Array(original.utf8))
+        let report = StoreCheck.check(Array(reordered.utf8))
+        #expect(report.errors.isEmpty && report.warnings.isEmpty, "\(report.warnings)")
+
+        for text in [canonical, reordered] {
+            let changed = text.replacingOccurrences(of: "<property name=\"maxmem\">8000</property>", with: "<property name=\"maxmem\">08000</property>")
+            #expect(changed != text)
+            let findings = StoreCheck.check(Array(changed.utf8)).warnings
+            #expect(!findings.isEmpty && findings.allSatisfy { $0.field == "maxmem" && $0.value == "08000" }, "\(findings)")
+        }
+    }
+
     /// A device without backend-domain loads, but qubesd writes it as `backend-domain="*"`, which the
     /// next load drops: qubesd's own save is not a fixed point there, so check warns.
     @Test func aDeviceWithoutBackendIsWarnedAndLostByTheNextLoad() throws {

@@ -44,18 +44,6 @@ import Testing
         #expect(positions == positions.sorted() && !positions.contains(-1))
     }
 
-    @Test func unverifiedPoolDriversRoundTripTheirAttributes() throws {
-        let pools = """
-                <pool name="vm-pool" thin_pool="vm-pool" volume_group="qubes_dom0" driver="lvm_thin" revisions_to_keep="2" ephemeral_volatile="True"/>
-                <pool name="tank" container="tank/qubes" driver="zfs" snap_on_start_forensics="False"/>
-              </pools>
-            """
-        let text = Self.mini.replacingOccurrences(of: "  </pools>\n", with: pools + "\n")
-        let saved = String(decoding: try XMLWriter.write(try Fixtures.load(Array(text.utf8)).store), as: UTF8.self)
-        #expect(saved.contains(#"<pool name="vm-pool" volume_group="qubes_dom0" thin_pool="vm-pool" driver="lvm_thin" revisions_to_keep="2" ephemeral_volatile="True"/>"#))
-        #expect(saved.contains(#"<pool name="tank" container="tank/qubes" driver="zfs" snap_on_start_forensics="False"/>"#))
-    }
-
     @Test func loadingNeverWritesAndPreloadCleanupIsInMemory() throws {
         let url = Fixtures.bundled.appendingPathComponent("invalid/feature-preload-absent.xml")
         let before = try Fixtures.bytes(url)

@@ -27,6 +27,16 @@ enum LQ {
         #expect(result.stderr.isEmpty)
     }
 
+    @Test func theReadmesLVMExampleIsQubesdsSaveAndPlans() throws {
+        let example = LQ.repository.appendingPathComponent("examples/qubes-lvm-default.xml")
+        #expect(try Data(contentsOf: example) == (try Data(contentsOf: URL(fileURLWithPath: LQ.fixture("installs/qubes-lvm-default.xml")))))
+        let check = try LQ.run("store", "check", example.path)
+        #expect(check.status == 0 && check.stderr.isEmpty, "\(check.stderr)")
+        #expect(check.stdout.contains("pools: varlibqubes, vm-pool, linux-kernel"))
+        let plan = try LQ.run("plan", "-f", LQ.repository.appendingPathComponent("examples/liteqube.yaml").path, "--store", example.path)
+        #expect(plan.status == 0, "\(plan.stderr)")
+    }
+
     @Test func rejectedStoreExitsOneNamingFileQubeFieldAndValue() throws {
         let path = LQ.fixture("invalid/label-unknown-name.xml")
         let result = try LQ.run("store", "check", path)
