@@ -100,6 +100,9 @@ extension PolicyCommand {
         @Argument(help: "SERVICE[+ARGUMENT] SOURCE [TARGET] (an empty or missing TARGET is @default).")
         var call: [String] = []
         @Option(help: "A JSON list of calls to decide, loading the policy once.") var calls: String?
+        @Option(name: .customLong("requested-source"),
+                help: "The remote qube SOURCE relays the call for (Qubes Air); the policy is evaluated for it.")
+        var requestedSource = ""
         @OptionGroup var location: PolicyLocation
         @OptionGroup var system: SystemOptions
         @Flag(help: "Print each decision as one line of JSON.") var json = false
@@ -117,7 +120,8 @@ extension PolicyCommand {
             if let calls {
                 requests = try PolicyInput.orExit { try Call.list(json: try PolicyInput.read(calls), file: calls) }
             } else {
-                requests = [Call(serviceAndArgument: call[0], source: call[1], target: call.count == 3 ? call[2] : "")]
+                requests = [Call(serviceAndArgument: call[0], source: call[1], target: call.count == 3 ? call[2] : "",
+                                 requestedSource: requestedSource)]
             }
             let policy = location.load()
             let evaluator = try? PolicyEvaluator(policy: policy.get(), system: info)
