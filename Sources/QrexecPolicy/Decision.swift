@@ -110,41 +110,6 @@ public struct Decision: Sendable, Hashable {
         }
     }
 
-    /// The decision as one JSON object: `decision`, `requested_target`, `rule`
-    /// {`file`, `line`, `text`}, and per decision `target` (allow), `targets`
-    /// and `default_target` (ask), `user`, `notify`, `autostart`, `reason` (deny, error).
-    public var json: JSONValue {
-        var members: [String: JSONValue] = ["decision": .string(name)]
-        members["requested_target"] = requestedTarget.map(JSONValue.string) ?? .null
-        if let rule {
-            members["rule"] = .object([
-                "file": .string(rule.origin.file), "line": rule.origin.line.map { .integer(String($0)) } ?? .null,
-                "text": .string(rule.description), "action": .string(rule.action.name),
-            ])
-        }
-        func common(_ user: String?, _ notify: Bool, _ autostart: Bool) {
-            members["user"] = user.map(JSONValue.string) ?? .null
-            members["notify"] = .bool(notify)
-            members["autostart"] = .bool(autostart)
-        }
-        switch outcome {
-        case .allow(let target, let user, let notify, let autostart):
-            members["target"] = .string(target)
-            if let relay { members["relay"] = .object(["qube": .string(relay.qube), "service": .string(relay.service)]) }
-            common(user, notify, autostart)
-        case .ask(let targets, let defaultTarget, let user, let notify, let autostart):
-            members["targets"] = .array(targets.map(JSONValue.string))
-            members["default_target"] = defaultTarget.map(JSONValue.string) ?? .null
-            common(user, notify, autostart)
-        case .deny(let reason, let notify):
-            members["reason"] = .string(reason)
-            members["notify"] = .bool(notify)
-        case .error(let reason):
-            members["reason"] = .string(reason)
-        }
-        return .object(members)
-    }
-
     /// One line for people: the outcome, then the deciding rule.
     public var summary: String {
         var text: String

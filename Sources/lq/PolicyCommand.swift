@@ -126,6 +126,9 @@ extension PolicyCommand {
             let policy = location.load()
             let evaluator = try? PolicyEvaluator(policy: policy.get(), system: info)
             var failed = evaluator == nil
+            // The answers go out in large writes, not one per call.
+            var output: [UInt8] = []
+            output.reserveCapacity(1 << 20)
             for request in requests {
                 let decision: Decision
                 switch policy {
@@ -133,8 +136,14 @@ extension PolicyCommand {
                 case .failure(let error): decision = .loadFailure(error)
                 }
                 if case .error = decision.outcome { failed = true }
-                Terminal.write((json ? decision.json.compactText() : decision.summary) + "\n")
+                if json { decision.appendJSON(to: &output) } else { output += decision.summary.utf8 }
+                output.append(0x0A)
+                if output.count >= 1 << 20 {
+                    Terminal.write(output)
+                    output.removeAll(keepingCapacity: true)
+                }
             }
+            Terminal.write(output)
             if failed { throw ExitCode(1) }
         }
     }

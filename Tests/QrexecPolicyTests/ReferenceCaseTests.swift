@@ -34,3 +34,15 @@ import Testing
         #expect(errors.first?.location?.file?.hasSuffix("/30-case.policy") == true)
     }
 }
+
+/// The one-pass JSON writer gives the bytes of the JSON value, for every kind of decision.
+@Suite struct DecisionJSONTests {
+    @Test func oneCallWriterMatchesTheValue() {
+        for example in PolicyFixtures.examples + ReferenceCaseTests.examples {
+            let decision = PolicyFixtures.decide(example.call, example.loader, system: example.system)
+            var bytes: [UInt8] = []
+            decision.appendJSON(to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == decision.json.compactText(), "\(example.testDescription)")
+        }
+    }
+}
