@@ -93,7 +93,8 @@ extension PolicyCommand {
             abstract: "Decide a qrexec call as dom0 would: allow, ask, deny (or error), and the rule that decided.",
             discussion: """
                 A policy that fails to load denies every call, and the reason says so (exit 1). \
-                With --calls, CALLS.json is a list of {"service", "argument", "source", "target"} objects; \
+                With --calls, CALLS.json is a list of {"service", "argument", "source", "target"} objects \
+                (and "requested_source" for a call a relay makes for a remote qube); \
                 one result is printed per call, in order.
                 """)
 
