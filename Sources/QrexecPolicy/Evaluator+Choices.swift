@@ -17,13 +17,12 @@ extension PolicyEvaluator {
         guard source.index >= 0 else { return .failure(CollectionError(reason: "'\(source.name)'")) }
         let count = system.qubes.count
         // Slots: qube i, then @dispvm:i at count + i, then @dispvm at 2 * count.
-        var decided = [Bool](repeating: false, count: 2 * count + 1)
-        var included = decided
-        var undecided = decided.count
+        // Per slot: 0 undecided, 1 included, 2 removed.
+        var state = [UInt8](repeating: 0, count: 2 * count + 1)
+        var undecided = state.count
         func offer(_ slot: Int, _ include: Bool) {
-            guard !decided[slot] else { return }
-            decided[slot] = true
-            included[slot] = include
+            guard state[slot] == 0 else { return }
+            state[slot] = include ? 1 : 2
             undecided -= 1
         }
         for position in candidates {
@@ -59,18 +58,18 @@ extension PolicyEvaluator {
                 break
             }
         }
-        if included[2 * count] {
+        if state[2 * count] == 1 {
             let template = defaultDispVMOf[Int(source.index)]
-            if template >= 0 { included[count + Int(template)] = true }
+            if template >= 0 { state[count + Int(template)] = 1 }
         }
         var choices: [String] = []
-        for slot in choiceOrder where included[Int(slot)] {
+        for slot in choiceOrder where state[Int(slot)] == 1 {
             let index = Int(slot) % count
             guard !system.qubes[index].isInternal else { continue }
             if Int(slot) < count {
                 if Int32(index) != source.index { choices.append(system.qubes[index].name) }
             } else {
-                choices.append("@dispvm:" + system.qubes[index].name)
+                choices.append(dispVMNames[index])
             }
         }
         return .success(choices)

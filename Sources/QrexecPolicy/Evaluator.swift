@@ -59,6 +59,8 @@ public struct PolicyEvaluator: Sendable {
     let typeIDs: [ExactString: Int32]
     /// The ask slots (qube i, then `@dispvm:` of qube i at count + i) in code-point order of their text.
     let choiceOrder: [Int32]
+    /// `@dispvm:NAME` of every qube, made once.
+    let dispVMNames: [String]
 
     /// Binds `policy` to `system`.
     public init(policy: Policy, system: SystemInfo) {
@@ -80,6 +82,7 @@ public struct PolicyEvaluator: Sendable {
         self.tagIDs = tagIDs
         self.typeIDs = typeIDs
         choiceOrder = Self.choiceOrder(system.qubes)
+        dispVMNames = system.qubes.map { "@dispvm:" + $0.name }
 
         var arguments: [ExactString: Int32] = [:]
         var byService: [ExactString: [Int32]] = [:]

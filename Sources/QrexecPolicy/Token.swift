@@ -1,3 +1,5 @@
+import Glibc
+
 /// A qube token of a rule or a request, as in qrexec's `VMToken` (docs/qrexec-policy.md, "Tokens").
 ///
 /// `dom0` and `@adminvm` are the same token. A literal is kept as written:
@@ -97,6 +99,19 @@ public struct TokenError: Error, Sendable, Hashable {
     public var message: String
 
     init(_ message: String) { self.message = message }
+}
+
+extension String {
+    /// Byte-for-byte equality, the lengths first, then one `memcmp`.
+    func isBytes(_ other: String) -> Bool {
+        guard utf8.count == other.utf8.count else { return false }
+        let same = utf8.withContiguousStorageIfAvailable { left in
+            other.utf8.withContiguousStorageIfAvailable { right in
+                left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
+            }
+        }
+        return (same ?? nil) ?? utf8.elementsEqual(other.utf8)
+    }
 }
 
 extension StringProtocol {
