@@ -107,7 +107,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "lq-bench",
-            dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "Shards"],
+            dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "Shards", "LQCommon"],
             path: "Benchmarks/lq-bench"
         ),
         // Fixture locating, the qubes.xml fixtures and running the built programs, for every test target.

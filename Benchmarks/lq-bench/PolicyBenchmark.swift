@@ -14,6 +14,12 @@ enum PolicyBenchmark {
 
     static func name(_ index: Int) -> String { "q\(index)" }
 
+    /// A uuid of its own for qube `index` (the reference's answer to an allow names it).
+    static func uuid(_ index: Int) -> String {
+        let digits = String(index + 1)
+        return "00000000-0000-4000-8000-" + String(repeating: "0", count: 12 - digits.count) + digits
+    }
+
     static func system(_ random: inout SplitMix64) throws -> SystemInfo {
         var qubes = [QrexecPolicy.QubeInfo(name: "dom0", type: "AdminVM", defaultDispVM: name(0), powerState: "Running")]
         for index in 0..<qubeCount {
@@ -21,7 +27,7 @@ enum PolicyBenchmark {
             qubes.append(QrexecPolicy.QubeInfo(
                 name: name(index), type: type, tags: ["group-\(index % groups)", "t\(index % 7)"],
                 templateForDispVMs: index < templates, defaultDispVM: random.next() % 4 == 0 ? nil : name(Int(random.next() % UInt64(templates))),
-                powerState: random.next() % 2 == 0 ? "Running" : "Halted", uuid: nil, isInternal: index == 1))
+                powerState: random.next() % 2 == 0 ? "Running" : "Halted", uuid: uuid(index), isInternal: index == 1))
         }
         return try SystemInfo(qubes: qubes)
     }

@@ -49,7 +49,12 @@ public enum JSONReader {
         }
 
         mutating func skipSpace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while index < bytes.count {
+                switch bytes[index] {
+                case 0x20, 0x09, 0x0A, 0x0D: index += 1
+                default: return
+                }
+            }
         }
 
         mutating func expect(_ literal: String, _ value: JSONValue) throws(JSONError) -> JSONValue {
@@ -77,6 +82,7 @@ public enum JSONReader {
         mutating func object(depth: Int) throws(JSONError) -> JSONValue {
             index += 1
             var members: [JSONValue.Member] = []
+            // Duplicates are looked for in the members while there are few, then in a set.
             var keys: Set<[UInt8]> = []
             skipSpace()
             if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
@@ -87,7 +93,14 @@ public enum JSONReader {
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a key", expected: "a string") }
                 let key = try string()
-                guard keys.insert(Array(key.utf8)).inserted else { throw error("duplicate key '\(key)'", expected: "unique keys") }
+                let duplicate: Bool
+                if members.count < 16 {
+                    duplicate = members.contains { $0.key.utf8.elementsEqual(key.utf8) }
+                } else {
+                    if keys.isEmpty { keys = Set(members.map { Array($0.key.utf8) }) }
+                    duplicate = !keys.insert(Array(key.utf8)).inserted
+                }
+                guard !duplicate else { throw error("duplicate key '\(key)'", expected: "unique keys") }
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'", expected: "':'") }
                 index += 1
@@ -137,7 +150,19 @@ public enum JSONReader {
 
         mutating func string() throws(JSONError) -> String {
             index += 1
-            var output: [UInt8] = []
+            // Most strings have no escape: read them straight from the input.
+            let start = index
+            while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
+                index += 1
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
+                index += 1
+                guard let text = String(validating: bytes[start..<index - 1], as: UTF8.self) else {
+                    throw error("invalid UTF-8", expected: "UTF-8 text")
+                }
+                return text
+            }
+            var output = Array(bytes[start..<index])
             while index < bytes.count {
                 let byte = bytes[index]
                 index += 1

@@ -78,7 +78,7 @@ public indirect enum JSONValue: Sendable, Hashable {
         for _ in 0..<level { output.append(0x20) }
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
+    static let hexDigits = Array("0123456789abcdef".utf8)
 
     private static func writeString(_ text: String, into output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
@@ -122,7 +122,7 @@ extension JSONValue {
         case .null: output += "null".utf8
         case .bool(let value): output += (value ? "true" : "false").utf8
         case .integer(let text): output += text.utf8
-        case .string(let text): Self.quote(text, into: &output)
+        case .string(let text): Self.appendQuoted(text, to: &output)
         case .array(let items):
             output.append(UInt8(ascii: "["))
             for (offset, item) in items.enumerated() {
@@ -134,7 +134,7 @@ extension JSONValue {
             output.append(UInt8(ascii: "{"))
             for (offset, member) in members.sorted(by: { codePointCompare($0.key, $1.key) < 0 }).enumerated() {
                 if offset > 0 { output += ", ".utf8 }
-                Self.quote(member.key, into: &output)
+                Self.appendQuoted(member.key, to: &output)
                 output += ": ".utf8
                 member.value.writeCompact(into: &output)
             }
@@ -142,19 +142,29 @@ extension JSONValue {
         }
     }
 
-    private static func quote(_ text: String, into output: inout [UInt8]) {
+    /// Appends `text` as a JSON string of the compact form (`\\"`, `\\\\`, `\\n`, other
+    /// control characters and DEL as `\\u00XX`, everything else raw) in one pass over
+    /// its UTF-8: runs that need no escape are copied whole.
+    public static func appendQuoted(_ text: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): output += "\\\"".utf8
-            case UInt8(ascii: "\\"): output += "\\\\".utf8
-            case UInt8(ascii: "\n"): output += "\\n".utf8
-            case 0..<0x20, 0x7F:
-                let hex = Array("0123456789abcdef".utf8)
-                output += "\\u00".utf8
-                output += [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-            default: output.append(byte)
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                guard byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+                if start < index { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
+                start = index + 1
+                switch byte {
+                case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+                case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+                case UInt8(ascii: "\n"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+                default:
+                    output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                               hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
+                }
             }
+            if start < bytes.count { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
         }
         output.append(UInt8(ascii: "\""))
     }

@@ -9,25 +9,30 @@ public struct Call: Sendable, Hashable {
     public var source: String
     /// What the caller asked for; empty means `@default`.
     public var target: String
+    /// The remote qube a relay `source` calls for (Qubes Air), empty for none; when
+    /// set, the policy is evaluated for it (docs/qrexec-policy.md, "Remote qubes").
+    public var requestedSource: String
 
     /// A call; `argument` may be given with or without its leading `+`.
-    public init(service: String, argument: String = "", source: String, target: String) {
+    public init(service: String, argument: String = "", source: String, target: String, requestedSource: String = "") {
         self.service = service
         self.argument = argument.utf8.first == UInt8(ascii: "+") ? argument : "+" + argument
         self.source = source
         self.target = target
+        self.requestedSource = requestedSource
     }
 
     /// A call given as `SERVICE+ARGUMENT` (split at the first `+`).
-    public init(serviceAndArgument text: String, source: String, target: String) {
+    public init(serviceAndArgument text: String, source: String, target: String, requestedSource: String = "") {
         let parts = text.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false)
-        self.init(service: String(parts[0]), argument: parts.count == 2 ? String(parts[1]) : "", source: source, target: target)
+        self.init(service: String(parts[0]), argument: parts.count == 2 ? String(parts[1]) : "", source: source, target: target,
+                  requestedSource: requestedSource)
     }
 }
 
 extension Call {
-    /// The calls of a JSON list of `{"service", "argument", "source", "target"}`
-    /// objects (`argument` and `target` may be missing or empty; other keys are ignored).
+    /// The calls of a JSON list of `{"service", "argument", "source", "target", "requested_source"}`
+    /// objects (all but `service` and `source` may be missing or empty; other keys are ignored).
     public static func list(json bytes: [UInt8], file: String? = nil) throws(PolicyError) -> [Call] {
         guard case .array(let items) = try JSONReader.policyInput(bytes, file: file) else {
             throw PolicyError(.invalidInput, "not a JSON list", file: file, expected: "[{\"service\", \"source\", \"target\"}, ...]")
@@ -44,11 +49,21 @@ extension Call {
             }
             let (service, argument) = (try field("service", required: true), try field("argument", required: false))
             let (source, target) = (try field("source", required: true), try field("target", required: false))
+            let requested = try field("requested_source", required: false)
             return argument.isEmpty
-                ? Call(serviceAndArgument: service, source: source, target: target)
-                : Call(service: service, argument: argument, source: source, target: target)
+                ? Call(serviceAndArgument: service, source: source, target: target, requestedSource: requested)
+                : Call(service: service, argument: argument, source: source, target: target, requestedSource: requested)
         }
     }
+}
+
+/// Where qrexec runs an allowed call to a remote qube: in its relay qube,
+/// as the transport service (`TRANSPORT+TARGET+SERVICE+ARGUMENT`).
+public struct Relay: Sendable, Hashable {
+    /// The relay qube.
+    public var qube: String
+    /// The service the relay runs.
+    public var service: String
 }
 
 /// What dom0 answers to a call, and which rule decided it.
@@ -70,11 +85,14 @@ public struct Decision: Sendable, Hashable {
     public var rule: Rule?
     /// The intended target after normalisation (`@default` for an empty or unknown one), if it was valid.
     public var requestedTarget: String?
+    /// For an allow to a remote qube: where the call really goes.
+    public var relay: Relay?
 
-    public init(outcome: Outcome, rule: Rule? = nil, requestedTarget: String? = nil) {
+    public init(outcome: Outcome, rule: Rule? = nil, requestedTarget: String? = nil, relay: Relay? = nil) {
         self.outcome = outcome
         self.rule = rule
         self.requestedTarget = requestedTarget
+        self.relay = relay
     }
 
     /// The answer to every call while the policy does not load.
@@ -92,46 +110,12 @@ public struct Decision: Sendable, Hashable {
         }
     }
 
-    /// The decision as one JSON object: `decision`, `requested_target`, `rule`
-    /// {`file`, `line`, `text`}, and per decision `target` (allow), `targets`
-    /// and `default_target` (ask), `user`, `notify`, `autostart`, `reason` (deny, error).
-    public var json: JSONValue {
-        var members: [String: JSONValue] = ["decision": .string(name)]
-        members["requested_target"] = requestedTarget.map(JSONValue.string) ?? .null
-        if let rule {
-            members["rule"] = .object([
-                "file": .string(rule.origin.file), "line": rule.origin.line.map { .integer(String($0)) } ?? .null,
-                "text": .string(rule.description), "action": .string(rule.action.name),
-            ])
-        }
-        func common(_ user: String?, _ notify: Bool, _ autostart: Bool) {
-            members["user"] = user.map(JSONValue.string) ?? .null
-            members["notify"] = .bool(notify)
-            members["autostart"] = .bool(autostart)
-        }
-        switch outcome {
-        case .allow(let target, let user, let notify, let autostart):
-            members["target"] = .string(target)
-            common(user, notify, autostart)
-        case .ask(let targets, let defaultTarget, let user, let notify, let autostart):
-            members["targets"] = .array(targets.map(JSONValue.string))
-            members["default_target"] = defaultTarget.map(JSONValue.string) ?? .null
-            common(user, notify, autostart)
-        case .deny(let reason, let notify):
-            members["reason"] = .string(reason)
-            members["notify"] = .bool(notify)
-        case .error(let reason):
-            members["reason"] = .string(reason)
-        }
-        return .object(members)
-    }
-
     /// One line for people: the outcome, then the deciding rule.
     public var summary: String {
         var text: String
         switch outcome {
         case .allow(let target, let user, let notify, let autostart):
-            text = "allow -> \(target) (user \(user ?? "DEFAULT"), notify \(notify ? "yes" : "no"), autostart \(autostart ? "yes" : "no"))"
+            text = "allow -> \(target)" + (relay.map { " via \($0.qube) as \($0.service)" } ?? "") + " (user \(user ?? "DEFAULT"), notify \(notify ? "yes" : "no"), autostart \(autostart ? "yes" : "no"))"
         case .ask(let targets, let defaultTarget, let user, let notify, let autostart):
             text = "ask {\(targets.joined(separator: ", "))}" + (defaultTarget.map { " default \($0)" } ?? "")
                 + " (user \(user ?? "DEFAULT"), notify \(notify ? "yes" : "no"), autostart \(autostart ? "yes" : "no"))"

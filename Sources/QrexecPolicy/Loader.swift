@@ -91,6 +91,8 @@ private struct LoadRun {
     var rules: [Rule] = []
     var errors: [PolicyError] = []
     var files: [String] = []
+    /// The files being loaded, outermost first, to refuse an include cycle.
+    var open: [String] = []
 
     var fileSystem: any PolicyFileSystem { loader.fileSystem }
 
@@ -139,6 +141,8 @@ private struct LoadRun {
             return
         }
         files.append(path)
+        open.append(path)
+        defer { open.removeLast() }
         let bytes: [UInt8]
         do {
             bytes = try fileSystem.read(path, limit: loader.limits.maxFileSize)
@@ -161,19 +165,23 @@ private struct LoadRun {
             switch statement.kind {
             case .rule: break
             case .include(let field):
-                if let target = existing(field, .file, from: path, line: statement.line, base: base) {
+                if let target = existing(field, .file, from: path, line: statement.line, base: base),
+                   acyclic(target, field, from: path, line: statement.line) {
                     load(target, syntax: syntax, base: base, depth: depth + 1)
                 }
             case .includeDir(let field):
                 if let target = existing(field, .directory, from: path, line: statement.line, base: base) {
-                    for (_, file) in policyFiles(in: target) { load(file, syntax: .current, base: base, depth: depth + 1) }
+                    for (_, file) in policyFiles(in: target) where acyclic(file, field, from: path, line: statement.line) {
+                        load(file, syntax: .current, base: base, depth: depth + 1)
+                    }
                 }
             case .includeService(let service, let argument, let field):
-                if let target = existing(field, .file, from: path, line: statement.line, base: base) {
+                if let target = existing(field, .file, from: path, line: statement.line, base: base),
+                   acyclic(target, field, from: path, line: statement.line) {
                     load(target, syntax: .legacy(service: service, argument: argument), base: base, depth: depth + 1)
                 }
             case .compat:
-                loadLegacyDirectory(depth: depth + 1)
+                loadLegacyDirectory(depth: depth + 1, from: path, line: statement.line)
             }
         }
     }
@@ -190,11 +198,25 @@ private struct LoadRun {
         return target
     }
 
+    /// Whether including `target` does not close a cycle; an error naming the cycle if it does
+    /// (the reference recurses until Python gives up, docs/qrexec-policy.md, "Directives").
+    mutating func acyclic(_ target: String, _ field: Lines.Field, from file: String, line: Int) -> Bool {
+        guard let first = open.firstIndex(where: { $0.isBytes(target) }) else { return true }
+        errors.append(PolicyError(.includeCycle, "include cycle: " + (open[first...] + [target]).joined(separator: " -> "),
+                                  file: file, line: line, column: field.column, expected: "includes that do not loop"))
+        return false
+    }
+
     /// `!compat-4.0`: the old per-service files, argument files first, each
-    /// followed by the two deny rules R4.0 implied (docs/qrexec-policy.md, "Compat 4.0").
-    mutating func loadLegacyDirectory(depth: Int) {
+    /// followed by the two deny rules R4.0 implied; a legacy directory that
+    /// does not exist refuses the file (docs/qrexec-policy.md, "Compat 4.0").
+    mutating func loadLegacyDirectory(depth: Int, from file: String, line: Int) {
         let directory = loader.legacyDirectory
-        guard fileSystem.kind(of: directory) == .directory else { return }
+        guard fileSystem.kind(of: directory) == .directory else {
+            errors.append(PolicyError(.missingInclude, "!compat-4.0: the legacy directory is missing: \(directory)", file: file,
+                                      line: line, expected: "an existing directory"))
+            return
+        }
         let names: [String]
         do {
             names = try fileSystem.entries(of: directory)

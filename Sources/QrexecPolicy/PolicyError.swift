@@ -12,8 +12,11 @@ public struct PolicyError: Error, Sendable, Hashable, CustomStringConvertible {
         case syntax
         /// A `.policy` file name with characters outside `0-9 a-z _ . -`.
         case invalidFileName
-        /// `!include` of something that is not a file, `!include-dir` of something that is not a directory.
+        /// `!include` of something that is not a file, `!include-dir` of something that is not a directory,
+        /// `!compat-4.0` without its legacy directory.
         case missingInclude
+        /// An `!include` or `!include-service` of a file already being loaded.
+        case includeCycle
         /// A file, line, include depth or file count over the loader's limits.
         case limit
         /// A file that could not be read, or is not UTF-8.

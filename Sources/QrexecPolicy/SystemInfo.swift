@@ -16,9 +16,14 @@ public struct QubeInfo: Sendable, Hashable {
     public var uuid: String?
     /// The `internal` feature is set: never offered in an ask prompt.
     public var isInternal: Bool
+    /// A `RemoteVM`'s relay qube: calls to it go there (docs/qrexec-policy.md, "Remote qubes").
+    public var relayVM: String?
+    /// A `RemoteVM`'s transport service, which the relay runs to reach it.
+    public var transportRPC: String?
 
     public init(name: String, type: String = "AppVM", tags: [String] = [], templateForDispVMs: Bool = false,
-                defaultDispVM: String? = nil, powerState: String = "Halted", uuid: String? = nil, isInternal: Bool = false) {
+                defaultDispVM: String? = nil, powerState: String = "Halted", uuid: String? = nil, isInternal: Bool = false,
+                relayVM: String? = nil, transportRPC: String? = nil) {
         self.name = name
         self.type = type
         self.tags = tags
@@ -27,6 +32,8 @@ public struct QubeInfo: Sendable, Hashable {
         self.powerState = powerState
         self.uuid = uuid
         self.isInternal = isInternal
+        self.relayVM = relayVM
+        self.transportRPC = transportRPC
     }
 }
 
@@ -87,13 +94,16 @@ extension SystemInfo {
                 templateForDispVMs: domain.properties["template_for_dispvms"] == "True",
                 defaultDispVM: store.effectiveReference("default_dispvm", of: domain),
                 powerState: domain.vmClass == .adminVM ? "Running" : "Halted", uuid: domain.uuid,
-                isInternal: feature.map { !$0.isEmpty } ?? false)
+                isInternal: feature.map { !$0.isEmpty } ?? false,
+                relayVM: domain.properties["relayvm"].flatMap { $0.isEmpty ? nil : $0 },
+                transportRPC: domain.properties["transport_rpc"].flatMap { $0.isEmpty ? nil : $0 })
         })
     }
 
     /// The system of a GetSystemInfo reply, `{"domains": {NAME: {…}}}`. Missing
     /// keys take the defaults: type `AppVM`, no tags, not a disposable
-    /// template, no default_dispvm, `Halted`, dom0's uuid all zeroes.
+    /// template, no default_dispvm, `Halted`, dom0's uuid all zeroes, no
+    /// relayvm or transport_rpc (an empty string counts as none, as in qrexec).
     public init(json bytes: [UInt8], file: String? = nil) throws(PolicyError) {
         let root = try JSONReader.policyInput(bytes, file: file)
         func invalid(_ message: String, _ expected: String) -> PolicyError {
@@ -127,6 +137,8 @@ extension SystemInfo {
             qube.uuid = try string("uuid")
             qube.templateForDispVMs = try flag("template_for_dispvms")
             qube.isInternal = try flag("internal")
+            qube.relayVM = try string("relayvm").flatMap { $0.isEmpty ? nil : $0 }
+            qube.transportRPC = try string("transport_rpc").flatMap { $0.isEmpty ? nil : $0 }
             switch entry.value.member("tags") {
             case nil, .null?: break
             case .array(let items)?:

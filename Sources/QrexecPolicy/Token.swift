@@ -1,3 +1,5 @@
+import Glibc
+
 /// A qube token of a rule or a request, as in qrexec's `VMToken` (docs/qrexec-policy.md, "Tokens").
 ///
 /// `dom0` and `@adminvm` are the same token. A literal is kept as written:
@@ -59,30 +61,36 @@ public enum Token: Sendable, Hashable, CustomStringConvertible {
 
     /// Reads `text` as a token for `context`, or says why it cannot be one
     /// (the message as qrexec words it; the caller adds the place).
+    ///
+    /// The walk is the parser's (docs/qrexec-policy.md, "Tokens"): text not
+    /// starting with `@` (other than `*`) is a qube name; else the keywords
+    /// this place admits, then its prefixes in the order `@type:`, `@tag:`,
+    /// `@dispvm:`, `@dispvm:@tag:`. A prefix with nothing after it is an
+    /// empty token; one followed by another `@` gives way to a longer prefix,
+    /// and when none is left the token is invalid.
     public static func parse(_ text: String, as context: Context) -> Result<Token, TokenError> {
-        let token: Token
-        if text.utf8.first != UInt8(ascii: "@") {
-            token = text.isBytes("dom0") ? .adminVM : text.isBytes("*") ? .any : .qube(String(text))
-        } else if let exact = exactTokens.first(where: { text.isBytes($0.text) }) {
-            token = exact.token
-        } else if let value = text.dropPrefix("@type:") {
-            token = .type(String(value))
-        } else if let value = text.dropPrefix("@tag:") {
-            guard !value.isEmpty else { return .failure(TokenError("invalid empty @tag: token: '\(text)'")) }
-            token = .tag(String(value))
-        } else if let value = text.dropPrefix("@dispvm:@tag:") {
-            token = .dispVMTag(String(value))
-        } else if let value = text.dropPrefix("@dispvm:") {
-            token = .dispVMTemplate(String(value))
-        } else {
-            return .failure(TokenError("invalid \(context.rawValue) token: '\(text)'"))
+        guard !text.isEmpty else { return .failure(TokenError("invalid empty \(context.rawValue) token")) }
+        if text.utf8.first != UInt8(ascii: "@") && !text.isBytes("*") {
+            return .success(text.isBytes("dom0") ? .adminVM : .qube(text))
         }
-        guard context.admits(token) else { return .failure(TokenError("invalid \(context.rawValue) token: '\(text)'")) }
-        return .success(token)
+        if let exact = exactTokens.first(where: { text.isBytes($0.text) }), context.admits(exact.token) {
+            return .success(exact.token)
+        }
+        for prefix in prefixes where context.admits(prefix.make("")) {
+            guard let value = text.dropPrefix(prefix.text) else { continue }
+            if value.isEmpty { return .failure(TokenError("invalid empty \(prefix.text) token: '\(text)'")) }
+            if value.utf8.first == UInt8(ascii: "@") { continue }
+            return .success(prefix.make(String(value)))
+        }
+        return .failure(TokenError("invalid \(context.rawValue) token: '\(text)'"))
     }
 
     private static let exactTokens: [(text: String, token: Token)] = [
-        ("@anyvm", .anyVM), ("@adminvm", .adminVM), ("@default", .default), ("@dispvm", .dispVM),
+        ("*", .any), ("@anyvm", .anyVM), ("@adminvm", .adminVM), ("@default", .default), ("@dispvm", .dispVM),
+    ]
+
+    private static let prefixes: [(text: String, make: @Sendable (String) -> Token)] = [
+        ("@type:", Token.type), ("@tag:", Token.tag), ("@dispvm:", Token.dispVMTemplate), ("@dispvm:@tag:", Token.dispVMTag),
     ]
 }
 
@@ -91,6 +99,19 @@ public struct TokenError: Error, Sendable, Hashable {
     public var message: String
 
     init(_ message: String) { self.message = message }
+}
+
+extension String {
+    /// Byte-for-byte equality, the lengths first, then one `memcmp`.
+    func isBytes(_ other: String) -> Bool {
+        guard utf8.count == other.utf8.count else { return false }
+        let same = utf8.withContiguousStorageIfAvailable { left in
+            other.utf8.withContiguousStorageIfAvailable { right in
+                left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
+            }
+        }
+        return (same ?? nil) ?? utf8.elementsEqual(other.utf8)
+    }
 }
 
 extension StringProtocol {

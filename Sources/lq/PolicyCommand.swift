@@ -93,13 +93,17 @@ extension PolicyCommand {
             abstract: "Decide a qrexec call as dom0 would: allow, ask, deny (or error), and the rule that decided.",
             discussion: """
                 A policy that fails to load denies every call, and the reason says so (exit 1). \
-                With --calls, CALLS.json is a list of {"service", "argument", "source", "target"} objects; \
+                With --calls, CALLS.json is a list of {"service", "argument", "source", "target"} objects \
+                (and "requested_source" for a call a relay makes for a remote qube); \
                 one result is printed per call, in order.
                 """)
 
         @Argument(help: "SERVICE[+ARGUMENT] SOURCE [TARGET] (an empty or missing TARGET is @default).")
         var call: [String] = []
         @Option(help: "A JSON list of calls to decide, loading the policy once.") var calls: String?
+        @Option(name: .customLong("requested-source"),
+                help: "The remote qube SOURCE relays the call for (Qubes Air); the policy is evaluated for it.")
+        var requestedSource = ""
         @OptionGroup var location: PolicyLocation
         @OptionGroup var system: SystemOptions
         @Flag(help: "Print each decision as one line of JSON.") var json = false
@@ -117,11 +121,15 @@ extension PolicyCommand {
             if let calls {
                 requests = try PolicyInput.orExit { try Call.list(json: try PolicyInput.read(calls), file: calls) }
             } else {
-                requests = [Call(serviceAndArgument: call[0], source: call[1], target: call.count == 3 ? call[2] : "")]
+                requests = [Call(serviceAndArgument: call[0], source: call[1], target: call.count == 3 ? call[2] : "",
+                                 requestedSource: requestedSource)]
             }
             let policy = location.load()
             let evaluator = try? PolicyEvaluator(policy: policy.get(), system: info)
             var failed = evaluator == nil
+            // The answers go out in large writes, not one per call.
+            var output: [UInt8] = []
+            output.reserveCapacity(1 << 20)
             for request in requests {
                 let decision: Decision
                 switch policy {
@@ -129,8 +137,14 @@ extension PolicyCommand {
                 case .failure(let error): decision = .loadFailure(error)
                 }
                 if case .error = decision.outcome { failed = true }
-                Terminal.write((json ? decision.json.compactText() : decision.summary) + "\n")
+                if json { decision.appendJSON(to: &output) } else { output += decision.summary.utf8 }
+                output.append(0x0A)
+                if output.count >= 1 << 20 {
+                    Terminal.write(output)
+                    output.removeAll(keepingCapacity: true)
+                }
             }
+            Terminal.write(output)
             if failed { throw ExitCode(1) }
         }
     }

@@ -10,37 +10,7 @@ import Testing
 
     @Test(arguments: PolicyFixtures.examples)
     func workedExample(_ example: PolicyFixtures.Example) throws {
-        let decision = PolicyFixtures.decide(example.call, example.loader)
-        let expected = example.expected
-        #expect(decision.name == expected["decision"]?.text)
-        switch decision.outcome {
-        case .allow(let target, let user, let notify, let autostart):
-            #expect(target == expected["target"]?.text)
-            #expect(user == expected["user"]?.text)
-            #expect(notify == expected["notify"]?.bool)
-            #expect(autostart == expected["autostart"]?.bool)
-        case .ask(let targets, let defaultTarget, let user, let notify, let autostart):
-            #expect(targets == expected["targets"]?.strings)
-            #expect(defaultTarget == expected["default_target"]?.text)
-            #expect(user == expected["user"]?.text)
-            #expect(notify == expected["notify"]?.bool)
-            #expect(autostart == expected["autostart"]?.bool)
-        case .deny(_, let notify):
-            #expect(notify == expected["notify"]?.bool)
-        case .error:
-            break
-        }
-        if let rule = expected["rule"] {
-            let file = try #require(rule["file"]?.text)
-            #expect(decision.rule?.origin.file.hasSuffix("/" + file) == true, "rule file \(String(describing: decision.rule?.origin))")
-            #expect(decision.rule?.origin.line == rule["line"]?.int)
-            #expect(decision.rule?.action.name == rule["action"]?.text)
-        } else {
-            #expect(decision.rule == nil)
-        }
-        if expected["stage"]?.text != "load" {
-            #expect(decision.requestedTarget == expected["requested_target"]?.text)
-        }
+        try ReferenceAnswer.check(PolicyFixtures.decide(example.call, example.loader), example.expected)
     }
 
     /// The tab-separated form of the fixtures answers the same.

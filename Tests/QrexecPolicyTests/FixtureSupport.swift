@@ -17,20 +17,24 @@ enum PolicyFixtures {
     /// The system of the worked examples.
     static let system: SystemInfo = try! SystemInfo(json: bytes("system-info.json"))
 
-    /// One worked example: the query and the reference answer.
+    /// One worked example: the query and the reference answer; paths in the
+    /// query are relative to `folder` (a folder under Fixtures, "" for Fixtures itself).
     struct Example: Sendable, CustomTestStringConvertible {
         var number: Int
         var query: JSONValue
         var expected: JSONValue
+        var folder: String = ""
 
         var testDescription: String { "#\(number) \(query["id"]?.text ?? "")" }
+
+        func path(_ relative: String) -> String { PolicyFixtures.path(folder.isEmpty ? relative : folder + "/" + relative) }
 
         /// The policy directories, in priority order.
         var directories: [String] {
             switch query["policy"] {
-            case .array(let list)?: return list.compactMap(\.text).map(PolicyFixtures.path)
-            case .string(let one)?: return [PolicyFixtures.path(one)]
-            default: return [PolicyFixtures.path("policy.d")]
+            case .array(let list)?: return list.compactMap(\.text).map(path)
+            case .string(let one)?: return [path(one)]
+            default: return [path("policy.d")]
             }
         }
 
@@ -39,23 +43,34 @@ enum PolicyFixtures {
             let service = query["service"]?.text ?? ""
             let target = query["target"]?.text ?? ""
             let source = query["source"]?.text ?? ""
-            return argument.isEmpty ? Call(serviceAndArgument: service, source: source, target: target)
-                : Call(service: service, argument: argument, source: source, target: target)
+            let requested = query["requested_source"]?.text ?? ""
+            return argument.isEmpty ? Call(serviceAndArgument: service, source: source, target: target, requestedSource: requested)
+                : Call(service: service, argument: argument, source: source, target: target, requestedSource: requested)
         }
 
         var loader: PolicyLoader {
-            PolicyLoader(directories: directories, legacyDirectory: PolicyFixtures.path(query["legacy"]?.text ?? "legacy"))
+            PolicyLoader(directories: directories, legacyDirectory: path(query["legacy"]?.text ?? "legacy"))
+        }
+
+        /// The system the query names (`system_info`), else the folder's `system-info.json`.
+        var system: SystemInfo {
+            try! SystemInfo(json: [UInt8](Data(contentsOf: URL(fileURLWithPath: path(query["system_info"]?.text ?? "system-info.json")))))
+        }
+    }
+
+    /// The queries of `folder`/queries.json with the answers of `folder`/expected-output.jsonl.
+    static func examples(in folder: String) -> [Example] {
+        let prefix = folder.isEmpty ? "" : folder + "/"
+        guard case .array(let queries) = try! JSONReader.parse(bytes(prefix + "queries.json")) else { return [] }
+        let answers = try! text(prefix + "expected-output.jsonl").split(separator: "\n").map { try JSONReader.parse(Array($0.utf8)) }
+        precondition(queries.count == answers.count, "\(folder): one answer per query")
+        return zip(queries, answers).enumerated().map { offset, pair in
+            Example(number: offset + 1, query: pair.0, expected: pair.1, folder: folder)
         }
     }
 
     /// The 107 worked examples of spec §11, in order.
-    static let examples: [Example] = {
-        guard case .array(let queries) = try! JSONReader.parse(bytes("queries.json")) else { return [] }
-        let answers = try! text("expected-output.jsonl").split(separator: "\n").map { try JSONReader.parse(Array($0.utf8)) }
-        return zip(queries, answers).enumerated().map { offset, pair in
-            Example(number: offset + 1, query: pair.0, expected: pair.1)
-        }
-    }()
+    static let examples: [Example] = examples(in: "")
 
     /// Decides `call` with the policy `loader` reads against the example system.
     static func decide(_ call: Call, _ loader: PolicyLoader, system: SystemInfo = PolicyFixtures.system) -> Decision {

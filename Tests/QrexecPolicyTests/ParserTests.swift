@@ -57,9 +57,13 @@ import Testing
     @Test func limitsAreErrorsNotCrashes() {
         #expect(errors(String(repeating: "x", count: 100), limits: PolicyLimits(maxLineLength: 50)).map(\.code) == [.limit])
         #expect(errors(String(repeating: "# x\n", count: 100), limits: PolicyLimits(maxFileSize: 64)).map(\.code) == [.limit])
-        // An include loop stops at the depth limit.
+        // An include loop is named as such; a deep chain stops at the depth limit.
         let loop = errors("!include 30-test.policy", limits: PolicyLimits(maxIncludeDepth: 5))
-        #expect(loop.map(\.code) == [.limit])
+        #expect(loop.map(\.code) == [.includeCycle])
+        #expect(loop.first?.message == "include cycle: /p/30-test.policy -> /p/30-test.policy")
+        let chain = errors("!include c0", limits: PolicyLimits(maxIncludeDepth: 5),
+                           extra: Dictionary(uniqueKeysWithValues: (0..<8).map { ("/p/c\($0)", "!include c\($0 + 1)") }))
+        #expect(chain.map(\.code) == [.limit])
         let many = errors("!include-dir d", limits: PolicyLimits(maxFiles: 3),
                           extra: Dictionary(uniqueKeysWithValues: (0..<5).map { ("/p/d/\($0).policy", "") }))
         #expect(many.contains { $0.code == .limit })

@@ -22,4 +22,18 @@ import Testing
             #expect(viaSocket[qube.name] == qube, "\(qube.name)")
         }
     }
+
+    /// The JSON reader's fast paths (strings without escapes, duplicate keys looked for without a set
+    /// in small objects) refuse and read what the slow paths did.
+    @Test func systemInfoJSONEdges() throws {
+        let many = (0..<20).map { "\"q\($0)\": {}" }
+        #expect(throws: PolicyError.self) { try SystemInfo(json: Array("{\"domains\": {\(many.joined(separator: ", ")), \"q3\": {}}}".utf8)) }
+        #expect(throws: PolicyError.self) { try SystemInfo(json: Array("{\"domains\": {\"a\": {}, \"a\": {}}}".utf8)) }
+        #expect(throws: PolicyError.self) { try SystemInfo(json: Array("{\"domains\": {\"a\tb\": {}}}".utf8)) }
+        #expect(throws: PolicyError.self) { try SystemInfo(json: [UInt8]("{\"domains\": {\"".utf8) + [0xFF] + [UInt8]("\": {}}}".utf8)) }
+        let system = try SystemInfo(json: Array("{\"domains\": {\"w\\u00e9rk\": {\"tags\": [\"a\\\"b\", \"plain\"]}, \(many.joined(separator: ", "))}}".utf8))
+        #expect(system.qubes.count == 21)
+        #expect(system.qubes[0].name == "w\u{E9}rk")
+        #expect(system.qubes[0].tags == ["a\"b", "plain"])
+    }
 }
