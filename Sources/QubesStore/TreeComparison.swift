@@ -50,17 +50,16 @@ enum TreeComparison {
     private static func isTagsEnd(_ line: ArraySlice<UInt8>) -> Bool { trimmed(line).elementsEqual("</tags>".utf8) }
 
     /// `<tag name="…"/>` with nothing else in the line but indentation.
-    private static func isTag(_ line: ArraySlice<UInt8>) -> Bool {
-        let text = trimmed(line)
-        return text.starts(with: "<tag name=\"".utf8) && text.reversed().starts(with: ">/\"".utf8)
-            && text.dropFirst(11).dropLast(3).allSatisfy { $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "<") }
-    }
+    private static func isTag(_ line: ArraySlice<UInt8>) -> Bool { isEmptyElement(line, "<tag name=\"") }
 
     /// `<devices class="…"/>`: a device class without assignments.
-    private static func isEmptyDevices(_ line: ArraySlice<UInt8>) -> Bool {
+    private static func isEmptyDevices(_ line: ArraySlice<UInt8>) -> Bool { isEmptyElement(line, "<devices class=\"") }
+
+    /// `opening…"/>` on a line of its own, the value without `"` or `<`.
+    private static func isEmptyElement(_ line: ArraySlice<UInt8>, _ opening: String) -> Bool {
         let text = trimmed(line)
-        return text.starts(with: "<devices class=\"".utf8) && text.reversed().starts(with: ">/\"".utf8)
-            && text.dropFirst(16).dropLast(3).allSatisfy { $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "<") }
+        return text.starts(with: opening.utf8) && text.reversed().starts(with: ">/\"".utf8)
+            && text.dropFirst(opening.utf8.count).dropLast(3).allSatisfy { $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "<") }
     }
 
     /// Whether `input` and `saved` hold the same elements in the same order,
