@@ -16,7 +16,7 @@ public struct SplitFileTool: ParsableCommand {
 extension SplitFileTool {
     struct Serve: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Server side (in core-keys, run by qrexec): print <store>/<caller>/<name>.",
+            commandName: "serve", abstract: "Server side (in core-keys, run by qrexec): print <store>/<caller>/<name>.",
             discussion: """
                 The caller is QREXEC_REMOTE_DOMAIN. The name is QREXEC_SERVICE_ARGUMENT (liteqube.SplitFile+NAME), \
                 else NAME, else the first line of stdin: one path component of A-Z a-z 0-9 _ . + -, at most 64 bytes, \
@@ -36,7 +36,7 @@ extension SplitFileTool {
 
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Client side: fetch one of this qube's files from the keys qube.")
+            commandName: "get", abstract: "Client side: fetch one of this qube's files from the keys qube.")
 
         @Argument(help: "The file name.") var name: String
         @Option(help: ArgumentHelp("Write the file here (created, mode 0600) instead of to stdout.", valueName: "file")) var output: String?
@@ -49,7 +49,7 @@ extension SplitFileTool {
 
     struct Save: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "In core-keys, for dom0 only: store a file read from stdin after two lines: qube, file name.",
+            commandName: "save", abstract: "In core-keys, for dom0 only: store a file read from stdin after two lines: qube, file name.",
             discussion: "Replaces <store>/<qube>/<name> atomically (folder 0700, file 0600) and prints its pin: sha256 and sha512 lines.")
 
         @Option(help: ArgumentHelp("The folder holding one folder per qube.", valueName: "dir")) var store = "/home/user"
@@ -66,6 +66,7 @@ extension SplitFileTool {
 
     struct Pin: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "pin",
             abstract: "In the template, for dom0 only: record a file's pin read from stdin as four lines: qube, file name, sha256, sha512.",
             discussion: "Writes <rules>/checksum.<keys-qube>/home/user/<qube>/<name> and prints its path.")
 

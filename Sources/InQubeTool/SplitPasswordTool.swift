@@ -44,7 +44,7 @@ struct PinOptions: ParsableArguments {
 extension SplitPasswordTool {
     struct Serve: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Server side (in core-keys, run by qrexec): print the caller's password for a token.",
+            commandName: "serve", abstract: "Server side (in core-keys, run by qrexec): print the caller's password for a token.",
             discussion: """
                 The caller is QREXEC_REMOTE_DOMAIN; the token is QREXEC_SERVICE_ARGUMENT, else TOKEN, else the first \
                 line of stdin. The store must be owned by --owner, have no group or other access and match its pin.
@@ -64,7 +64,7 @@ extension SplitPasswordTool {
     }
 
     struct Get: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Client side: fetch a password from the keys qube.")
+        static let configuration = CommandConfiguration(commandName: "get", abstract: "Client side: fetch a password from the keys qube.")
 
         @Argument(help: "The token.") var token: String
         @OptionGroup var client: ClientOptions
@@ -76,6 +76,7 @@ extension SplitPasswordTool {
 
     struct Save: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "save",
             abstract: "In core-keys, for dom0 only: store a password read from stdin as three lines: qube, token, password.",
             discussion: "Replaces password-<qube> atomically (newest token first) and prints its pin: sha256 and sha512 lines.")
 
@@ -90,6 +91,7 @@ extension SplitPasswordTool {
 
     struct Pin: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "pin",
             abstract: "In the template, for dom0 only: record a store's pin read from stdin as three lines: qube, sha256, sha512.",
             discussion: "Writes <rules>/checksum.<keys-qube>/home/user/password-<qube> and prints its path.")
 

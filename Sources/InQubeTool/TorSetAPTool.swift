@@ -51,7 +51,7 @@ extension TorSetAPTool {
 
     struct Save: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Save Tor's data folder as the current network's state (at shutdown, after Tor stopped).")
+            commandName: "save", abstract: "Save Tor's data folder as the current network's state (at shutdown, after Tor stopped).")
 
         @OptionGroup var options: TorStateOptions
 

@@ -95,7 +95,7 @@ public enum JSONReader {
                 let key = try string()
                 let duplicate: Bool
                 if members.count < 16 {
-                    duplicate = members.contains { $0.key.utf8.elementsEqual(key.utf8) }
+                    duplicate = members.contains { bytesEqual($0.key, key) }
                 } else {
                     if keys.isEmpty { keys = Set(members.map { Array($0.key.utf8) }) }
                     duplicate = !keys.insert(Array(key.utf8)).inserted
@@ -152,14 +152,20 @@ public enum JSONReader {
             index += 1
             // Most strings have no escape: read them straight from the input.
             let start = index
+            var ascii = true
             while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 {
+                ascii = ascii && bytes[index] < 0x80
                 index += 1
             }
             if index < bytes.count, bytes[index] == UInt8(ascii: "\"") {
                 index += 1
-                guard let text = String(validating: bytes[start..<index - 1], as: UTF8.self) else {
-                    throw error("invalid UTF-8", expected: "UTF-8 text")
+                let end = index - 1
+                // ASCII needs no validation; anything else must be valid UTF-8.
+                let text = bytes.withUnsafeBufferPointer { buffer in
+                    let run = UnsafeBufferPointer(rebasing: buffer[start..<end])
+                    return ascii ? String(decoding: run, as: UTF8.self) : String(validating: run, as: UTF8.self)
                 }
+                guard let text else { throw error("invalid UTF-8", expected: "UTF-8 text") }
                 return text
             }
             var output = Array(bytes[start..<index])

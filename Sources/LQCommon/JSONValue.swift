@@ -143,36 +143,66 @@ extension JSONValue {
     }
 
     /// Appends `text` as a JSON string of the compact form (`\\"`, `\\\\`, `\\n`, other
-    /// control characters and DEL as `\\u00XX`, everything else raw) in one pass over
-    /// its UTF-8: runs that need no escape are copied whole.
+    /// control characters and DEL as `\\u00XX`, everything else raw).
     public static func appendQuoted(_ text: String, to output: inout [UInt8]) {
-        output.append(UInt8(ascii: "\""))
-        var text = text
-        text.withUTF8 { bytes in
-            var start = 0
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
-                guard byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
-                if start < index { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index])) }
-                start = index + 1
-                switch byte {
-                case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-                case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-                case UInt8(ascii: "\n"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-                default:
-                    output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                               hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]])
+        appendQuoted([text], separator: "", to: &output)
+    }
+
+    /// Appends each of `texts` as `appendQuoted` does, `separator` between
+    /// them, in one pass into one buffer (most texts are short names: copying
+    /// each into the output on its own would cost more than escaping it).
+    public static func appendQuoted(_ texts: [String], separator: StaticString, to output: inout [UInt8]) {
+        // At most 6 bytes per byte (`\\u00XX`), the quotes and a separator per text.
+        var capacity = 0
+        for text in texts { capacity += 6 * text.utf8.count + 2 + separator.utf8CodeUnitCount }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(capacity, 1)) { buffer in
+            let base = buffer.baseAddress!
+            var cursor = base
+            for index in texts.indices {
+                if index > 0 {
+                    cursor.update(from: separator.utf8Start, count: separator.utf8CodeUnitCount)
+                    cursor += separator.utf8CodeUnitCount
                 }
+                var text = texts[index]
+                cursor = text.withUTF8 { quote($0, at: cursor) }
             }
-            if start < bytes.count { output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
+            output.append(contentsOf: UnsafeBufferPointer(start: base, count: cursor - base))
         }
-        output.append(UInt8(ascii: "\""))
+    }
+
+    /// Writes `bytes` quoted at `cursor`, which has room for 6 bytes per byte and 2;
+    /// returns the position after the closing quote.
+    private static func quote(_ bytes: UnsafeBufferPointer<UInt8>, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        var cursor = start
+        cursor.pointee = UInt8(ascii: "\"")
+        cursor += 1
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "\n"):
+                cursor[0] = UInt8(ascii: "\\")
+                cursor[1] = byte == UInt8(ascii: "\n") ? UInt8(ascii: "n") : byte
+                cursor += 2
+            case 0..<0x20, 0x7F:
+                cursor[0] = UInt8(ascii: "\\")
+                cursor[1] = UInt8(ascii: "u")
+                cursor[2] = UInt8(ascii: "0")
+                cursor[3] = UInt8(ascii: "0")
+                cursor[4] = hexDigits[Int(byte >> 4)]
+                cursor[5] = hexDigits[Int(byte & 0xF)]
+                cursor += 6
+            default:
+                cursor.pointee = byte
+                cursor += 1
+            }
+        }
+        cursor.pointee = UInt8(ascii: "\"")
+        return cursor + 1
     }
 
     /// The value of an object's member `key` (compared byte for byte), `nil` for anything else.
     public func member(_ key: String) -> JSONValue? {
         guard case .members(let members) = self else { return nil }
-        return members.first { $0.key.utf8.elementsEqual(key.utf8) }?.value
+        return members.first { bytesEqual($0.key, key) }?.value
     }
 }
 
@@ -191,4 +221,9 @@ public func codePointCompare(_ lhs: String, _ rhs: String) -> Int {
             return leftBytes.count - rightBytes.count
         }
     }
+}
+
+/// Whether two strings have the same UTF-8 bytes (no Unicode equivalence, as qubesd and qrexec compare).
+public func bytesEqual(_ lhs: String, _ rhs: String) -> Bool {
+    lhs.utf8.count == rhs.utf8.count && codePointCompare(lhs, rhs) == 0
 }

@@ -41,10 +41,18 @@ extension Decision {
     public func appendJSON(to output: inout [UInt8]) {
         var first = true
         func key(_ name: StaticString) {
-            output.append(contentsOf: first ? [UInt8(ascii: "{"), UInt8(ascii: "\"")] : [UInt8(ascii: ","), 0x20, UInt8(ascii: "\"")])
+            if first {
+                output.append(UInt8(ascii: "{"))
+            } else {
+                output.append(UInt8(ascii: ","))
+                output.append(0x20)
+            }
             first = false
+            output.append(UInt8(ascii: "\""))
             output.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            output.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":"), 0x20])
+            output.append(UInt8(ascii: "\""))
+            output.append(UInt8(ascii: ":"))
+            output.append(0x20)
         }
         func string(_ text: String?) {
             if let text { JSONValue.appendQuoted(text, to: &output) } else { output.append(contentsOf: "null".utf8) }
@@ -90,10 +98,7 @@ extension Decision {
             tail()
             key("targets")
             output.append(UInt8(ascii: "["))
-            for (offset, target) in targets.enumerated() {
-                if offset > 0 { output.append(contentsOf: [UInt8(ascii: ","), 0x20]) }
-                string(target)
-            }
+            JSONValue.appendQuoted(targets, separator: ", ", to: &output)
             output.append(UInt8(ascii: "]"))
             key("user"); string(user)
         case .deny(let reason, let notify):

@@ -1,62 +1,98 @@
+import Glibc
+
 /// Compares two qubes.xml trees in document order without building any
 /// index: the fast answer to "does qubesd's save state what the file states?"
 /// (docs/qubes-xml.md, "Checking").
 enum TreeComparison {
     /// Whether `input` is qubesd's canonical text of `saved` up to what
     /// states nothing: line for line the same bytes, except empty
-    /// `<devices class=…/>` lines of the input and the order of the tag lines
-    /// within each `<tags>` block. Needs no parse of `saved`.
+    /// `<devices class=…/>` lines and the order of the tag lines within each
+    /// `<tags>` block. Needs no parse of `saved`; equal lines cost a `memcmp`.
     static func sameLines(_ input: [UInt8], _ saved: [UInt8]) -> Bool {
-        var inputLines = Lines(input)
-        var savedLines = Lines(saved)
-        func nextSaved() -> ArraySlice<UInt8>? {
-            while let line = savedLines.next() {
-                if !isEmptyDevices(line) { return line }
+        input.withUnsafeBufferPointer { input in
+            saved.withUnsafeBufferPointer { saved in
+                var inputLines = Lines(input)
+                var savedLines = Lines(saved)
+                var line = inputLines.next()
+                var other = savedLines.next()
+                while let current = line, let counterpart = other {
+                    if same(current, counterpart) {
+                        if isTagsStart(current) && !sameTags(&inputLines, &savedLines) { return false }
+                        line = inputLines.next()
+                        other = savedLines.next()
+                    } else if isEmptyDevices(current) {
+                        line = inputLines.next()
+                    } else if isEmptyDevices(counterpart) {
+                        other = savedLines.next()
+                    } else {
+                        return false
+                    }
+                }
+                while let current = line {
+                    guard isEmptyDevices(current) else { return false }
+                    line = inputLines.next()
+                }
+                while let counterpart = other {
+                    guard isEmptyDevices(counterpart) else { return false }
+                    other = savedLines.next()
+                }
+                return true
             }
-            return nil
         }
-        while let line = inputLines.next() {
-            if isEmptyDevices(line) { continue }
-            guard let other = nextSaved(), line.elementsEqual(other) else { return false }
-            guard isTagsStart(line) else { continue }
-            var inputTags: [ArraySlice<UInt8>] = []
-            var savedTags: [ArraySlice<UInt8>] = []
-            while let tag = inputLines.next(), !isTagsEnd(tag) { inputTags.append(tag) }
-            while let tag = savedLines.next(), !isTagsEnd(tag) { savedTags.append(tag) }
-            guard inputTags.count == savedTags.count else { return false }
-            let order: (ArraySlice<UInt8>, ArraySlice<UInt8>) -> Bool = { $0.lexicographicallyPrecedes($1) }
-            guard inputTags.sorted(by: order).elementsEqual(savedTags.sorted(by: order), by: { $0.elementsEqual($1) }),
-                inputTags.allSatisfy(isTag)
-            else { return false }
-        }
-        return nextSaved() == nil
     }
+
+    private typealias Line = UnsafeBufferPointer<UInt8>
 
     /// The `\n`-separated lines of a text, without copying.
     private struct Lines {
-        let bytes: [UInt8]
+        let bytes: UnsafeBufferPointer<UInt8>
         var start = 0
-        init(_ bytes: [UInt8]) { self.bytes = bytes }
-        mutating func next() -> ArraySlice<UInt8>? {
-            guard start < bytes.count else { return nil }
-            let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) ?? bytes.count
+        init(_ bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+        mutating func next() -> Line? {
+            guard start < bytes.count, let base = bytes.baseAddress else { return nil }
+            let rest = bytes.count - start
+            var end = bytes.count
+            if let newline = memchr(base + start, 0x0A, rest) { end = UnsafePointer(newline.assumingMemoryBound(to: UInt8.self)) - base }
             defer { start = end + 1 }
-            return bytes[start..<end]
+            return Line(rebasing: bytes[start..<end])
         }
     }
 
-    private static func trimmed(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> { line.drop { $0 == UInt8(ascii: " ") } }
-    private static func isTagsStart(_ line: ArraySlice<UInt8>) -> Bool { trimmed(line).elementsEqual("<tags>".utf8) }
-    private static func isTagsEnd(_ line: ArraySlice<UInt8>) -> Bool { trimmed(line).elementsEqual("</tags>".utf8) }
+    private static func same(_ line: Line, _ other: Line) -> Bool {
+        line.count == other.count && (line.isEmpty || memcmp(line.baseAddress!, other.baseAddress!, line.count) == 0)
+    }
+
+    /// The tag lines up to `</tags>` of both texts: the same set, each a bare `<tag name=…/>`.
+    private static func sameTags(_ inputLines: inout Lines, _ savedLines: inout Lines) -> Bool {
+        var inputTags: [Line] = []
+        var savedTags: [Line] = []
+        while let tag = inputLines.next(), !isTagsEnd(tag) { inputTags.append(tag) }
+        while let tag = savedLines.next(), !isTagsEnd(tag) { savedTags.append(tag) }
+        guard inputTags.count == savedTags.count, inputTags.allSatisfy(isTag) else { return false }
+        if inputTags.elementsEqual(savedTags, by: same) { return true }
+        let order: (Line, Line) -> Bool = { $0.lexicographicallyPrecedes($1) }
+        return inputTags.sorted(by: order).elementsEqual(savedTags.sorted(by: order), by: same)
+    }
+
+    private static func trimmed(_ line: Line) -> Slice<Line> { line.drop { $0 == UInt8(ascii: " ") } }
+    private static func isTagsStart(_ line: Line) -> Bool { isIndented(line, "<tags>") }
+    private static func isTagsEnd(_ line: Line) -> Bool { isIndented(line, "</tags>") }
+
+    /// Whether the line is `text` after nothing but spaces.
+    private static func isIndented(_ line: Line, _ text: StaticString) -> Bool {
+        let count = text.utf8CodeUnitCount
+        guard line.count >= count, memcmp(line.baseAddress! + (line.count - count), text.utf8Start, count) == 0 else { return false }
+        return line.prefix(line.count - count).allSatisfy { $0 == UInt8(ascii: " ") }
+    }
 
     /// `<tag name="…"/>` with nothing else in the line but indentation.
-    private static func isTag(_ line: ArraySlice<UInt8>) -> Bool { isEmptyElement(line, "<tag name=\"") }
+    private static func isTag(_ line: Line) -> Bool { isEmptyElement(line, "<tag name=\"") }
 
     /// `<devices class="…"/>`: a device class without assignments.
-    private static func isEmptyDevices(_ line: ArraySlice<UInt8>) -> Bool { isEmptyElement(line, "<devices class=\"") }
+    private static func isEmptyDevices(_ line: Line) -> Bool { isEmptyElement(line, "<devices class=\"") }
 
     /// `opening…"/>` on a line of its own, the value without `"` or `<`.
-    private static func isEmptyElement(_ line: ArraySlice<UInt8>, _ opening: String) -> Bool {
+    private static func isEmptyElement(_ line: Line, _ opening: String) -> Bool {
         let text = trimmed(line)
         return text.starts(with: opening.utf8) && text.reversed().starts(with: ">/\"".utf8)
             && text.dropFirst(opening.utf8.count).dropLast(3).allSatisfy { $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "<") }

@@ -102,7 +102,9 @@ public enum XMLWriter {
 }
 
 /// A byte buffer with lxml's pretty-printing rules, shared by every writer
-/// of qubes.xml-style files.
+/// of qubes.xml-style files. Element names are literals; attribute names
+/// and values, and text, are copied in runs between the bytes that need
+/// escaping.
 public struct XMLOutput: Sendable {
     public var bytes: [UInt8] = []
 
@@ -112,52 +114,69 @@ public struct XMLOutput: Sendable {
         for _ in 0..<(level * 2) { bytes.append(0x20) }
     }
 
-    public mutating func append(_ text: String) { bytes.append(contentsOf: text.utf8) }
+    public mutating func append(_ text: StaticString) {
+        put(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
 
-    public mutating func startTag(_ name: String, _ attributes: [(String, String)]) {
+    private mutating func copy(_ text: String) {
+        var text = text
+        text.withUTF8 { put($0) }
+    }
+
+    /// Appends a run of bytes; most are a few bytes long, for which a loop is cheaper than a bulk copy.
+    @inline(__always)
+    private mutating func put(_ run: UnsafeBufferPointer<UInt8>) {
+        if run.count <= 16 {
+            for byte in run { bytes.append(byte) }
+        } else {
+            bytes.append(contentsOf: run)
+        }
+    }
+
+    public mutating func startTag(_ name: StaticString, _ attributes: [(String, String)]) {
         bytes.append(UInt8(ascii: "<"))
         append(name)
         for (key, value) in attributes {
             bytes.append(0x20)
-            append(key)
-            bytes.append(contentsOf: "=\"".utf8)
-            escapeAttribute(value)
+            copy(key)
+            append("=\"")
+            escape(value, inAttribute: true)
             bytes.append(UInt8(ascii: "\""))
         }
     }
 
-    public mutating func open(_ name: String, attributes: [(String, String)] = [], level: Int) {
+    public mutating func open(_ name: StaticString, attributes: [(String, String)] = [], level: Int) {
         indent(level)
         startTag(name, attributes)
-        bytes.append(contentsOf: ">\n".utf8)
+        append(">\n")
     }
 
-    public mutating func close(_ name: String, level: Int) {
+    public mutating func close(_ name: StaticString, level: Int) {
         indent(level)
-        bytes.append(contentsOf: "</".utf8)
+        append("</")
         append(name)
-        bytes.append(contentsOf: ">\n".utf8)
+        append(">\n")
     }
 
-    public mutating func emptyElement(_ name: String, attributes: [(String, String)], level: Int) {
+    public mutating func emptyElement(_ name: StaticString, attributes: [(String, String)], level: Int) {
         indent(level)
         startTag(name, attributes)
-        bytes.append(contentsOf: "/>\n".utf8)
+        append("/>\n")
     }
 
-    public mutating func textElement(_ name: String, attributes: [(String, String)], text: String, level: Int) {
+    public mutating func textElement(_ name: StaticString, attributes: [(String, String)], text: String, level: Int) {
         indent(level)
         startTag(name, attributes)
         bytes.append(UInt8(ascii: ">"))
-        escapeText(text)
-        bytes.append(contentsOf: "</".utf8)
+        escape(text, inAttribute: false)
+        append("</")
         append(name)
-        bytes.append(contentsOf: ">\n".utf8)
+        append(">\n")
     }
 
     /// An element with children, written self-closing when it has none.
     public mutating func container(
-        _ name: String, attributes: [(String, String)] = [], level: Int, isEmpty: Bool,
+        _ name: StaticString, attributes: [(String, String)] = [], level: Int, isEmpty: Bool,
         _ body: (inout XMLOutput) throws -> Void
     ) rethrows {
         if isEmpty {
@@ -169,23 +188,28 @@ public struct XMLOutput: Sendable {
         close(name, level: level)
     }
 
-    public mutating func escapeText(_ text: String) { escape(text, inAttribute: false) }
-
-    public mutating func escapeAttribute(_ text: String) { escape(text, inAttribute: true) }
-
     /// lxml's escaping: `& < >` and CR always; in attributes also `"`, TAB and LF.
     private mutating func escape(_ text: String, inAttribute: Bool) {
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "&"): bytes.append(contentsOf: "&amp;".utf8)
-            case UInt8(ascii: "<"): bytes.append(contentsOf: "&lt;".utf8)
-            case UInt8(ascii: ">"): bytes.append(contentsOf: "&gt;".utf8)
-            case 0x0D: bytes.append(contentsOf: "&#13;".utf8)
-            case UInt8(ascii: "\"") where inAttribute: bytes.append(contentsOf: "&quot;".utf8)
-            case 0x09 where inAttribute: bytes.append(contentsOf: "&#9;".utf8)
-            case 0x0A where inAttribute: bytes.append(contentsOf: "&#10;".utf8)
-            default: bytes.append(byte)
+        var text = text
+        text.withUTF8 { utf8 in
+            var run = 0
+            for index in utf8.indices {
+                let replacement: StaticString
+                switch utf8[index] {
+                case UInt8(ascii: "&"): replacement = "&amp;"
+                case UInt8(ascii: "<"): replacement = "&lt;"
+                case UInt8(ascii: ">"): replacement = "&gt;"
+                case 0x0D: replacement = "&#13;"
+                case UInt8(ascii: "\"") where inAttribute: replacement = "&quot;"
+                case 0x09 where inAttribute: replacement = "&#9;"
+                case 0x0A where inAttribute: replacement = "&#10;"
+                default: continue
+                }
+                put(UnsafeBufferPointer(rebasing: utf8[run..<index]))
+                append(replacement)
+                run = index + 1
             }
+            put(UnsafeBufferPointer(rebasing: utf8[run...]))
         }
     }
 }

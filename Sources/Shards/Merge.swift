@@ -1,5 +1,6 @@
 import LQCommon
 import QubesStore
+import SystemLayer
 
 /// Options of `ShardMerge.merge`.
 public struct MergeOptions: Sendable {

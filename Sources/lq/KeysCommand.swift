@@ -26,7 +26,7 @@ struct AddKeyCommand: ParsableCommand {
 
     struct File: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Save a file that QUBE gets from the keys qube with liteqube.SplitFile+NAME (at most 16 MiB).",
+            commandName: "file", abstract: "Save a file that QUBE gets from the keys qube with liteqube.SplitFile+NAME (at most 16 MiB).",
             discussion: "The content comes from --from or stdin; the template records its checksum, and both qubes shut down so the keys qube's next start serves it.")
 
         @Argument(help: "The qube the file is for.") var qube: String
@@ -46,7 +46,7 @@ struct AddKeyCommand: ParsableCommand {
 
     struct Password: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Save a password that QUBE gets from the keys qube with liteqube.SplitPassword+TOKEN.",
+            commandName: "password", abstract: "Save a password that QUBE gets from the keys qube with liteqube.SplitPassword+TOKEN.",
             discussion: """
                 The password is read from the terminal twice without echo, or as the first line of stdin. It reaches \
                 the keys qube on stdin only; the template records the store's checksum, and both shut down so the \

@@ -90,7 +90,7 @@ struct JSONSystemInfo: SystemInfoProvider {
 extension PolicyCommand {
     struct Eval: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Decide a qrexec call as dom0 would: allow, ask, deny (or error), and the rule that decided.",
+            commandName: "eval", abstract: "Decide a qrexec call as dom0 would: allow, ask, deny (or error), and the rule that decided.",
             discussion: """
                 A policy that fails to load denies every call, and the reason says so (exit 1). \
                 With --calls, CALLS.json is a list of {"service", "argument", "source", "target"} objects \
@@ -153,7 +153,7 @@ extension PolicyCommand {
 extension PolicyCommand {
     struct Lint: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check policy: load errors, rules that can never match, admin.* rules without target=dom0, "
+            commandName: "lint", abstract: "Check policy: load errors, rules that can never match, admin.* rules without target=dom0, "
                 + "and with --store, rules and ask prompts naming qubes that do not exist.",
             discussion: "Directories are merged as dom0 merges them (the first wins for files of the same name); "
                 + "files are loaded as top-level files. Exit status: 0 clean, 1 on any finding.")
@@ -184,7 +184,7 @@ extension PolicyCommand {
 
     struct Matrix: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "The decision for every (source, target) pair of a store's qubes for one service.",
+            commandName: "matrix", abstract: "The decision for every (source, target) pair of a store's qubes for one service.",
             discussion: "Targets are every qube, then @default and @dispvm. A policy that fails to load denies everything (exit 1).")
 
         @Argument(help: "SERVICE[+ARGUMENT].") var service: String
@@ -207,7 +207,7 @@ extension PolicyCommand {
 
     struct Shards: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Write the isolation policy for the shards attached to a merged store.",
+            commandName: "shards", abstract: "Write the isolation policy for the shards attached to a merged store.",
             discussion: "Shards are the qubes tagged shard-<name>. The file is 20-lq-shards.policy, written atomically; "
                 + "with no shard attached it holds only its header.")
 

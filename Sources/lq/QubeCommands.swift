@@ -68,7 +68,7 @@ struct ListQubes: ParsableCommand {
 /// `lq prefs`: read and change properties, as `qvm-prefs`.
 struct Prefs: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List, get, set or reset properties of a qube (or, with --global, of the system).",
+        commandName: "prefs", abstract: "List, get, set or reset properties of a qube (or, with --global, of the system).",
         discussion: "With PROP, prints the bare value; with VALUE, sets it ('' means none for qube references).")
 
     @OptionGroup var options: BackendOptions
@@ -114,7 +114,7 @@ struct Prefs: ParsableCommand {
 
 /// `lq features`: list, get, set or unset features, as `qvm-features`.
 struct Features: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List, get, set or unset features of a qube.")
+    static let configuration = CommandConfiguration(commandName: "features", abstract: "List, get, set or unset features of a qube.")
 
     @OptionGroup var options: BackendOptions
     @Flag(help: "Remove feature NAME.") var unset = false
@@ -149,7 +149,7 @@ struct Features: ParsableCommand {
 
 /// `lq tags`: list, add or remove tags, as `qvm-tags`.
 struct Tags: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List, add or remove tags of a qube.")
+    static let configuration = CommandConfiguration(commandName: "tags", abstract: "List, add or remove tags of a qube.")
 
     enum Action: String, ExpressibleByArgument, CaseIterable {
         case list, add, del

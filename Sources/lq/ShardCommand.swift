@@ -95,7 +95,7 @@ enum ShardIO {
 extension ShardCommand {
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Merge the main store and shards into the store qubesd loads.",
+            commandName: "merge", abstract: "Merge the main store and shards into the store qubesd loads.",
             discussion: """
                 Shards are untrusted: what breaks a rule is skipped or withheld and reported (per shard: qubes merged, \
                 qubes skipped, every sanitizing change, every recovery). The merged store is written atomically.
@@ -140,7 +140,7 @@ extension ShardCommand {
 
     struct Split: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Split the merged store back into the main store and every shard file.",
+            commandName: "split", abstract: "Split the merged store back into the main store and every shard file.",
             discussion: """
                 Each file is written atomically; the previous shard file is kept as domains.xml.prev. Main-store \
                 references to shard qubes are reset and reported. Give the main store merge started from (unchanged \
@@ -181,7 +181,7 @@ extension ShardCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check shard folders without merging: what merge would refuse or change.",
+            commandName: "check", abstract: "Check shard folders without merging: what merge would refuse or change.",
             discussion: "Exit status 1 when anything is found.")
 
         @Argument(help: "Shard folders.") var folders: [String]
@@ -203,7 +203,7 @@ extension ShardCommand {
 
     struct Audit: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Audit dom0 for traces of shards (names, uuids, pools, paths, shard qids).",
+            commandName: "audit", abstract: "Audit dom0 for traces of shards (names, uuids, pools, paths, shard qids).",
             discussion: "Exit status 1 on any finding; qid gaps are information only.")
 
         @Option(help: "The main store (qubes.xml).") var main: String
@@ -244,7 +244,7 @@ extension ShardCommand {
 
     struct Rename: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Rename a qube inside a shard while it is not merged (references inside the shard follow).")
+            commandName: "rename", abstract: "Rename a qube inside a shard while it is not merged (references inside the shard follow).")
 
         @Argument(help: "The shard folder.") var folder: String
         @Argument(help: "The qube's name.") var old: String

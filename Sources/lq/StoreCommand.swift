@@ -15,7 +15,7 @@ struct StoreCommand: ParsableCommand {
 extension StoreCommand {
     struct Dump: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the canonical JSON dump of a qubes.xml file.",
+            commandName: "dump", abstract: "Print the canonical JSON dump of a qubes.xml file.",
             discussion: "The output is byte for byte what the reference dump of qubesd's loaded state gives.")
 
         @Argument(help: "The qubes.xml file.") var file: String
@@ -30,7 +30,7 @@ extension StoreCommand {
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a qubes.xml file: qubesd's load outcome, plus what qubesd silently accepts or changes.",
+            commandName: "check", abstract: "Check a qubes.xml file: qubesd's load outcome, plus what qubesd silently accepts or changes.",
             discussion: "Exit status: 0 clean (warnings allowed), 1 when qubesd would refuse the file (or any warning with --strict).")
 
         @Argument(help: "The qubes.xml file.") var file: String
