@@ -41,12 +41,13 @@ public enum StoreCheck {
 
     /// Checks a document that loaded as `loaded`.
     public static func check(_ loaded: LoadedStore, _ bytes: [UInt8], limits: XMLReader.Limits = .store) -> CheckReport {
+        let domains = loaded.store.domains
         var warnings = loaded.notes.map(\.finding)
         let noted = Set(warnings.map { NoteKey(qube: $0.qube, field: $0.field) })
-        for change in changes(bytes, loaded, limits: limits) where !noted.contains(NoteKey(qube: change.qube, field: change.field)) {
+        for change in changes(bytes, loaded, domains: domains, limits: limits) where !noted.contains(NoteKey(qube: change.qube, field: change.field)) {
             warnings.append(change)
         }
-        warnings += findings(loaded.store)
+        warnings += findings(loaded.store, domains: domains)
         return CheckReport(errors: formatErrors(loaded), warnings: warnings)
     }
 
@@ -69,10 +70,13 @@ public enum StoreCheck {
     }
 
     /// Problems of a loaded store that qubesd does not report.
-    public static func findings(_ store: Store) -> [StoreFinding] {
+    public static func findings(_ store: Store) -> [StoreFinding] { findings(store, domains: store.domains) }
+
+    /// `findings(store)` for a caller that has `store.domains` already.
+    static func findings(_ store: Store, domains: [Domain]) -> [StoreFinding] {
         var findings: [StoreFinding] = []
         var byUUID: [String: [String]] = [:]
-        for domain in store.domains {
+        for domain in domains {
             byUUID[domain.uuid, default: []].append(domain.name)
             if domain.vmClass != .adminVM, let problem = QubeName.problem(domain.name) {
                 findings.append(StoreFinding(qube: domain.name, field: "name", value: domain.name, message: "invalid qube name: \(problem)"))
@@ -136,8 +140,8 @@ public enum StoreCheck {
     /// one that states the same data in the same order (tags in any order,
     /// empty device classes, other formatting), found in one pass over the
     /// lines, else over both trees; only the rest are compared by data (`DataView`).
-    static func changes(_ bytes: [UInt8], _ loaded: LoadedStore, limits: XMLReader.Limits) -> [StoreFinding] {
-        guard let written = try? XMLWriter.write(loaded.store), written != bytes,
+    static func changes(_ bytes: [UInt8], _ loaded: LoadedStore, domains: [Domain], limits: XMLReader.Limits) -> [StoreFinding] {
+        guard let written = try? XMLWriter.write(loaded.store, domains: domains), written != bytes,
             let input = loaded.document ?? (try? XMLReader.parse(bytes, limits: limits))
         else { return [] }
         if !input.hasDoctype && input.declaredEncoding == nil && TreeComparison.sameLines(input.bytes, written) { return [] }

@@ -60,6 +60,10 @@ public struct Store: Sendable {
         }.map(\.value)
     }
 
+    /// Qubes in no particular order, for counting and searching.
+    /// - Complexity: O(1).
+    public var unorderedDomains: Dictionary<Int, Domain>.Values { byQID.values }
+
     /// Qubes by ascending qid.
     public var domainsByQID: [Domain] { byQID.values.sorted { $0.qid < $1.qid } }
 

@@ -64,6 +64,16 @@ enum TreeComparison {
 
     /// The tag lines up to `</tags>` of both texts: the same set, each a bare `<tag name=…/>`.
     private static func sameTags(_ inputLines: inout Lines, _ savedLines: inout Lines) -> Bool {
+        // Mostly the tags come in the same order: compared in step, without collecting them.
+        var inputAhead = inputLines
+        var savedAhead = savedLines
+        while let tag = inputAhead.next(), let other = savedAhead.next(), same(tag, other) {
+            if isTagsEnd(tag) {
+                (inputLines, savedLines) = (inputAhead, savedAhead)
+                return true
+            }
+            guard isTag(tag) else { return false }
+        }
         var inputTags: [Line] = []
         var savedTags: [Line] = []
         while let tag = inputLines.next(), !isTagsEnd(tag) { inputTags.append(tag) }

@@ -4,7 +4,10 @@ public enum XMLWriter {
     /// - Throws: `StoreError` (`TypeError`) where qubesd's save fails too: a
     ///   label without colour, a device option without name.
     /// - Complexity: O(n log n) in the number of qubes (sorting by name).
-    public static func write(_ store: Store) throws -> [UInt8] {
+    public static func write(_ store: Store) throws -> [UInt8] { try write(store, domains: store.domains) }
+
+    /// `write(store)` for a caller that has `store.domains` already.
+    static func write(_ store: Store, domains: [Domain]) throws -> [UInt8] {
         var output = XMLOutput()
         output.bytes.reserveCapacity(1024 + store.count * 1500)
         output.open("qubes", level: 0)
@@ -21,7 +24,6 @@ public enum XMLWriter {
             for pool in store.pools.values { write(pool, into: &output) }
         }
         writeProperties(store.globalProperties, vmClass: nil, level: 1, into: &output)
-        let domains = store.domains
         try output.container("domains", level: 1, isEmpty: domains.isEmpty) { output in
             for domain in domains { try write(domain, into: &output) }
         }

@@ -124,7 +124,7 @@ enum StoreInput {
 enum StoreSummary {
     static func text(_ file: String, _ store: Store, warnings: Int) -> String {
         var perClass: [VMClass: Int] = [:]
-        for domain in store.domains { perClass[domain.vmClass, default: 0] += 1 }
+        for domain in store.unorderedDomains { perClass[domain.vmClass, default: 0] += 1 }
         let classes = VMClass.allCases.compactMap { vmClass in perClass[vmClass].map { "\($0) \(vmClass.rawValue)" } }
         var lines = ["\(file): loads as qubesd loads it; \(warnings) warning\(warnings == 1 ? "" : "s")"]
         lines.append("  qubes:  \(store.count) (\(classes.joined(separator: ", ")))")
