@@ -25,7 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
     ],
     targets: [
         // Every OS call: typed errors, no symlink followed, one atomic replace (docs/system-layer.md).
@@ -87,9 +87,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The commit of a release build, defined by scripts/release (docs/packaging.md, "Version").
+        .target(name: "CBuildInfo"),
         .target(
             name: "InQubeTool",
-            dependencies: ["SplitServices", "BootProtect", "SystemLayer", "LQCommon", "QubesStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["CBuildInfo", "SplitServices", "BootProtect", "SystemLayer", "LQCommon", "QubesStore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "lq-protect", dependencies: ["InQubeTool"]),
         .executableTarget(name: "lq-inqube", dependencies: ["InQubeTool"]),

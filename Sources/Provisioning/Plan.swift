@@ -124,14 +124,14 @@ public struct Planner {
     public let kernels: Set<String>?
     /// Runs steps inside the template; `nil`: those steps are left out (said in the plan's notes).
     public let executor: Executor?
-    /// The static tools copied into the template; `nil`: left out (said in the plan's notes).
-    public let binaries: TemplateBinaries?
+    /// The template package installed into the template; `nil`: left out (said in the plan's notes).
+    public let package: TemplatePackage?
     /// NetworkManager connections for the network qube.
     public let networks: [NetworkConnection]
 
     public init(
         backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
-        executor: Executor? = nil, binaries: TemplateBinaries? = nil, networks: [NetworkConnection] = [],
+        executor: Executor? = nil, package: TemplatePackage? = nil, networks: [NetworkConnection] = [],
         rpcDirectory: String? = nil
     ) {
         self.rpcDirectory = rpcDirectory
@@ -140,7 +140,7 @@ public struct Planner {
         self.readFile = readFile
         self.kernels = kernels
         self.executor = executor
-        self.binaries = binaries
+        self.package = package
         self.networks = networks
     }
 
@@ -242,8 +242,8 @@ public struct Planner {
         } else if operations.contains(where: { $0.insideQube != nil }) {
             notes.append("\(manifest.name(.core)) is shut down after its steps, so its root file system keeps them")
         }
-        if executor != nil, binaries == nil {
-            notes.append("the static lq tools are not copied into \(manifest.name(.core)): give --binaries")
+        if executor != nil, package == nil {
+            notes.append("the template package \(TemplatePackage.name) is not installed into \(manifest.name(.core)): give --binaries")
         }
         return Plan(operations: operations, notes: notes, desired: desired, blockers: blockers)
     }
@@ -257,7 +257,7 @@ public struct Planner {
             operations += try entrySteps(entries, in: template, exists: exists, executor)
             entries = []
         }
-        for step in try Overlay.templateSteps(manifest, binaries: binaries ?? TemplateBinaries(), networks: networks) {
+        for step in try Overlay.templateSteps(manifest, package: package, networks: networks) {
             switch step {
             case .entry(let entry): entries.append(entry)
             case .packages(let wanted):

@@ -8,6 +8,7 @@ struct LQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lq",
         abstract: "Keep Qubes OS lean: Liteqube service qubes, qubes.xml exactly as qubesd reads it, qrexec policy.",
+        version: Tool.version,
         subcommands: [
             StoreCommand.self, ListQubes.self, Prefs.self, Features.self, Tags.self, PlanCommand.self, ApplyCommand.self,
             DestroyCommand.self, MemCommand.self, GraphCommand.self, PolicyCommand.self,

@@ -37,20 +37,22 @@ struct ManifestOptions: ParsableArguments {
         transform: { try InQubeExecution(parsing: $0) })
     var inQube: InQubeExecution?
     @Option(help: ArgumentHelp(
-        "Folder of the static lq-inqube copied into the template (default: beside this lq, when it is there).",
+        "Folder of the template package \(TemplatePackage.fileName(version: Tool.release)) installed into the template (default: the RPM's ../share/lq or beside this lq, when it is there).",
         valueName: "dir"))
     var binaries: String?
 
-    /// The tools copied into the template (`nil`: none given and none beside this lq).
-    func templateBinaries() throws -> TemplateBinaries? {
-        if let binaries { return try TemplateBinaries.load(from: binaries) }
-        guard let own = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent().path,
-            TemplateBinaries.names.allSatisfy({ FileManager.default.fileExists(atPath: own + "/" + $0) })
-        else { return nil }
+    /// The template package of this lq's release (`nil`: none given and none where the RPM or a
+    /// release folder puts it; docs/packaging.md, "The template package").
+    func templatePackage() throws -> TemplatePackage? {
+        if let binaries { return try TemplatePackage.load(from: binaries, version: Tool.release) }
+        guard let own = Bundle.main.executableURL?.resolvingSymlinksInPath().deletingLastPathComponent() else { return nil }
+        let name = TemplatePackage.fileName(version: Tool.release)
+        let folders = [own.deletingLastPathComponent().appendingPathComponent("share/lq").path, own.path]
+        guard let folder = folders.first(where: { FileManager.default.fileExists(atPath: $0 + "/" + name) }) else { return nil }
         do {
-            return try TemplateBinaries.load(from: own)
+            return try TemplatePackage.load(from: folder, version: Tool.release)
         } catch let error as ProvisioningError {
-            Terminal.error("lq: the tools beside lq are not copied into the template: \(error)")
+            Terminal.error("lq: the template package is not installed into the template: \(error)")
             return nil
         }
     }
@@ -81,7 +83,7 @@ struct ManifestOptions: ParsableArguments {
         let executor = try executor(options, manifest: manifest)
         return Planner(
             backend: backend, policyDirectory: policyDir, readFile: Dom0Files.system.read, kernels: Self.installedKernels,
-            executor: executor, binaries: executor == nil ? nil : try templateBinaries(), networks: try networks(manifest),
+            executor: executor, package: executor == nil ? nil : try templatePackage(), networks: try networks(manifest),
             rpcDirectory: rpcDir)
     }
 }

@@ -54,7 +54,7 @@ enum Echo {
         #expect(services.map(\.name) == ["liteqube.Message", "liteqube.Error", "liteqube.Echo"])
         #expect(services.last?.content.contains("--urgency=low --expire-time=1000") == true)
 
-        let steps = try Overlay.templateSteps(manifest, binaries: TemplateBinaries(), networks: [])
+        let steps = try Overlay.templateSteps(manifest, package: nil, networks: [])
         #expect(steps.contains(.packages(["ca-certificates", "fonts-terminus-otb", "netcat-openbsd", "openssh-client", "stterm", "x11-utils", "cowsay"])))
         let files = Dictionary(steps.compactMap { step -> (String, String)? in
             if case .entry(let entry) = step, case .file(let text) = entry.kind { (entry.path, text) } else { nil }

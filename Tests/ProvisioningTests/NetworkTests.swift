@@ -57,7 +57,7 @@ import Testing
         let networks = try NetworkConnection.read(folder: try Self.folder(["Cafe.nmconnection": Self.plain, "Home WiFi.nmconnection": Self.wpa]))
         let planner = Planner(
             backend: system.backend, policyDirectory: system.scratch.policy, readFile: Dom0Files.system.read, kernels: [],
-            executor: executor, binaries: try TemplateBinaries.load(from: system.root.binaries), networks: networks)
+            executor: executor, package: try system.root.package(), networks: networks)
         let originalTemplate = try system.root.snapshot()
         let applier = Applier(backend: system.backend, journalPath: system.scratch.journal, executor: executor)
         try applier.apply(try planner.plan(TemplateTests.manifest))

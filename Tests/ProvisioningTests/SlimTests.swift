@@ -12,7 +12,7 @@ import Testing
     static let policyPath = "/usr/lib/liteqube/slim.policy"
 
     static func steps(_ manifest: Manifest) throws -> [TemplateStep] {
-        try Overlay.templateSteps(manifest, binaries: TemplateBinaries(), networks: [])
+        try Overlay.templateSteps(manifest, package: nil, networks: [])
     }
 
     static func file(_ path: String, in steps: [TemplateStep]) -> TemplateEntry? {
@@ -115,7 +115,7 @@ import Testing
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-slim-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: folder + "/bin", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        var overlay = Overlay(manifest: Manifest(components: [.base]), networks: [], binaries: TemplateBinaries())
+        var overlay = Overlay(manifest: Manifest(components: [.base]), networks: [], package: nil)
         overlay.component = "base"
         overlay.values["bin"] = folder
         overlay.values["slim_need"] = "tor"

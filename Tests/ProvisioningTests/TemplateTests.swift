@@ -9,10 +9,13 @@ import SystemLayer
 import Testing
 
 /// A folder standing for debian-N-minimal's root (users, an fstab of its
-/// own), and stand-ins for the static tools copied into it.
+/// own), and a stand-in for the template package installed into it.
 struct TemplateRoot {
     let path: String
     let binaries: String
+    /// The stand-in package's version and first bytes (those of a Debian package).
+    static let packageVersion = "1.0"
+    static let packageBytes = "!<arch>\ndebian-binary   stand-in for lq-inqube\n"
 
     init(in directory: String) throws {
         path = directory + "/template-root"
@@ -24,8 +27,11 @@ struct TemplateRoot {
         try Self.write(path + "/etc/group", "root:x:0:\nuser:x:1000:\ndebian-tor:x:113:\n")
         try Self.write(path + "/etc/fstab", "/dev/mapper/dmroot / ext4 defaults,discard,noatime 1 1\n", mode: 0o640)
         try FileManager.default.createDirectory(atPath: binaries, withIntermediateDirectories: true)
-        for name in TemplateBinaries.names { try Self.write(binaries + "/" + name, "\u{7f}ELF stand-in for \(name)\n", mode: 0o755) }
+        try Self.write(binaries + "/" + TemplatePackage.fileName(version: Self.packageVersion), Self.packageBytes)
     }
+
+    /// The stand-in template package.
+    func package() throws -> TemplatePackage { try TemplatePackage.load(from: binaries, version: Self.packageVersion) }
 
     static func write(_ path: String, _ text: String, mode: Int = 0o644) throws {
         try text.write(toFile: path, atomically: false, encoding: .utf8)
@@ -80,7 +86,7 @@ struct TemplateRoot {
         func plan() throws -> Plan {
             try Planner(
                 backend: backend, policyDirectory: scratch.policy, readFile: Dom0Files.system.read, kernels: [],
-                executor: executor, binaries: try TemplateBinaries.load(from: root.binaries)
+                executor: executor, package: try root.package()
             ).plan(TemplateTests.manifest)
         }
 
@@ -102,11 +108,12 @@ struct TemplateRoot {
         try system.applier.apply(plan)
 
         let root = system.root
-        #expect(try root.text("/usr/lib/liteqube/lq-inqube") == String(contentsOfFile: root.binaries + "/lq-inqube", encoding: .utf8))
-        #expect(root.owner("/usr/lib/liteqube/lq-inqube").mode == 0o755)
-        for tool in ["lq-protect", "lq-splitfile", "lq-splitpassword"] {
-            #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root.path + "/usr/lib/liteqube/" + tool) == "lq-inqube")
-        }
+        // The template package is copied in, then installed (a folder records the command; docs/packaging.md).
+        let package = "/usr/lib/liteqube/lq-inqube_1.0_amd64.deb"
+        #expect(try root.text(package) == TemplateRoot.packageBytes)
+        #expect(root.owner(package).mode == 0o644)
+        #expect(try root.text("/var/lib/liteqube/commands").contains("/usr/lib/liteqube/template-package install \(package)\n"))
+        #expect(root.owner("/usr/lib/liteqube/template-package").mode == 0o755)
         #expect(try root.text("/etc/systemd/system/liteqube-vm-template.service").contains("/usr/lib/liteqube/lq-protect --device /dev/xvdb"))
         #expect(try FileManager.default.destinationOfSymbolicLink(
             atPath: root.path + "/etc/systemd/system/sysinit.target.wants/liteqube-vm-template.service")
@@ -204,7 +211,6 @@ struct TemplateRoot {
         let system = try System(store: Self.provisionedStore)
         try system.applier.apply(try system.plan())
         let root = system.root
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: root.path + "/usr/lib/liteqube/lq-torsetap") == "lq-inqube")
         #expect(try root.text("/etc/sudoers.d/liteqube").contains("/usr/lib/liteqube/lq-torsetap set *"))
         #expect(try root.text("/etc/qubes-rpc/liteqube.TorSetAP").contains("sudo -n /usr/lib/liteqube/lq-torsetap set -- \"$1\""))
         #expect(try root.text("/etc/qubes-rpc/liteqube.WifiRequestAP").contains("liteqube-tell-tor"))
@@ -308,11 +314,11 @@ extension TemplateTests {
     @Test func theTemplateIsClosedOnceAfterItsSteps() throws {
         let system = try System(store: Self.provisionedStore)
         let executor = ClosingExecutor(system.executor)
-        let binaries = try TemplateBinaries.load(from: system.root.binaries)
+        let package = try system.root.package()
         func plan() throws -> Plan {
             try Planner(
                 backend: system.backend, policyDirectory: system.scratch.policy, readFile: Dom0Files.system.read, kernels: [],
-                executor: executor, binaries: binaries
+                executor: executor, package: package
             ).plan(Self.manifest)
         }
         let applier = Applier(backend: system.backend, journalPath: system.scratch.journal, executor: executor)
@@ -334,7 +340,7 @@ extension TemplateTests {
         let applier = Applier(backend: system.backend, journalPath: system.scratch.journal, executor: executor)
         try applier.apply(try Planner(
             backend: system.backend, policyDirectory: system.scratch.policy, readFile: Dom0Files.system.read, kernels: [],
-            executor: executor, binaries: try TemplateBinaries.load(from: system.root.binaries)
+            executor: executor, package: try system.root.package()
         ).plan(Self.manifest))
         let applied = try system.root.snapshot()
         try applier.destroy()

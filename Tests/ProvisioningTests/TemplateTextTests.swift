@@ -31,8 +31,8 @@ import Testing
 
     /// Path and text of every file a manifest's layout and dom0 services hold.
     static func texts(_ manifest: Manifest) throws -> [(path: String, text: String)] {
-        let binaries = TemplateBinaries(files: ["lq-inqube": .init(source: "/lq-inqube", sha256: "")])
-        let steps = try Overlay.templateSteps(manifest, binaries: binaries, networks: networks)
+        let package = TemplatePackage(version: "1.0", source: "/lq-inqube_1.0_amd64.deb", sha256: "")
+        let steps = try Overlay.templateSteps(manifest, package: package, networks: networks)
         let files = steps.compactMap { step -> (String, String)? in
             if case .entry(let entry) = step, case .file(let text) = entry.kind { (entry.path, text) } else { nil }
         }

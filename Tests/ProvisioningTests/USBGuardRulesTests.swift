@@ -44,7 +44,7 @@ import Testing
     static func text(inputDevices: Bool) throws -> String {
         var manifest = Manifest(components: [.base, .usb])
         manifest.usbInputDevices = inputDevices
-        let steps = try Overlay.templateSteps(manifest, binaries: TemplateBinaries(), networks: [])
+        let steps = try Overlay.templateSteps(manifest, package: nil, networks: [])
         return try #require(steps.lazy.compactMap { step -> String? in
             if case .entry(let entry) = step, entry.path == "/etc/usbguard/rules.conf", case .file(let text) = entry.kind { text } else { nil }
         }.first)

@@ -76,7 +76,7 @@ import Testing
 
 /// A scratch folder with the default-install store, empty dom0 policy and
 /// service folders, a template root of a debian-N-minimal's users, and a
-/// stand-in for the static in-qube program.
+/// stand-in for the template package.
 struct ProvisioningScratch {
     let directory: String
 
@@ -92,7 +92,7 @@ struct ProvisioningScratch {
             try write(qube + "/etc/group", "root:x:0:\nuser:x:1000:\ndebian-tor:x:113:\n")
         }
         try write("root/etc/fstab", "/dev/mapper/dmroot / ext4 defaults,discard,noatime 1 1\n", mode: 0o640)
-        try write("tools/lq-inqube", "\u{7f}ELF stand-in for lq-inqube\n", mode: 0o755)
+        try write("tools/lq-inqube_\(try LQ.release())_amd64.deb", "!<arch>\ndebian-binary   stand-in for lq-inqube\n")
     }
 
     func path(_ relative: String) -> String { directory + "/" + relative }

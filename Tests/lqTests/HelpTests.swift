@@ -42,4 +42,12 @@ import Testing
         if program == "lq" { #expect(tree.count > 30, "\(tree.map(\.name))") }
         for (name, text) in tree { try GoldenProvisioningTests.compare(text, "../help/\(name).txt") }
     }
+
+    /// `lq --version`: the release and the commit (docs/packaging.md, "Version"); builds outside
+    /// scripts/release have no commit built in.
+    @Test func versionNamesTheReleaseAndTheCommit() throws {
+        let result = try LQ.run("--version")
+        #expect(result.status == 0 && result.stderr.isEmpty)
+        #expect(result.stdout.wholeMatch(of: /\d+\.\d+\.\d+ \(commit ([0-9a-f]{12}(-dirty)?|unknown)\)\n/) != nil, "\(result.stdout)")
+    }
 }

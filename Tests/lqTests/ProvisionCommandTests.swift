@@ -55,10 +55,10 @@ import Testing
         #expect(original.count > 0)
     }
 
-    /// Tools built with the Swift runtime as shared libraries cannot run in
-    /// debian-core: beside lq they are left out with a message, given with
-    /// --binaries they are refused; programs without it are copied.
-    @Test func templateStepsCopyOnlyStaticTools() throws {
+    /// The template package (docs/packaging.md, "The template package") of lq's own release, from
+    /// --binaries: copied into the template and installed there, destroy purging it; a file that is no
+    /// Debian package is refused and a missing one named; without one the plan says so.
+    @Test func templateStepsInstallTheTemplatePackage() throws {
         let files = try scratch("components: [base]\n")
         let folder = URL(fileURLWithPath: files.store).deletingLastPathComponent()
         let root = folder.appendingPathComponent("root").path
@@ -66,30 +66,34 @@ import Testing
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: tools, withIntermediateDirectories: true)
         let common = ["plan", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--in-qube", "folder:" + root, "--json"]
-        func copies(_ result: LQ.Result) throws -> [[String: Any]] {
-            (try json(result.stdout)["operations"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "binary" }
+        func operations(_ result: LQ.Result, _ op: String) throws -> [[String: Any]] {
+            (try json(result.stdout)["operations"] as? [[String: Any]] ?? []).filter { $0["op"] as? String == op }
         }
+        let name = "lq-inqube_\(try LQ.release())_amd64.deb"
 
-        let beside = try LQ.run(arguments: common)
-        #expect(beside.status == 0, "\(beside.stderr)")
-        #expect(beside.stderr.contains("lq-inqube needs libswift"), "\(beside.stderr)")
-        #expect(try copies(beside).isEmpty)
+        let none = try LQ.run(arguments: common)
+        #expect(none.status == 0, "\(none.stderr)")
+        #expect((try json(none.stdout)["notes"] as? [String])?.contains("the template package lq-inqube is not installed into debian-core: give --binaries") == true)
+        #expect(try operations(none, "place").allSatisfy { ($0["path"] as? String)?.hasSuffix(".deb") == false })
 
-        try FileManager.default.copyItem(atPath: LQ.binary.path, toPath: tools + "/lq-inqube")
-        let dynamic = try LQ.run(arguments: common + ["--binaries", tools])
-        #expect(dynamic.status == 1)
-        #expect(dynamic.stderr.contains(tools + "/lq-inqube needs libswift"), "\(dynamic.stderr)")
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: tools + "/" + name)
+        let notDebian = try LQ.run(arguments: common + ["--binaries", tools])
+        #expect(notDebian.status == 1)
+        #expect(notDebian.stderr.contains(tools + "/" + name + " is not a Debian package"), "\(notDebian.stderr)")
 
-        try FileManager.default.removeItem(atPath: tools + "/lq-inqube")
-        try FileManager.default.copyItem(atPath: "/bin/true", toPath: tools + "/lq-inqube")
-        let plain = try LQ.run(arguments: common + ["--binaries", tools])
-        #expect(plain.status == 0, "\(plain.stderr)")
-        #expect(try copies(plain).compactMap { $0["path"] as? String } == ["/usr/lib/liteqube/lq-inqube"])
-        #expect(try copies(plain).allSatisfy { ($0["source"] as? String)?.hasPrefix(tools) == true })
+        try Data("!<arch>\ndebian-binary   stand-in\n".utf8).write(to: URL(fileURLWithPath: tools + "/" + name))
+        let plan = try LQ.run(arguments: common + ["--binaries", tools])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let copies = try operations(plan, "place").filter { $0["kind"] as? String == "binary" }
+        #expect(copies.compactMap { $0["path"] as? String } == ["/usr/lib/liteqube/" + name])
+        #expect(copies.allSatisfy { ($0["source"] as? String) == tools + "/" + name })
+        let install = try operations(plan, "run-command").first
+        #expect(install?["command"] as? String == "/usr/lib/liteqube/template-package install /usr/lib/liteqube/" + name)
+        #expect(install?["undo"] as? String == "/usr/lib/liteqube/template-package remove lq-inqube")
 
         let missing = try LQ.run(arguments: common + ["--binaries", root + "/nowhere"])
         #expect(missing.status == 1)
-        #expect(missing.stderr.contains(root + "/nowhere/lq-inqube: missing"), "\(missing.stderr)")
+        #expect(missing.stderr.contains(root + "/nowhere/" + name + ": missing"), "\(missing.stderr)")
     }
 
     /// Connections holding secrets go into the keys qube, so a folder run

@@ -7,6 +7,8 @@ enum LQ {
     typealias Result = ProgramResult
     static let binary = Repository.product("lq")
     static let repository = Repository.root
+    /// The release `lq --version` names first, which names the template package.
+    static func release() throws -> String { String(try run("--version").stdout.prefix { $0 != " " }) }
 
     static func run(_ arguments: String...) throws -> Result { try run(arguments: arguments) }
 

@@ -117,25 +117,22 @@ note() {
     printf 'note: %s\n' "$*"
 }
 
-# The static lq-inqube to give apply: LQ_INQUBE, else the release build.
-# Without one, a stand-in file when $1 is "stand-in", else an error.
-static_inqube() {
-    local inqube=${LQ_INQUBE:-$repo/.build/release/lq-inqube}
-    if [ -x "$inqube" ]; then
-        cp "$inqube" "$work/tools/lq-inqube"
-    elif [ "$1" = stand-in ]; then
-        printf '\177ELF stand-in for lq-inqube\n' >"$work/tools/lq-inqube"
-        note "no static lq-inqube ($inqube): a stand-in file is copied"
-    else
-        die "no static lq-inqube at $inqube: swift build -c release --static-swift-stdlib --product lq-inqube (or set LQ_INQUBE)"
-    fi
-    chmod 755 "$work/tools/lq-inqube"
+# The template package to give apply (docs/packaging.md): LQ_DEB, else the one scripts/release made in
+# .build-release/dist; it must be of lq's release.
+template_package() {
+    local deb=${LQ_DEB:-}
+    [ -n "$deb" ] || deb=$(compgen -G "$repo/.build-release/dist/lq-inqube_*_amd64.deb" | head -n 1) ||
+        die "no template package in .build-release/dist: scripts/release (or set LQ_DEB)"
+    [ -f "$deb" ] || die "no template package $deb (LQ_DEB)"
+    cp "$deb" "$work/tools/"
 }
 
-# apply_to_root TARBALL LQ MANIFEST stand-in|real: unpacks the root into $root
-# and runs `LQ plan --json` (into $work/plan.json) and `LQ apply` of MANIFEST
-# with --in-qube folder:$root (the keys qube's files in $work/keys), the store
-# a copy of examples/qubes-default.xml. Sets $release.
+# apply_to_root TARBALL LQ MANIFEST: unpacks the root into $root and runs
+# `LQ plan --json` (into $work/plan.json) and `LQ apply` of MANIFEST with
+# --in-qube folder:$root (the keys qube's files in $work/keys), the store a
+# copy of examples/qubes-default.xml; then, in the root, the command apply
+# recorded that installs the template package (a folder only records it).
+# Sets $release.
 apply_to_root() {
     local tarball=$1 lq=$2 manifest=$3
     mkdir -p "$root" "$work/keys/home/user" "$work/policy.d" "$work/qubes-rpc" "$work/tools" "$work/manifest"
@@ -146,12 +143,18 @@ apply_to_root() {
     # The manifest's folder (saved networks beside it): secrets are private to root.
     cp -a "$(dirname "$manifest")/." "$work/manifest/"
     find "$work/manifest" -type f -name '*.nmconnection' -exec chmod 600 {} +
-    static_inqube "$4"
+    template_package
     local common=(-f "$work/manifest/$(basename "$manifest")" --store "$work/qubes.xml" --policy-dir "$work/policy.d"
         --rpc-dir "$work/qubes-rpc" --in-qube "folder:$root,core-keys=$work/keys" --binaries "$work/tools")
     "$lq" plan "${common[@]}" --json >"$work/plan.json" 2>"$work/plan.err" ||
         { cat "$work/plan.err" >&2; die "lq plan failed"; }
     "$lq" apply "${common[@]}" >"$work/apply.log" 2>&1 ||
         { tail -n 20 "$work/apply.log" >&2; die "lq apply failed"; }
-    say "lq apply of $(basename "$manifest") on the $release root: done"
+    local install
+    install=$(grep -m 1 '/template-package install ' "$root/var/lib/liteqube/commands") || die "lq apply recorded no template package install"
+    mount_chroot "$root"
+    in_root "$root" sh -c "$install" >"$work/template-package.log" 2>&1 ||
+        { tail -n 20 "$work/template-package.log" >&2; die "the template package does not install: $install"; }
+    umount_chroot "$root"
+    say "lq apply of $(basename "$manifest") on the $release root: done, the template package installed"
 }

@@ -15,7 +15,8 @@ enum TemplateStep: Sendable, Hashable {
 struct Overlay {
     let manifest: Manifest
     let networks: [NetworkConnection]
-    let binaries: TemplateBinaries
+    /// The template package, when apply installs one.
+    let package: TemplatePackage?
     /// The resource folder of the component being laid out.
     var component = ""
     /// Placeholder values besides the qube names.
@@ -28,18 +29,18 @@ struct Overlay {
     static let programFolder = "/usr/lib/liteqube"
     static let protect = "/etc/protect"
 
-    init(manifest: Manifest, networks: [NetworkConnection], binaries: TemplateBinaries) {
+    init(manifest: Manifest, networks: [NetworkConnection], package: TemplatePackage?) {
         self.manifest = manifest
         self.networks = networks
-        self.binaries = binaries
+        self.package = package
     }
 
     /// Everything the components put into debian-core, in order: each
     /// component's system files (the dpkg hook first, so it also trims what
     /// the packages enable), then the packages, then each component's commands
     /// that need them (base's slimming), then each component's trees.
-    static func templateSteps(_ manifest: Manifest, binaries: TemplateBinaries, networks: [NetworkConnection]) throws -> [TemplateStep] {
-        var overlay = Overlay(manifest: manifest, networks: networks, binaries: binaries)
+    static func templateSteps(_ manifest: Manifest, package: TemplatePackage?, networks: [NetworkConnection]) throws -> [TemplateStep] {
+        var overlay = Overlay(manifest: manifest, networks: networks, package: package)
         for component in manifest.components {
             overlay.component = component.id
             component.system(&overlay)

@@ -96,11 +96,11 @@ enum Base {
         overlay.values["masked_units"] = maskedUnits.joined(separator: " ")
         overlay.values["masked_where_present"] = maskedWherePresent.joined(separator: " ")
         overlay.directory(bin)
-        for name in TemplateBinaries.names {
-            guard let binary = overlay.binaries.files[name] else { continue }
-            overlay.entry(TemplateEntry(path: bin + "/" + name, kind: .binary(source: binary.source, sha256: binary.sha256), mode: 0o755))
-            for tool in TemplateBinaries.tools { overlay.link(bin + "/" + tool, name) }
+        // The template package, installed once the packages are in (templatePackage).
+        if let package = overlay.package {
+            overlay.entry(TemplateEntry(path: package.templatePath, kind: .binary(source: package.source, sha256: package.sha256), mode: 0o644))
         }
+        overlay.script(bin + "/template-package")
         overlay.script(bin + "/post-install")
         // The removal policy and the program that applies it (docs/liteqube.md, "Slimming debian-core").
         overlay.values["slim_need"] = manifest.components.flatMap { $0.packages(manifest) }.joined(separator: " ")
@@ -119,6 +119,23 @@ enum Base {
         for service in ["SplitFile", "SplitPassword", "SplitPasswordSave", "SplitFileSave", "SplitFileChecksum", "SplitPasswordChecksum"] {
             overlay.script("/etc/qubes-rpc/liteqube." + service)
         }
+    }
+
+    /// What base runs once the packages are in: the template package, then the slimming.
+    static func settle(_ overlay: inout Overlay) {
+        templatePackage(&overlay)
+        slim(&overlay)
+    }
+
+    /// The template package (docs/packaging.md, "The template package"): `template-package install`
+    /// runs dpkg -i on the copy apply placed; its check holds while dpkg has that very package installed
+    /// unchanged, so a rebuilt package installs again; destroy purges it.
+    static func templatePackage(_ overlay: inout Overlay) {
+        guard let package = overlay.package else { return }
+        let program = Overlay.programFolder + "/template-package"
+        overlay.command(TemplateCommand(
+            summary: "install the template package \(TemplatePackage.name) \(package.version)", run: "\(program) install \(package.templatePath)",
+            check: "\(program) check \(package.templatePath)", undo: "\(program) remove \(TemplatePackage.name)"))
     }
 
     /// Slimming debian-core once the packages are in (docs/liteqube.md, "Slimming debian-core"): `slim apply`
@@ -209,7 +226,7 @@ extension Component {
         }
         base.packages = { _ in ["ca-certificates", "fonts-terminus-otb", "netcat-openbsd", "openssh-client", "stterm", "x11-utils"] }
         base.system = Base.system
-        base.settle = Base.slim
+        base.settle = Base.settle
         base.trees = Base.trees
         base.policy = { policy in
             policy.notify([.core, .dvm, .xorg, .keys])
