@@ -70,7 +70,7 @@ public enum ShardLifecycle {
     ) throws -> LifecycleReport {
         let runtime = RuntimeFiles(paths: settings.paths)
         // The audit reads the runtime folder, the lock file too: it runs after the lock is released.
-        var (report, leaving, main) = try refusing {
+        let (done, leaving, main) = try refusing {
             try runtime.locked {
                 guard let before = try runtime.record() else {
                     throw ShardIssue("no shard is attached", file: settings.paths.record)
@@ -106,6 +106,7 @@ public enum ShardLifecycle {
                 return (report, leaving, before.main)
             }
         }
+        var report = done
         if !dryRun {
             do {
                 report.audit = try audit(leaving, main: main, settings: settings)
