@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "Topology", dependencies: ["QubesAdmin"]),
         .target(
             name: "Shards",
-            dependencies: ["QubesStore", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["QubesStore", "QubesAdmin", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "OrderedCollections", package: "swift-collections")]
         ),
         .target(
             name: "BootProtect",
@@ -136,7 +136,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ShardsTests",
-            dependencies: ["Shards", "QubesStore", "QrexecPolicy", "SystemLayer", "LQCommon", "TestSupport"],
+            dependencies: ["Shards", "QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "SystemLayer", "LQCommon", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(

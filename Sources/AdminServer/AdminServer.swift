@@ -22,6 +22,8 @@ public final class AdminSocketServer: @unchecked Sendable {
         case silent
         /// From the backend, but these qubes are running, as on a live system.
         case live(running: Set<String>)
+        /// From the backend, with the qubes `power` holds running; `admin.vm.Shutdown` halts one.
+        case powered(RunningQubes)
     }
 
     /// Listens on `<directory>/qubesd.sock`.
@@ -84,6 +86,7 @@ public final class AdminSocketServer: @unchecked Sendable {
             switch mode {
             case .dispatch: reply = AdminDispatcher(backend: backend).reply(to: request)
             case .live(let running): reply = AdminDispatcher(backend: backend, running: running).reply(to: request)
+            case .powered(let power): reply = AdminDispatcher(backend: backend, power: power).reply(to: request)
             case .canned(let bytes): reply = bytes
             case .silent:
                 sleep(2)
@@ -99,15 +102,52 @@ public final class AdminSocketServer: @unchecked Sendable {
     }
 }
 
+/// The qubes a live test server reports running, shared with the test that
+/// starts and stops servers; `admin.vm.Shutdown` halts one and logs it.
+public final class RunningQubes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var names: Set<String>
+    private var log: [String] = []
+
+    public init(_ names: Set<String> = []) { self.names = names }
+
+    /// The qubes running now.
+    public var running: Set<String> { lock.withLock { names } }
+    /// The qubes shut down through the Admin API, in order.
+    public var shutDown: [String] { lock.withLock { log } }
+
+    /// Makes exactly `qubes` run.
+    public func set(_ qubes: Set<String>) { lock.withLock { names = qubes } }
+
+    /// Halts `qube`; false when it was not running.
+    func halt(_ qube: String) -> Bool {
+        lock.withLock {
+            guard names.remove(qube) != nil else { return false }
+            log.append(qube)
+            return true
+        }
+    }
+}
+
 /// Maps Admin API requests onto a `Backend` and formats the answers as qubesd does.
 public struct AdminDispatcher {
     public let backend: Backend
     /// Qubes reported running (`admin.vm.List`, `admin.vm.CurrentState`), as on a live system.
     public let running: Set<String>
+    /// Running qubes that `admin.vm.Shutdown` halts (then `running` is theirs).
+    let power: RunningQubes?
 
     public init(backend: Backend, running: Set<String> = []) {
         self.backend = backend
         self.running = running
+        power = nil
+    }
+
+    /// Answers with `power`'s qubes running; a shutdown halts them.
+    public init(backend: Backend, power: RunningQubes) {
+        self.backend = backend
+        self.running = power.running
+        self.power = power
     }
 
     private func powerState(of qube: String, _ stored: String) -> String { running.contains(qube) ? "Running" : stored }
@@ -222,7 +262,9 @@ public struct AdminDispatcher {
             try backend.cloneVolume(argument, from: String(payload[..<colon]), to: dest)
         case "admin.vm.CurrentState": return "mem=0 mem_static_max=0 cputime=0 power_state=\(powerState(of: dest, try backend.powerState(of: dest)))"
         case "admin.vm.Start": try backend.start(dest)
-        case "admin.vm.Shutdown": try backend.shutdown(dest, force: argument.contains("force"), wait: argument.contains("wait"))
+        case "admin.vm.Shutdown":
+            if power?.halt(dest) == true { return "" }
+            try backend.shutdown(dest, force: argument.contains("force"), wait: argument.contains("wait"))
         case "admin.vm.Kill": try backend.kill(dest)
         default: throw protocolError("no such method: '\(request.method)'")
         }

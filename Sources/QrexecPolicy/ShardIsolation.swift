@@ -13,6 +13,8 @@ public enum ShardIsolationPolicy {
     /// The file, in `/run/qubes/policy.d`: before the user's `30-` files and the `35-compat` legacy rules.
     public static let priority = 20
     public static let name = "lq-shards"
+    /// The file's name, `20-lq-shards.policy`.
+    public static var fileName: String { "\(priority)-\(name).policy" }
     /// The services that move data between qubes.
     public static let services = [
         "qubes.Filecopy", "qubes.ClipboardPaste", "qubes.OpenInVM", "qubes.OpenURL", "qubes.VMShell", "qubes.VMExec",

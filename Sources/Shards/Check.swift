@@ -11,6 +11,12 @@ public enum ShardCheck {
         rules.standalone = true
         for document in shard.documents {
             for pool in document.file.pools {
+                if pool.driver == "file" {
+                    // docs/shards.md, "create-snapshot": the file driver is deprecated and attaches every image read-write.
+                    issues.append(ShardIssue(
+                        "warning: the file driver is deprecated (it attaches every image read-write through create-snapshot); "
+                            + "use file-reflink", file: document.path, field: "pool." + pool.name + ".driver", value: pool.driver))
+                }
                 do throws(ShardIssue) {
                     try rules.checkPool(pool, taken: Set(rules.shardPools.keys))
                     rules.shardPools[pool.name] = pool

@@ -74,6 +74,29 @@ public struct ShardFolder: Sendable {
         }
     }
 
+    /// Most files `scan` reads, and the largest it reads.
+    public static let maxScannedFiles = 100_000
+    public static let maxScannedSize = 64 << 20
+
+    /// Every regular file below `folders` (at most `maxScannedFiles`), for the
+    /// audit; files larger than `maxScannedSize` or unreadable are listed in `skipped`.
+    public static func scan(_ folders: [String]) throws -> (files: [(path: String, bytes: [UInt8])], skipped: [String]) {
+        var files: [(path: String, bytes: [UInt8])] = []
+        var skipped: [String] = []
+        for folder in folders {
+            for path in try Self.files(under: folder, limit: maxScannedFiles, matching: { _ in true }) {
+                guard let size = try? SystemFileSystem().stat(path).size, size <= maxScannedSize,
+                    let bytes = try? ShardFolder(root: folder).readFile(path)
+                else {
+                    skipped.append(path)
+                    continue
+                }
+                files.append((path, bytes))
+            }
+        }
+        return (files, skipped)
+    }
+
     /// The bytes of the file at `path`, read under a shared lock.
     public func readFile(_ path: String) throws -> [UInt8] {
         do {

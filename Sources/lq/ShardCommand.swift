@@ -12,7 +12,7 @@ struct ShardCommand: ParsableCommand {
         commandName: "shard",
         abstract: "Merge and split shards: portable, deniable qubes kept outside the main qubes.xml.",
         discussion: "Exit status: 0 success, 1 a finding or a failure (message on stderr), 2 usage errors.",
-        subcommands: [Merge.self, Split.self, Check.self, Audit.self, Rename.self]
+        subcommands: [Merge.self, Split.self, Check.self, Audit.self, Rename.self, Attach.self, Detach.self]
     )
 }
 
@@ -213,29 +213,17 @@ extension ShardCommand {
         @Option(name: .customLong("qid-range"), help: "The qids of shard qubes, A..B.") var qidRange = QIDRange(shardQIDRange)
         @Flag(help: "Print the report as JSON.") var json = false
 
-        static let maxScannedFiles = 100_000
-        static let maxScannedSize = 64 << 20
-
         func run() throws {
             try ShardIO.run {
                 let bytes = try StoreInput.read(main)
                 let store = try StoreInput.load(main).store
                 var failed = false
                 let known = ShardIO.readable(ShardIO.readShards(shards), failed: &failed)
-                var scanned: [(path: String, bytes: [UInt8])] = [(main, bytes)]
-                var skipped: [String] = []
-                for folder in scan {
-                    for path in try ShardFolder.files(under: folder, limit: Self.maxScannedFiles, matching: { _ in true }) {
-                        guard let size = try? SystemFileSystem().stat(path).size, size <= Self.maxScannedSize else {
-                            skipped.append(path)
-                            continue
-                        }
-                        scanned.append((path, try ShardFolder(root: folder).readFile(path)))
-                    }
-                }
+                let (files, skipped) = try ShardFolder.scan(scan)
+                let scanned = [(path: main, bytes: bytes)] + files
                 var report = ShardAudit.audit(
                     main: store, mainPath: main, shards: known, scanned: scanned, qidRange: qidRange.range)
-                report.information += skipped.map { "not scanned (larger than \(Self.maxScannedSize) bytes or unreadable): \($0)" }
+                report.information += skipped.map { "not scanned (larger than \(ShardFolder.maxScannedSize) bytes or unreadable): \($0)" }
                 if !json { Terminal.write(report.information.map { "info: \($0)\n" }.joined()) }
                 try ShardIO.conclude(report.findings, json: json ? report.json : nil, prefix: "finding: ", failed: failed)
             }

@@ -71,3 +71,14 @@ import Testing
         }
     }
 }
+
+@Suite struct FileDriverCheckTests {
+    @Test func checkRecommendsFileReflinkForAFilePool() throws {
+        let text = try Fixtures.folder.text("default-2x2/s0/domains.xml")
+        let reflink = shardSource(text)
+        let file = shardSource(text.replacingOccurrences(of: "driver=\"file-reflink\"", with: "driver=\"file\""))
+        let found = ShardCheck.check(try file.shard.get()).filter { $0.field == "pool.s0-pool.driver" }
+        #expect(found.map(\.value) == ["file"] && found.first?.message.contains("file-reflink") == true)
+        #expect(ShardCheck.check(try reflink.shard.get()).allSatisfy { $0.field != "pool.s0-pool.driver" })
+    }
+}

@@ -50,3 +50,23 @@ import Testing
         #expect(usage.status == 2)
     }
 }
+
+@Suite struct ShardLifecycleCommandTests {
+    @Test func attachDryRunPrintsTheStepsAndDetachWithNothingAttachedIsRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-attach-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: LQ.repository.appendingPathComponent("Tests/ShardsTests/Fixtures/default-2x2"), to: folder)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = { (name: String) in folder.appendingPathComponent(name).path }
+        let places = ["--runtime-dir", path("run/lq"), "--runtime-policy-dir", path("run/policy.d"), "--socket", path("qubesd.sock"),
+                      "--systemctl", path("no-systemctl")]
+        let dry = try LQ.run(arguments: ["shard", "attach", path("s0"), "--main", path("main.xml"), "--dry-run"] + places)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.hasPrefix("would stop qubesd\nwould merge \(path("main.xml")) and \(path("s0")) into \(path("run/lq/qubes.xml"))\n"))
+        #expect(!FileManager.default.fileExists(atPath: path("run/lq/shards.json")))
+        let detach = try LQ.run(arguments: ["shard", "detach", "--all"] + places)
+        #expect(detach.status == 1 && detach.stderr.contains(path("run/lq/shards.json")) && detach.stderr.contains("no shard is attached"))
+        let missing = try LQ.run(arguments: ["shard", "attach", path("none"), "--main", path("main.xml")] + places)
+        #expect(missing.status == 1 && missing.stderr.contains(path("none")))
+        #expect(try LQ.run(arguments: ["shard", "detach", "s0", "--all"] + places).status == 2)
+    }
+}
