@@ -49,6 +49,7 @@ struct LifecycleOptions: ParsableArguments {
 extension ShardCommand {
     struct Attach: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "attach",
             abstract: "Attach shard folders on a running dom0: stop qubesd, split, merge, install the policy, start qubesd.",
             discussion: """
                 Refused while a qube of an already-attached shard runs. Any failure restores the previous merged store, \
@@ -77,6 +78,7 @@ extension ShardCommand {
 
     struct Detach: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "detach",
             abstract: "Detach attached shards: split their qubes home, merge the rest, remove their policy, audit.",
             discussion: "Refused while a qube of those shards runs, unless --shutdown. Exit 1 when the audit finds a trace.")
 
