@@ -155,49 +155,62 @@ extension JSONValue {
         // At most 6 bytes per byte (`\\u00XX`), the quotes and a separator per text.
         var capacity = 0
         for text in texts { capacity += 6 * text.utf8.count + 2 + separator.utf8CodeUnitCount }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(capacity, 1)) { buffer in
-            let base = buffer.baseAddress!
-            var cursor = base
-            for index in texts.indices {
-                if index > 0 {
-                    cursor.update(from: separator.utf8Start, count: separator.utf8CodeUnitCount)
-                    cursor += separator.utf8CodeUnitCount
+        // Borrowing the texts (no copy, no retain) and the table once matters: most texts are a few bytes.
+        texts.withUnsafeBufferPointer { texts in
+            escapedBytes.withUnsafeBufferPointer { escaped in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(capacity, 1)) { buffer in
+                    let base = buffer.baseAddress!
+                    var cursor = base
+                    for index in texts.indices {
+                        if index > 0 {
+                            cursor.update(from: separator.utf8Start, count: separator.utf8CodeUnitCount)
+                            cursor += separator.utf8CodeUnitCount
+                        }
+                        let write = { quote($0, at: cursor, escaped: escaped.baseAddress!) }
+                        cursor = texts[index].utf8.withContiguousStorageIfAvailable(write) ?? {
+                            var text = texts[index]
+                            return text.withUTF8(write)
+                        }()
+                    }
+                    output.append(contentsOf: UnsafeBufferPointer(start: base, count: cursor - base))
                 }
-                var text = texts[index]
-                cursor = text.withUTF8 { quote($0, at: cursor) }
             }
-            output.append(contentsOf: UnsafeBufferPointer(start: base, count: cursor - base))
         }
     }
 
     /// Writes `bytes` quoted at `cursor`, which has room for 6 bytes per byte and 2;
     /// returns the position after the closing quote.
-    private static func quote(_ bytes: UnsafeBufferPointer<UInt8>, at start: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    private static func quote(_ bytes: UnsafeBufferPointer<UInt8>, at start: UnsafeMutablePointer<UInt8>,
+                              escaped: UnsafePointer<Bool>) -> UnsafeMutablePointer<UInt8> {
         var cursor = start
         cursor.pointee = UInt8(ascii: "\"")
         cursor += 1
         for byte in bytes {
+            guard escaped[Int(byte)] else {
+                cursor.pointee = byte
+                cursor += 1
+                continue
+            }
+            cursor[0] = UInt8(ascii: "\\")
             switch byte {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "\n"):
-                cursor[0] = UInt8(ascii: "\\")
                 cursor[1] = byte == UInt8(ascii: "\n") ? UInt8(ascii: "n") : byte
                 cursor += 2
-            case 0..<0x20, 0x7F:
-                cursor[0] = UInt8(ascii: "\\")
+            default:
                 cursor[1] = UInt8(ascii: "u")
                 cursor[2] = UInt8(ascii: "0")
                 cursor[3] = UInt8(ascii: "0")
                 cursor[4] = hexDigits[Int(byte >> 4)]
                 cursor[5] = hexDigits[Int(byte & 0xF)]
                 cursor += 6
-            default:
-                cursor.pointee = byte
-                cursor += 1
             }
         }
         cursor.pointee = UInt8(ascii: "\"")
         return cursor + 1
     }
+
+    /// Per byte, whether a JSON string writes it escaped: `"`, `\\`, control characters and DEL.
+    private static let escapedBytes: [Bool] = (0...255).map { $0 < 0x20 || $0 == 0x7F || $0 == 0x22 || $0 == 0x5C }
 
     /// The value of an object's member `key` (compared byte for byte), `nil` for anything else.
     public func member(_ key: String) -> JSONValue? {

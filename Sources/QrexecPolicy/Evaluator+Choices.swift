@@ -15,63 +15,164 @@ extension PolicyEvaluator {
     /// the call, as the reference's lookup of its uuid does.
     func collectChoices(source: Source, candidates: [Int32], argument: Int32) -> Result<[String], CollectionError> {
         guard source.index >= 0 else { return .failure(CollectionError(reason: "'\(source.name)'")) }
-        let count = system.qubes.count
-        // Slots: qube i, then @dispvm:i at count + i, then @dispvm at 2 * count.
-        // Per slot: 0 undecided, 1 included, 2 removed.
-        var state = [UInt8](repeating: 0, count: 2 * count + 1)
-        var undecided = state.count
-        func offer(_ slot: Int, _ include: Bool) {
-            guard state[slot] == 0 else { return }
-            state[slot] = include ? 1 : 2
-            undecided -= 1
-        }
+        var state = ChoiceState(slots)
         for position in candidates {
             let bound = rules[Int(position)]
             guard bound.argument == -1 || bound.argument == argument, matchesSource(bound.source, source) else { continue }
             if case .missingDispVMTemplate(let name) = bound.offer {
                 return .failure(CollectionError(reason: "'\(name)'"))
             }
-            guard undecided > 0 else { continue }
+            guard state.undecided > 0 else { continue }
             let include = !bound.isDeny
             switch bound.offer {
-            case .any, .anyVM:
-                for index in 0..<count {
-                    if Int32(index) != adminVM || bound.offer == .any { offer(index, include) }
-                    if system.qubes[index].templateForDispVMs { offer(count + index, include) }
-                }
-                offer(2 * count, include)
+            case .any:
+                state.offer(slots.any, include)
+                state.offerDispVM(include)
+            case .anyVM:
+                state.offer(slots.anyVM, include)
+                state.offerDispVM(include)
             case .adminVM:
-                if adminVM >= 0 { offer(Int(adminVM), include) }
+                if adminVM >= 0 { state.offer(rank: slots.qube(adminVM), include) }
             case .qube(let index):
-                offer(Int(index), include)
+                state.offer(rank: slots.qube(index), include)
             case .type, .tag:
-                for index in 0..<count where matchesTarget(bound.offer, .qube(Int32(index)), source: source.index) {
-                    offer(index, include)
+                for index in 0..<Int32(system.qubes.count) where matchesTarget(bound.offer, .qube(index), source: source.index) {
+                    state.offer(rank: slots.qube(index), include)
                 }
             case .dispVM:
-                offer(2 * count, include)
+                state.offerDispVM(include)
             case .dispVMTemplate(let index):
-                if system.qubes[Int(index)].templateForDispVMs { offer(count + Int(index), include) }
+                if system.qubes[Int(index)].templateForDispVMs { state.offer(rank: slots.dispVM(index), include) }
             case .dispVMTag(let tag):
-                for index in 0..<count where isDispVMTemplate(Int32(index), tagged: tag) { offer(count + index, include) }
+                for index in 0..<Int32(system.qubes.count) where isDispVMTemplate(index, tagged: tag) {
+                    state.offer(rank: slots.dispVM(index), include)
+                }
             case .default, .never, .unknownQube, .missingDispVMTemplate:
                 break
             }
         }
-        if state[2 * count] == 1 {
+        if state.dispVMIncluded {
             let template = defaultDispVMOf[Int(source.index)]
-            if template >= 0 { state[count + Int(template)] = 1 }
+            if template >= 0 { state.include(rank: slots.dispVM(template)) }
         }
-        var choices: [String] = []
-        for slot in choiceOrder where state[Int(slot)] == 1 {
-            let index = Int(slot) % count
-            guard !system.qubes[index].isInternal else { continue }
-            if Int(slot) < count {
-                if Int32(index) != source.index { choices.append(system.qubes[index].name) }
-            } else {
-                choices.append(dispVMNames[index])
+        state.exclude(rank: slots.qube(source.index))
+        return .success(state.shownNames(slots))
+    }
+}
+
+/// The ask slots of a system, numbered by rank: qube `i` is slot `i` and
+/// `@dispvm:` of qube `i` slot `count + i`, ranked in code-point order of
+/// their text, so a set of ranks read in order gives sorted choices. Sets
+/// are bit words (docs/qrexec-policy.md, "Ask choices").
+struct ChoiceSlots: Sendable {
+    /// The text of every slot (a qube's name, `@dispvm:NAME`), in rank order.
+    let names: [String]
+    /// The rank of every slot.
+    let rankOf: [Int32]
+    /// What `@anyvm` offers (every qube but dom0, and `@dispvm:` of the disposable templates),
+    /// what `*` offers (the same with dom0), and the ranks a prompt may show (not `internal`).
+    let anyVM: [UInt64], any: [UInt64], shown: [UInt64]
+    /// How many slots a rule can decide, `@dispvm` included.
+    let offerable: Int
+
+    init(_ qubes: [QubeInfo], adminVM: Int32) {
+        let count = qubes.count
+        let texts = qubes.map { Array($0.name.utf8) } + qubes.map { Array(("@dispvm:" + $0.name).utf8) }
+        let order = (0..<2 * count).sorted { texts[$0].lexicographicallyPrecedes(texts[$1]) }
+        names = order.map { $0 < count ? qubes[$0].name : "@dispvm:" + qubes[$0 - count].name }
+        var rankOf = [Int32](repeating: 0, count: 2 * count)
+        for (rank, slot) in order.enumerated() { rankOf[Int(slot)] = Int32(rank) }
+        self.rankOf = rankOf
+        let words = (2 * count + 63) / 64
+        var any = [UInt64](repeating: 0, count: words), shown = any
+        func set(_ bits: inout [UInt64], _ slot: Int) {
+            let rank = Int(rankOf[slot])
+            bits[rank >> 6] |= 1 << UInt64(rank & 63)
+        }
+        var offerable = 1
+        for (index, qube) in qubes.enumerated() {
+            set(&any, index)
+            offerable += 1
+            if qube.templateForDispVMs {
+                set(&any, count + index)
+                offerable += 1
+            }
+            if !qube.isInternal {
+                set(&shown, index)
+                set(&shown, count + index)
             }
         }
-        return .success(choices)
+        var anyVM = any
+        if adminVM >= 0 {
+            let rank = Int(rankOf[Int(adminVM)])
+            anyVM[rank >> 6] &= ~(1 << UInt64(rank & 63))
+        }
+        (self.any, self.anyVM, self.shown, self.offerable) = (any, anyVM, shown, offerable)
+    }
+
+    func qube(_ index: Int32) -> Int { Int(rankOf[Int(index)]) }
+
+    func dispVM(_ index: Int32) -> Int { Int(rankOf[names.count / 2 + Int(index)]) }
+}
+
+/// Which slots the rules walked so far decided, and which of those they included.
+struct ChoiceState {
+    private var decided: [UInt64]
+    private var included: [UInt64]
+    private var dispVMDecided = false
+    private(set) var dispVMIncluded = false
+    /// Offerable slots still undecided: none left means no rule can change the choices.
+    private(set) var undecided: Int
+
+    init(_ slots: ChoiceSlots) {
+        decided = [UInt64](repeating: 0, count: slots.any.count)
+        included = decided
+        undecided = slots.offerable
+    }
+
+    /// Decides every undecided rank of `mask`.
+    mutating func offer(_ mask: [UInt64], _ include: Bool) {
+        for word in mask.indices {
+            let fresh = mask[word] & ~decided[word]
+            guard fresh != 0 else { continue }
+            decided[word] |= fresh
+            if include { included[word] |= fresh }
+            undecided -= fresh.nonzeroBitCount
+        }
+    }
+
+    mutating func offer(rank: Int, _ include: Bool) {
+        let bit: UInt64 = 1 << UInt64(rank & 63)
+        guard decided[rank >> 6] & bit == 0 else { return }
+        decided[rank >> 6] |= bit
+        if include { included[rank >> 6] |= bit }
+        undecided -= 1
+    }
+
+    mutating func offerDispVM(_ include: Bool) {
+        guard !dispVMDecided else { return }
+        dispVMDecided = true
+        dispVMIncluded = include
+        undecided -= 1
+    }
+
+    mutating func include(rank: Int) { included[rank >> 6] |= 1 << UInt64(rank & 63) }
+
+    mutating func exclude(rank: Int) { included[rank >> 6] &= ~(1 << UInt64(rank & 63)) }
+
+    /// The names of the included slots a prompt may show, in rank order.
+    func shownNames(_ slots: ChoiceSlots) -> [String] {
+        var count = 0
+        for word in included.indices { count += (included[word] & slots.shown[word]).nonzeroBitCount }
+        var names: [String] = []
+        names.reserveCapacity(count)
+        for word in included.indices {
+            var bits = included[word] & slots.shown[word]
+            while bits != 0 {
+                names.append(slots.names[word << 6 | bits.trailingZeroBitCount])
+                bits &= bits - 1
+            }
+        }
+        return names
     }
 }

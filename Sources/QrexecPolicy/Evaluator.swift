@@ -57,10 +57,8 @@ public struct PolicyEvaluator: Sendable {
     let defaultDispVMOf: [Int32]
     let tagIDs: [ExactString: Int32]
     let typeIDs: [ExactString: Int32]
-    /// The ask slots (qube i, then `@dispvm:` of qube i at count + i) in code-point order of their text.
-    let choiceOrder: [Int32]
-    /// `@dispvm:NAME` of every qube, made once.
-    let dispVMNames: [String]
+    /// The ask slots, ranked once so the choices come out sorted.
+    let slots: ChoiceSlots
 
     /// Binds `policy` to `system`.
     public init(policy: Policy, system: SystemInfo) {
@@ -81,8 +79,7 @@ public struct PolicyEvaluator: Sendable {
         adminVM = system.adminVM.map(Int32.init) ?? -1
         self.tagIDs = tagIDs
         self.typeIDs = typeIDs
-        choiceOrder = Self.choiceOrder(system.qubes)
-        dispVMNames = system.qubes.map { "@dispvm:" + $0.name }
+        slots = ChoiceSlots(system.qubes, adminVM: adminVM)
 
         var arguments: [ExactString: Int32] = [:]
         var byService: [ExactString: [Int32]] = [:]
@@ -125,13 +122,6 @@ public struct PolicyEvaluator: Sendable {
         case .dispVMTemplate(let name):
             return system.index(named: name).map { .dispVMTemplate(Int32($0)) } ?? .missingDispVMTemplate(name)
         }
-    }
-
-    /// Every qube's name and `@dispvm:` name, sorted once so the ask choices come out sorted.
-    private static func choiceOrder(_ qubes: [QubeInfo]) -> [Int32] {
-        let count = qubes.count
-        let texts = qubes.map { Array($0.name.utf8) } + qubes.map { Array(("@dispvm:" + $0.name).utf8) }
-        return (0..<Int32(2 * count)).sorted { texts[Int($0)].lexicographicallyPrecedes(texts[Int($1)]) }
     }
 
     // MARK: Evaluation
