@@ -125,15 +125,9 @@ public struct XMLOutput: Sendable {
         text.withUTF8 { put($0) }
     }
 
-    /// Appends a run of bytes; most are a few bytes long, for which a loop is cheaper than a bulk copy.
+    /// Appends a run of bytes.
     @inline(__always)
-    private mutating func put(_ run: UnsafeBufferPointer<UInt8>) {
-        if run.count <= 16 {
-            for byte in run { bytes.append(byte) }
-        } else {
-            bytes.append(contentsOf: run)
-        }
-    }
+    private mutating func put(_ run: UnsafeBufferPointer<UInt8>) { bytes.append(contentsOf: run) }
 
     public mutating func startTag(_ name: StaticString, _ attributes: [(String, String)]) {
         bytes.append(UInt8(ascii: "<"))
@@ -192,26 +186,38 @@ public struct XMLOutput: Sendable {
 
     /// lxml's escaping: `& < >` and CR always; in attributes also `"`, TAB and LF.
     private mutating func escape(_ text: String, inAttribute: Bool) {
+        // The bit of `escapeClass` that marks the bytes replaced here.
+        let escapedFrom: UInt8 = inAttribute ? 1 : 1 << 1
         var text = text
         text.withUTF8 { utf8 in
-            var run = 0
-            for index in utf8.indices {
-                let replacement: StaticString
-                switch utf8[index] {
-                case UInt8(ascii: "&"): replacement = "&amp;"
-                case UInt8(ascii: "<"): replacement = "&lt;"
-                case UInt8(ascii: ">"): replacement = "&gt;"
-                case 0x0D: replacement = "&#13;"
-                case UInt8(ascii: "\"") where inAttribute: replacement = "&quot;"
-                case 0x09 where inAttribute: replacement = "&#9;"
-                case 0x0A where inAttribute: replacement = "&#10;"
-                default: continue
+            Self.escapeClass.withUnsafeBufferPointer { classes in
+                var run = 0
+                for index in utf8.indices where classes[Int(utf8[index])] & escapedFrom != 0 {
+                    let replacement: StaticString
+                    switch utf8[index] {
+                    case UInt8(ascii: "&"): replacement = "&amp;"
+                    case UInt8(ascii: "<"): replacement = "&lt;"
+                    case UInt8(ascii: ">"): replacement = "&gt;"
+                    case 0x0D: replacement = "&#13;"
+                    case UInt8(ascii: "\""): replacement = "&quot;"
+                    case 0x09: replacement = "&#9;"
+                    default: replacement = "&#10;"
+                    }
+                    put(UnsafeBufferPointer(rebasing: utf8[run..<index]))
+                    append(replacement)
+                    run = index + 1
                 }
-                put(UnsafeBufferPointer(rebasing: utf8[run..<index]))
-                append(replacement)
-                run = index + 1
+                put(UnsafeBufferPointer(rebasing: utf8[run...]))
             }
-            put(UnsafeBufferPointer(rebasing: utf8[run...]))
+        }
+    }
+
+    /// Per byte, where `escape` replaces it: bit 0 in attributes, bit 1 in text.
+    private static let escapeClass: [UInt8] = (0...255).map { byte in
+        switch byte {
+        case 0x26, 0x3C, 0x3E, 0x0D: return 0b11
+        case 0x22, 0x09, 0x0A: return 0b01
+        default: return 0
         }
     }
 }
