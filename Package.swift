@@ -62,7 +62,10 @@ let package = Package(
         .target(name: "Topology", dependencies: ["QubesAdmin"]),
         .target(
             name: "Shards",
-            dependencies: ["QubesStore", "QubesAdmin", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["QubesStore", "QubesAdmin", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "OrderedCollections", package: "swift-collections")],
+            // The boot unit's text (Resources/lq-shards.service), compiled into the code.
+            exclude: ["Resources"],
+            plugins: ["EmbedTemplateTexts"]
         ),
         .target(
             name: "BootProtect",
