@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @Suite struct ShardCommandTests {
     /// A copy of the default-2x2 shard example in a fresh temporary folder.
@@ -68,5 +69,27 @@ import Testing
         let missing = try LQ.run(arguments: ["shard", "attach", path("none"), "--main", path("main.xml")] + places)
         #expect(missing.status == 1 && missing.stderr.contains(path("none")))
         #expect(try LQ.run(arguments: ["shard", "detach", "s0", "--all"] + places).status == 2)
+    }
+}
+
+@Suite struct CreateSnapshotCommandTests {
+    /// Through a link named create-snapshot lq is the helper, and takes the programs from PATH.
+    @Test func aLinkNamedCreateSnapshotRunsTheHelperWithThePathsPrograms() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-cs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("bin"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let link = folder.appendingPathComponent("create-snapshot")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: LQ.binary)
+        let losetup = folder.appendingPathComponent("bin/losetup")
+        try Data("#!/bin/sh\necho \"$*\" > \(folder.path)/called\nexit 1\n".utf8).write(to: losetup)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: losetup.path)
+        for image in ["a.img", "a-cow.img"] { FileManager.default.createFile(atPath: folder.path + "/" + image, contents: Data(count: 512)) }
+        let environment = ["PATH": folder.path + "/bin"]
+        let usage = try ProgramResult.run(link, ["origin-a", folder.path + "/a.img"], environment: environment)
+        #expect(usage.status == 1 && usage.stderr.contains("expected 3 or 4"), "\(usage.stderr)")
+        let failed = try ProgramResult.run(link, ["origin-a", folder.path + "/a.img", folder.path + "/a-cow.img"], environment: environment)
+        #expect(failed.status == 1 && failed.stderr.contains("failed to find an unused loop device"), "\(failed.stderr)")
+        let called = try String(contentsOfFile: folder.path + "/called", encoding: .utf8)
+        #expect(called == "--find --nooverlap --show -- \(folder.path)/a.img\n")
     }
 }
