@@ -152,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "lqTests",
-            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword", "TestSupport"],
+            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword", "TestSupport", "AdminServer"],
             exclude: ["Fixtures"]
         ),
     ],
