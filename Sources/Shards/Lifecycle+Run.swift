@@ -131,6 +131,9 @@ public enum ShardLifecycle {
         return report
     }
 
+    /// What is attached now per the record in `paths` (nil: nothing).
+    public static func record(_ paths: LifecyclePaths) throws -> ShardRecord? { try RuntimeFiles(paths: paths).record() }
+
     /// Runs `body`; an error before any change becomes a `LifecycleError` that changed nothing.
     static func refusing<Result>(_ body: () throws -> Result) throws -> Result {
         do {

@@ -8,8 +8,7 @@ import TestSupport
 /// audit of the main store, the runtime policy folder and the runtime folder finds nothing.
 @Suite struct ShardAuditAfterDetachTests {
     @Test func afterDetachTheAuditOfMainPolicyAndRuntimeFoldersIsClean() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-detach-audit-\(UUID().uuidString)")
-        try FileManager.default.copyItem(at: LQ.repository.appendingPathComponent("Tests/ShardsTests/Fixtures/default-2x2"), to: folder)
+        let folder = try shardExample("lq-detach-audit")
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = { (name: String) in folder.appendingPathComponent(name).path }
         #expect(try LQ.run("store", "fmt", path("main.xml")).status == 0)
