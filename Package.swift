@@ -62,7 +62,10 @@ let package = Package(
         .target(name: "Topology", dependencies: ["QubesAdmin"]),
         .target(
             name: "Shards",
-            dependencies: ["QubesStore", "QubesAdmin", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "OrderedCollections", package: "swift-collections")]
+            dependencies: ["QubesStore", "QubesAdmin", "QrexecPolicy", "SystemLayer", "LQCommon", .product(name: "OrderedCollections", package: "swift-collections")],
+            // The boot unit's text (Resources/lq-shards.service), compiled into the code.
+            exclude: ["Resources"],
+            plugins: ["EmbedTemplateTexts"]
         ),
         .target(
             name: "BootProtect",
@@ -149,7 +152,7 @@ let package = Package(
         ),
         .testTarget(
             name: "lqTests",
-            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword", "TestSupport"],
+            dependencies: ["lq", "lq-protect", "lq-inqube", "lq-splitfile", "lq-splitpassword", "TestSupport", "AdminServer"],
             exclude: ["Fixtures"]
         ),
     ],

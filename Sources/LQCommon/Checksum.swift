@@ -101,3 +101,15 @@ public struct ChecksumPin: Sendable, Hashable {
 
 /// Lowercase hex sha256 of `bytes`.
 public func sha256Hex(_ bytes: [UInt8]) -> String { ChecksumPin.hexString(Array(SHA256.hash(data: bytes))) }
+
+/// A sha256 fed in pieces (a volume image copied in chunks).
+public struct StreamingSHA256: Sendable {
+    private var hash = SHA256()
+
+    public init() {}
+
+    public mutating func update(_ bytes: [UInt8]) { hash.update(data: bytes) }
+
+    /// The digest in lowercase hex.
+    public func hex() -> String { hash.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+}

@@ -92,7 +92,8 @@ public enum ShardAudit {
     }
 
     /// The words of a text: runs of name, uuid and path characters (`A-Z a-z 0-9 _ . - / :`),
-    /// plus each run's `/`-separated prefixes and parts, so paths and names inside paths match.
+    /// plus each run's `/`-separated prefixes and parts and its `:`-separated parts, so paths, names
+    /// inside paths and policy tokens (`@tag:shard-x`) match.
     static func tokenize(_ bytes: [UInt8]) -> [String] {
         var tokens: [String] = []
         var current: [UInt8] = []
@@ -109,6 +110,8 @@ public enum ShardAudit {
                 tokens.append(String(parts[index]))
                 tokens.append(parts[...index].joined(separator: "/"))
             }
+            // `@tag:shard-x` in a policy file, `key:value` in a log line.
+            tokens += text.split(separator: ":").map(String.init)
             current = []
         }
         for byte in bytes {

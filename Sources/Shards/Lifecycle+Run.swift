@@ -2,6 +2,7 @@ import Foundation
 import QrexecPolicy
 import QubesAdmin
 import QubesStore
+import SystemLayer
 
 /// Attach and detach on a running dom0 (docs/shards.md, "Attach and detach"):
 /// stop qubesd, split what is attached, merge what is to be attached,
@@ -13,11 +14,13 @@ public enum ShardLifecycle {
     ///   - main, merged: the main store and the merged store; when shards are
     ///     attached already they must be the recorded ones (nil: recorded or default).
     ///   - options: the merge options for the new merge; split replays with the recorded ones.
+    ///   - volumeList: a volume list (`ShardBootUnits`) whose present shard folders are attached too,
+    ///     those not attached yet; what does not read as a shard is a warning, and none present is no error.
     ///   - dryRun: only report the steps.
     /// - Throws: `LifecycleError`.
     public static func attach(
         _ roots: [String], main: String? = nil, merged: String? = nil, options: ShardOptions = ShardOptions(),
-        dryRun: Bool = false, settings: LifecycleSettings
+        volumeList: String? = nil, dryRun: Bool = false, settings: LifecycleSettings
     ) throws -> LifecycleReport {
         let runtime = RuntimeFiles(paths: settings.paths)
         return try refusing {
@@ -35,6 +38,14 @@ public enum ShardLifecycle {
                     throw ShardIssue("the merged store must not be the main store", field: "merged", value: mergedPath)
                 }
                 var shards = before?.shards ?? []
+                var (roots, report) = (roots, LifecycleReport())
+                if let volumeList {
+                    let patterns = try ShardBootUnits.parseVolumeList(SystemFileSystem().contents(of: volumeList, limit: 1 << 20), file: volumeList)
+                    let present = ShardBootVolumes.present(patterns, attached: shards + roots.map { AttachedShard(root: $0, name: "") })
+                    report.warnings += present.skipped.map { "skipped: \($0)" }
+                    roots += present.roots
+                    if roots.isEmpty { return report }
+                }
                 for root in roots {
                     let shard = try ShardFolder(root: root).read().shard.get()
                     if let other = shards.first(where: { $0.root == root || $0.name == shard.name }) {
@@ -42,8 +53,8 @@ public enum ShardLifecycle {
                     }
                     shards.append(AttachedShard(root: root, name: shard.name))
                 }
-                var report = LifecycleReport()
-                if let before, !dryRun {
+                if !dryRun { try refuseAtBootWhileQubesdAnswers(settings) }
+                if let before, !dryRun, !settings.boot {
                     try settings.beforeStep(.checkRunning)
                     let running = try runningQubes(of: before.shards.map(\.name), record: before, settings: settings)
                     guard running.isEmpty else {
@@ -73,6 +84,8 @@ public enum ShardLifecycle {
         let (done, leaving, main) = try refusing {
             try runtime.locked {
                 guard let before = try runtime.record() else {
+                    // At shutdown nothing attached is nothing to do.
+                    if settings.boot { return (LifecycleReport(), [AttachedShard](), "") }
                     throw ShardIssue("no shard is attached", file: settings.paths.record)
                 }
                 var leaving = before.shards
@@ -87,7 +100,8 @@ public enum ShardLifecycle {
                 let remaining = before.shards.filter { !leaving.contains($0) }
                 let after = remaining.isEmpty ? nil : ShardRecord(main: before.main, merged: before.merged, shards: remaining, options: before.options)
                 var report = LifecycleReport()
-                if !dryRun {
+                if !dryRun { try refuseAtBootWhileQubesdAnswers(settings) }
+                if !dryRun, !settings.boot {
                     try settings.beforeStep(.checkRunning)
                     let running = try runningQubes(of: leaving.map(\.name), record: before, settings: settings)
                     if !running.isEmpty {
@@ -107,7 +121,7 @@ public enum ShardLifecycle {
             }
         }
         var report = done
-        if !dryRun {
+        if !dryRun, !leaving.isEmpty {
             do {
                 report.audit = try audit(leaving, main: main, settings: settings)
             } catch {
@@ -116,6 +130,9 @@ public enum ShardLifecycle {
         }
         return report
     }
+
+    /// What is attached now per the record in `paths` (nil: nothing).
+    public static func record(_ paths: LifecyclePaths) throws -> ShardRecord? { try RuntimeFiles(paths: paths).record() }
 
     /// Runs `body`; an error before any change becomes a `LifecycleError` that changed nothing.
     static func refusing<Result>(_ body: () throws -> Result) throws -> Result {
@@ -151,6 +168,15 @@ public enum ShardLifecycle {
                 throw ShardIssue("still running after \(Int(settings.timeout)) s: " + running.joined(separator: ", "), field: "running")
             }
             Thread.sleep(forTimeInterval: 0.2)
+        }
+    }
+
+    /// At boot or shutdown qubesd must be down: a socket that answers refuses the run.
+    static func refuseAtBootWhileQubesdAnswers(_ settings: LifecycleSettings) throws {
+        guard settings.boot else { return }
+        let backend = AdminAPIBackend(transport: AdminTransport(socketPath: settings.paths.socket, timeout: 2))
+        if (try? backend.qubes()) != nil {
+            throw ShardIssue("qubesd is running: attach or detach without --boot", file: settings.paths.socket)
         }
     }
 
@@ -212,7 +238,7 @@ private struct Run {
     }
 
     mutating func execute(into result: inout LifecycleReport) throws {
-        let actions = LifecycleAction.plan(from: before, to: after)
+        let actions = LifecycleAction.plan(from: before, to: after, boot: settings.boot)
         report.steps = actions.map { $0.description(settings.paths) }
         defer { result = report }
         if dryRun { return }
@@ -228,9 +254,14 @@ private struct Run {
         }
     }
 
-    /// Stops qubesd, puts the files back and starts qubesd on the previous store.
+    /// Stops qubesd, puts the files back and starts qubesd on the previous store (at boot: points it there).
     func restore(_ snapshot: FileSnapshot) -> [String] {
         var errors: [String] = []
+        if settings.boot {
+            errors += snapshot.restore()
+            do { try settings.qubesd.prepare(store: before?.merged) } catch { errors.append("point qubesd at the store: \(error)") }
+            return errors
+        }
         do { try settings.qubesd.stop() } catch { errors.append("stop qubesd: \(error)") }
         errors += snapshot.restore()
         do {
@@ -275,6 +306,7 @@ private struct Run {
         case .writeRecord(let record): try runtime.write(record)
         case .removeRecord: try runtime.write(nil)
         case .startQubesd(let store): try settings.qubesd.start(store: store)
+        case .pointQubesd(let store): try settings.qubesd.prepare(store: store)
         case .waitQubesd: try ShardLifecycle.waitForQubesd(settings)
         }
     }

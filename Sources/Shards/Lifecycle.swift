@@ -42,6 +42,7 @@ public enum LifecycleStep: String, Sendable, CaseIterable {
     case writeRecord = "write the record"
     case removeRecord = "remove the record"
     case startQubesd = "start qubesd"
+    case pointQubesd = "point qubesd at the store"
     case waitQubesd = "wait for qubesd's socket"
     case audit = "audit the main store"
 }
@@ -52,14 +53,18 @@ public struct LifecycleSettings: Sendable {
     public var qubesd: any QubesdControl
     /// How long to wait for qubesd's socket, and for shard qubes to halt, in seconds.
     public var timeout: Double
+    /// Boot and shutdown (the units, docs/shards.md "Boot and shutdown"): qubesd is not running, so it
+    /// is neither stopped nor started, only pointed at the store it is to read when it starts; refused
+    /// when its socket answers.
+    public var boot: Bool
     /// Runs before each step; a test throws from it to fail that step.
     public var beforeStep: @Sendable (LifecycleStep) throws -> Void
 
     public init(
         paths: LifecyclePaths = LifecyclePaths(), qubesd: any QubesdControl = SystemdQubesd(), timeout: Double = 120,
-        beforeStep: @escaping @Sendable (LifecycleStep) throws -> Void = { _ in }
+        boot: Bool = false, beforeStep: @escaping @Sendable (LifecycleStep) throws -> Void = { _ in }
     ) {
-        (self.paths, self.qubesd, self.timeout, self.beforeStep) = (paths, qubesd, timeout, beforeStep)
+        (self.paths, self.qubesd, self.timeout, self.boot, self.beforeStep) = (paths, qubesd, timeout, boot, beforeStep)
     }
 }
 
@@ -110,6 +115,7 @@ enum LifecycleAction {
     case writeRecord(ShardRecord)
     case removeRecord
     case startQubesd(store: String?)
+    case pointQubesd(store: String?)
     case waitQubesd
 
     var step: LifecycleStep {
@@ -123,6 +129,7 @@ enum LifecycleAction {
         case .writeRecord: .writeRecord
         case .removeRecord: .removeRecord
         case .startQubesd: .startQubesd
+        case .pointQubesd: .pointQubesd
         case .waitQubesd: .waitQubesd
         }
     }
@@ -139,13 +146,15 @@ enum LifecycleAction {
         case .writeRecord: return "write \(paths.record)"
         case .removeRecord: return "remove \(paths.record)"
         case .startQubesd(let store): return "start qubesd on \(store ?? "its own qubes.xml")"
+        case .pointQubesd(let store): return "have qubesd read \(store ?? "its own qubes.xml") when it starts"
         case .waitQubesd: return "wait until \(paths.socket) answers"
         }
     }
 
-    /// The changes that take the system from `before` to `after` (nil: nothing attached).
-    static func plan(from before: ShardRecord?, to after: ShardRecord?) -> [LifecycleAction] {
-        var actions: [LifecycleAction] = [.stopQubesd]
+    /// The changes that take the system from `before` to `after` (nil: nothing attached); at `boot`
+    /// qubesd is down throughout.
+    static func plan(from before: ShardRecord?, to after: ShardRecord?, boot: Bool) -> [LifecycleAction] {
+        var actions: [LifecycleAction] = boot ? [] : [.stopQubesd]
         if let before { actions.append(.split(before)) }
         if let after {
             actions += [.merge(after), .installPolicy, .writeRecord(after)]
@@ -153,6 +162,6 @@ enum LifecycleAction {
             if let before { actions.append(.removeMerged(before.merged)) }
             actions += [.removePolicy, .removeRecord]
         }
-        return actions + [.startQubesd(store: after?.merged), .waitQubesd]
+        return actions + (boot ? [.pointQubesd(store: after?.merged)] : [.startQubesd(store: after?.merged), .waitQubesd])
     }
 }

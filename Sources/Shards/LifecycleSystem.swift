@@ -9,6 +9,8 @@ public protocol QubesdControl: Sendable {
     func stop() throws
     /// Starts qubesd reading `store`, or its own default qubes.xml when `nil`.
     func start(store: String?) throws
+    /// Has qubesd read `store` (nil: its own qubes.xml) when it next starts, without starting it.
+    func prepare(store: String?) throws
 }
 
 /// qubesd as a systemd service: `systemctl stop|start qubesd.service`; the
@@ -31,6 +33,11 @@ public struct SystemdQubesd: QubesdControl {
     public func stop() throws { try run(["stop", unit]) }
 
     public func start(store: String?) throws {
+        try prepare(store: store)
+        try run(["start", unit])
+    }
+
+    public func prepare(store: String?) throws {
         let dropIn = dropInFolder + "/" + Self.dropInName
         let files = SystemFileSystem()
         if let store {
@@ -43,7 +50,6 @@ public struct SystemdQubesd: QubesdControl {
             try files.unlink(dropIn)
         }
         try run(["daemon-reload"])
-        try run(["start", unit])
     }
 
     private func run(_ arguments: [String]) throws {

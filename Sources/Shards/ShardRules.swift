@@ -138,6 +138,10 @@ struct ShardRules {
         else {
             throw refused("location", Self.location(of: pool), "pool '\(pool.name)' has no usable location")
         }
+        // A relative dir_path (an exported shard attached without import) would be read from qubesd's folder.
+        if let folder = pool[attribute: "dir_path"], !folder.hasPrefix("/") {
+            throw refused("dir_path", folder, "pool '\(pool.name)': dir_path must be absolute")
+        }
         for mainPool in main.pools.values {
             guard let other = Self.location(of: mainPool) else { continue }
             if Self.path(location, isInside: other) || Self.path(other, isInside: location) {

@@ -24,6 +24,15 @@ extension HostSystem {
     }
 
     public func run(_ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int) throws(SystemError) -> ProcessOutput {
+        try run(executable, arguments, input: input, outputLimit: outputLimit, passing: [:])
+    }
+
+    /// Runs `executable` with `arguments` (no `PATH` search; the child's `PATH` is fixed), `input` on its
+    /// standard input, its standard output captured up to `outputLimit` bytes, its standard error inherited;
+    /// `descriptors` maps a descriptor number of the child to an open descriptor of ours (`posix_spawn_file_actions_adddup2`).
+    public func run(
+        _ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int, passing descriptors: [Int32: Descriptor]
+    ) throws(SystemError) -> ProcessOutput {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
         try check("pipe", pipe(&toChild))
@@ -34,6 +43,9 @@ extension HostSystem {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
         posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        for (child, parent) in descriptors.sorted(by: { $0.key < $1.key }) {
+            posix_spawn_file_actions_adddup2(&actions, parent, child)
+        }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = [strdup("PATH=/usr/local/bin:/usr/bin:/bin"), nil]
         defer { for pointer in argv + envp { free(pointer) } }

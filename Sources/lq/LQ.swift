@@ -17,7 +17,13 @@ struct LQ: ParsableCommand {
         ]
     )
 
-    static func main() { Tool.main(Self.self) }
+    /// Called through a link named `create-snapshot` (qubesd's helper), lq is `lq shard create-snapshot`.
+    static func main() {
+        if CommandLine.arguments.first?.split(separator: "/").last == "create-snapshot" {
+            Tool.main(ShardCommand.CreateSnapshotCommand.self)
+        }
+        Tool.main(Self.self)
+    }
 }
 
 /// Writing to the terminal: data to stdout, messages to stderr.

@@ -12,7 +12,9 @@ struct ShardCommand: ParsableCommand {
         commandName: "shard",
         abstract: "Merge and split shards: portable, deniable qubes kept outside the main qubes.xml.",
         discussion: "Exit status: 0 success, 1 a finding or a failure (message on stderr), 2 usage errors.",
-        subcommands: [Merge.self, Split.self, Check.self, Audit.self, Rename.self, Attach.self, Detach.self]
+        subcommands: [Merge.self, Split.self, Check.self, Audit.self, Rename.self, Attach.self, Detach.self,
+                      InstallUnits.self, UninstallUnits.self, CreateSnapshotCommand.self, InstallCreateSnapshot.self,
+                      Export.self, Import.self]
     )
 }
 

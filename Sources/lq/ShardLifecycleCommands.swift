@@ -13,11 +13,13 @@ struct LifecycleOptions: ParsableArguments {
     @Option(name: .customLong("dropin-dir"), help: "The runtime drop-in folder of qubesd.service.")
     var dropInFolder = "/run/systemd/system/qubesd.service.d"
     @Option(help: "Seconds to wait for qubesd's socket and for qubes to halt.") var timeout = 120.0
+    @Flag(help: "At boot or shutdown (the units): qubesd is down, so only have it read the right store when it starts.")
+    var boot = false
 
     var settings: LifecycleSettings {
         LifecycleSettings(
             paths: LifecyclePaths(runtimeFolder: runtimeFolder, policyFolder: policyFolder, socket: socket),
-            qubesd: SystemdQubesd(systemctl: systemctl, dropInFolder: dropInFolder), timeout: timeout)
+            qubesd: SystemdQubesd(systemctl: systemctl, dropInFolder: dropInFolder), timeout: timeout, boot: boot)
     }
 
     /// Prints the report: steps, warnings, what split and merge did, the audit's findings; exit 1 on a finding.
@@ -57,12 +59,18 @@ extension ShardCommand {
                 <runtime-dir>/shards.json for split, detach and the boot units.
                 """)
 
-        @Argument(help: "Shard folders.") var folders: [String]
+        @Argument(help: "Shard folders.") var folders: [String] = []
+        @Option(name: .customLong("volume-list"), help: "A list of shard folders (shell patterns, one a line): attach those present.")
+        var volumeList: String?
         @Option(help: "The main store (default: recorded, else /var/lib/qubes/qubes.xml).") var main: String?
         @Option(help: "The merged store qubesd reads (default: recorded, else <runtime-dir>/qubes.xml).") var merged: String?
         @OptionGroup var policy: ShardPolicyOptions
         @OptionGroup var lifecycle: LifecycleOptions
         @Flag(help: "Print the steps without doing them.") var dryRun = false
+
+        func validate() throws {
+            guard !folders.isEmpty || volumeList != nil else { throw ValidationError("give shard folders or --volume-list") }
+        }
 
         func run() throws {
             try LifecycleOptions.run {
@@ -70,7 +78,8 @@ extension ShardCommand {
                     qidRange: policy.qidRange.range, allowDevices: policy.allowDevices, allowTags: policy.allowTags,
                     policyFolders: policy.policyDirectories)
                 let report = try ShardLifecycle.attach(
-                    folders, main: main, merged: merged, options: options, dryRun: dryRun, settings: lifecycle.settings)
+                    folders, main: main, merged: merged, options: options, volumeList: volumeList, dryRun: dryRun,
+                    settings: lifecycle.settings)
                 try LifecycleOptions.conclude(report, dryRun: dryRun)
             }
         }

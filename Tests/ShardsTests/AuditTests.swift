@@ -39,6 +39,10 @@ import Testing
         #expect(Set(report.findings.map(\.value)) == ["/run/shards/s1/pool"])
         let named = ShardAudit.audit(main: main, mainPath: "m", shards: shards, scanned: [("log", Array("start work\n".utf8))])
         #expect(named.findings.map(\.value) == ["work"])
+        // A policy file left behind names the shard by its tag only.
+        let policy = Array("qubes.Filecopy * @tag:shard-s1 @anyvm deny\n".utf8)
+        let left = ShardAudit.audit(main: main, mainPath: "m", shards: shards, scanned: [("20-lq-shards.policy", policy)])
+        #expect(left.findings.map(\.value) == ["shard-s1"])
     }
 }
 

@@ -36,6 +36,12 @@ final class TestQubesd: QubesdControl, @unchecked Sendable {
         }
     }
 
+    /// At boot: the store to serve at the next start, without starting.
+    func prepare(store: String?) throws { lock.withLock { self.store = store } }
+
+    /// The store the next start serves, as the last start or prepare set it (nil: the main store).
+    var prepared: String? { lock.withLock { store } }
+
     /// The store the running server serves (nil: none runs).
     var serving: String? { lock.withLock { server == nil ? nil : store ?? main } }
 }
@@ -62,10 +68,10 @@ struct Dom0 {
     var s0: String { path("d/s0") }
     var s1: String { path("d/s1") }
 
-    func settings(failing step: LifecycleStep? = nil) -> LifecycleSettings {
+    func settings(failing step: LifecycleStep? = nil, boot: Bool = false) -> LifecycleSettings {
         LifecycleSettings(
             paths: LifecyclePaths(runtimeFolder: path("run/lq"), policyFolder: path("run/qubes/policy.d"), socket: path("sock/qubesd.sock")),
-            qubesd: qubesd, timeout: 10,
+            qubesd: qubesd, timeout: 10, boot: boot,
             beforeStep: { if $0 == step { throw ShardIssue("injected failure") } })
     }
 

@@ -1,14 +1,16 @@
 import Foundation
 import Testing
+import TestSupport
+
+/// A copy of the default-2x2 shard example in a fresh temporary folder named `prefix-<uuid>`.
+func shardExample(_ prefix: String = "lq-shard") throws -> URL {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
+    try FileManager.default.copyItem(at: LQ.repository.appendingPathComponent("Tests/ShardsTests/Fixtures/default-2x2"), to: folder)
+    return folder
+}
 
 @Suite struct ShardCommandTests {
-    /// A copy of the default-2x2 shard example in a fresh temporary folder.
-    func example() throws -> URL {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-shard-\(UUID().uuidString)")
-        try FileManager.default.copyItem(
-            at: LQ.repository.appendingPathComponent("Tests/ShardsTests/Fixtures/default-2x2"), to: folder)
-        return folder
-    }
+    func example() throws -> URL { try shardExample() }
 
     @Test func mergeThenSplitGivesBackEveryFileAndAuditIsClean() throws {
         let folder = try example()
@@ -53,8 +55,7 @@ import Testing
 
 @Suite struct ShardLifecycleCommandTests {
     @Test func attachDryRunPrintsTheStepsAndDetachWithNothingAttachedIsRefused() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-attach-\(UUID().uuidString)")
-        try FileManager.default.copyItem(at: LQ.repository.appendingPathComponent("Tests/ShardsTests/Fixtures/default-2x2"), to: folder)
+        let folder = try shardExample("lq-attach")
         defer { try? FileManager.default.removeItem(at: folder) }
         let path = { (name: String) in folder.appendingPathComponent(name).path }
         let places = ["--runtime-dir", path("run/lq"), "--runtime-policy-dir", path("run/policy.d"), "--socket", path("qubesd.sock"),
@@ -68,5 +69,54 @@ import Testing
         let missing = try LQ.run(arguments: ["shard", "attach", path("none"), "--main", path("main.xml")] + places)
         #expect(missing.status == 1 && missing.stderr.contains(path("none")))
         #expect(try LQ.run(arguments: ["shard", "detach", "s0", "--all"] + places).status == 2)
+    }
+}
+
+@Suite struct CreateSnapshotCommandTests {
+    /// Through a link named create-snapshot lq is the helper, and takes the programs from PATH.
+    @Test func aLinkNamedCreateSnapshotRunsTheHelperWithThePathsPrograms() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("lq-cs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("bin"), withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let link = folder.appendingPathComponent("create-snapshot")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: LQ.binary)
+        let losetup = folder.appendingPathComponent("bin/losetup")
+        try Data("#!/bin/sh\necho \"$*\" > \(folder.path)/called\nexit 1\n".utf8).write(to: losetup)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: losetup.path)
+        for image in ["a.img", "a-cow.img"] { FileManager.default.createFile(atPath: folder.path + "/" + image, contents: Data(count: 512)) }
+        let environment = ["PATH": folder.path + "/bin"]
+        let usage = try ProgramResult.run(link, ["origin-a", folder.path + "/a.img"], environment: environment)
+        #expect(usage.status == 1 && usage.stderr.contains("expected 3 or 4"), "\(usage.stderr)")
+        let failed = try ProgramResult.run(link, ["origin-a", folder.path + "/a.img", folder.path + "/a-cow.img"], environment: environment)
+        #expect(failed.status == 1 && failed.stderr.contains("failed to find an unused loop device"), "\(failed.stderr)")
+        let called = try String(contentsOfFile: folder.path + "/called", encoding: .utf8)
+        #expect(called == "--find --nooverlap --show -- \(folder.path)/a.img\n")
+    }
+}
+
+@Suite struct ShardPortableCommandTests {
+    /// A shard exported by the built lq from one machine and imported on another (the mini store):
+    /// the JSON report names what attaching it there recovers; the other machine's store is only read.
+    @Test func exportThenImportReportsRecoveriesAsJSON() throws {
+        let folder = try shardExample("lq-portable")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = { (name: String) in folder.appendingPathComponent(name).path }
+        let shard = try String(contentsOfFile: path("s0/domains.xml"), encoding: .utf8)
+        try Data(shard.replacingOccurrences(of: "/run/shards/s0/pool", with: path("pool")).utf8).write(to: URL(fileURLWithPath: path("s0/domains.xml")))
+        try FileManager.default.createDirectory(atPath: path("pool/appvms/untrusted"), withIntermediateDirectories: true)
+        try Data("private".utf8).write(to: URL(fileURLWithPath: path("pool/appvms/untrusted/private.img")))
+        try FileManager.default.copyItem(atPath: LQ.repository.appendingPathComponent("Tests/ShardsTests/Fixtures/stores/mini.xml").path, toPath: path("other.xml"))
+        let other = try Data(contentsOf: URL(fileURLWithPath: path("other.xml")))
+        let export = try LQ.run("shard", "export", "s0", "--from", path("s0"), "-o", path("out"), "--runtime-dir", path("run"))
+        #expect(export.status == 0 && export.stdout == "exported s0 to \(path("out")): 1 volume files\n", "\(export.stderr)")
+        let imported = try LQ.run("shard", "import", path("out"), "--pool-dir", path("imported"), "--main", path("other.xml"),
+                                  "--policy-dir", path("none"), "--json")
+        #expect(imported.status == 0, "\(imported.stderr)")
+        #expect(imported.stdout.contains("\"recoveries\"") && imported.stdout.contains("whonix-workstation-17"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path("imported/pools/s0-pool/appvms/untrusted/private.img"))) == Data("private".utf8))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path("other.xml"))) == other)
+        let again = try LQ.run("shard", "import", path("out"), "--pool-dir", path("imported"), "--main", path("other.xml"))
+        #expect(again.status == 1 && again.stderr.contains(path("imported")))
+        #expect(try LQ.run("shard", "import", path("out")).status == 2)
     }
 }
