@@ -67,7 +67,7 @@ public struct NetworkConnection: Sendable, Hashable {
     }
 
     /// Whether a keyfile sets any secret key.
-    static func hasSecret(_ content: String) -> Bool {
+    public static func hasSecret(_ content: String) -> Bool {
         content.split(whereSeparator: \.isNewline).contains { line in
             guard let equals = line.firstIndex(of: "="), !line.hasPrefix("#") else { return false }
             return secretKeys.contains(line[..<equals].trimmingCharacters(in: .whitespaces))
