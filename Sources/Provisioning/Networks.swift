@@ -77,3 +77,8 @@ public struct NetworkConnection: Sendable, Hashable {
     /// The pin the boot guard checks the keys qube's copy against: sha256 and sha512 lines.
     var pin: String { String(decoding: ChecksumPin(of: Array(content.utf8)).fileBytes, as: UTF8.self) }
 }
+
+extension NetworkConnection {
+    /// The connection `name` with keyfile `content`, secret when the content sets a secret key.
+    public init(name: String, content: String) { self.init(name: name, content: content, hasSecret: Self.hasSecret(content)) }
+}
