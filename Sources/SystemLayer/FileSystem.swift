@@ -76,6 +76,14 @@ public struct FileAttributes: Sendable, Hashable {
     }
 }
 
+extension FileAttributes {
+    /// `permissions`, with the owner and group a new file gets (the process's, or the folder's group
+    /// when it is set-group-ID): `fchown` is given -1 for both, which leaves them as they are.
+    public static func newFile(permissions: UInt32) -> FileAttributes {
+        FileAttributes(permissions: permissions, owner: .max, group: .max)
+    }
+}
+
 /// The real calls: `HostSystem`'s loops on descriptors, O_CLOEXEC everywhere; every error is a
 /// `SystemError` naming the path (for a descriptor, the path it was opened with).
 public struct SystemFileSystem: FileSystem {
