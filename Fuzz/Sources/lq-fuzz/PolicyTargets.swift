@@ -30,8 +30,9 @@ let policyData: (system: SystemInfo, policy: Policy, calls: [Call]) = {
 func checkDecisions(_ policy: Policy, _ system: SystemInfo, _ calls: [Call]) {
     let evaluator = PolicyEvaluator(policy: policy, system: system)
     func exists(_ target: String) -> Bool {
-        let name = target.hasPrefix("@dispvm:") ? String(target.dropFirst("@dispvm:".count)) : target
-        return system.index(named: name) != nil || name == "dom0"
+        // A system may even name a qube `@dispvm:x` (system-info is not checked for qube names).
+        if system.index(named: target) != nil || target == "dom0" { return true }
+        return target.hasPrefix("@dispvm:") && system.index(named: String(target.dropFirst("@dispvm:".count))) != nil
     }
     for call in calls {
         let decision = evaluator.evaluate(call)

@@ -5,8 +5,9 @@ import Shards
 let storeTargets = [
     FuzzTarget(
         name: "qubes-xml",
-        property: "load (untrusted limits) → save → load → save is stable, but for devices without backend, "
-            + "which the check names; a refusal is a StoreError", run: qubesXML),
+        property: "load (untrusted limits) → save → load → save is stable, but where qubesd's is not (a device "
+            + "without backend, a volume of size 0), which the check names, and the save after is; a refusal is a StoreError",
+        run: qubesXML),
     FuzzTarget(
         name: "shard",
         property: "parse → canonical bytes → parse gives the same bytes; merging into a fixed main store "
@@ -48,11 +49,14 @@ func qubesXML(_ bytes: [UInt8]) {
         require(false, "a saved store does not load or save again: \(error)")
         return
     }
-    guard hasDeviceWithoutBackend(first.store) else {
-        require(resaved == saved, "the second save differs from the first")
-        return
+    if hasDeviceWithoutBackend(first.store) {
+        require(report.warnings.contains { $0.message.contains("next load drops") }, "no warning for a device without backend")
     }
-    require(report.warnings.contains { $0.message.contains("next load drops") }, "no warning for a device without backend")
+    guard resaved != saved else { return }
+    // Where qubesd's own save is no fixed point (docs/qubes-xml.md): a device without backend is saved as
+    // `*` and dropped next time; a volume size of 0 is not saved and the next load gives the default.
+    let zeroSize = report.warnings.contains { $0.field.map { $0.hasPrefix("volume ") && $0.hasSuffix(".size") } ?? false }
+    require(hasDeviceWithoutBackend(first.store) || zeroSize, "the second save differs from the first")
     let third = try? XMLWriter.write(try load(resaved, limits: .store).store)
     require(third == resaved, "the third save differs from the second")
 }
