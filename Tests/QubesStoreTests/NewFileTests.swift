@@ -2,6 +2,7 @@ import Glibc
 import QubesStore
 import Synchronization
 import SystemLayer
+import TestSupport
 import Testing
 
 @Suite struct NewFileTests {
@@ -24,7 +25,7 @@ import Testing
 }
 
 /// `SystemFileSystem`, noting what `observe` says at each write.
-final class ObservingFileSystem: FileSystem {
+final class ObservingFileSystem: ForwardingFileSystem {
     let base = SystemFileSystem()
     let observe: @Sendable () -> Bool
     private let state = Mutex([Bool]())
@@ -37,15 +38,4 @@ final class ObservingFileSystem: FileSystem {
         state.withLock { $0.append(value) }
         try base.write(fd, bytes)
     }
-    func open(_ path: String, flags: Int32, mode: UInt32) throws -> Int32 { try base.open(path, flags: flags, mode: mode) }
-    func close(_ fd: Int32) { base.close(fd) }
-    func fstat(_ fd: Int32) throws -> FileStamp { try base.fstat(fd) }
-    func stat(_ path: String) throws -> FileStamp { try base.stat(path) }
-    func read(_ fd: Int32) throws -> [UInt8] { try base.read(fd) }
-    func fsync(_ fd: Int32) throws { try base.fsync(fd) }
-    func rename(_ from: String, _ to: String) throws { try base.rename(from, to) }
-    func unlink(_ path: String) throws { try base.unlink(path) }
-    func lock(_ fd: Int32, exclusive: Bool) throws { try base.lock(fd, exclusive: exclusive) }
-    func attributes(_ fd: Int32) throws -> FileAttributes { try base.attributes(fd) }
-    func setAttributes(_ fd: Int32, _ attributes: FileAttributes) throws { try base.setAttributes(fd, attributes) }
 }

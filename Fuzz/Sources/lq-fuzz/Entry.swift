@@ -47,8 +47,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-/// libFuzzer's driver (libFuzzer's FuzzerInterface.h): runs the fuzzing loop on `callback` with the
-/// command line's options.
+/// libFuzzer's driver: runs the fuzzing loop on `callback` with the command line's options (docs/fuzzing.md).
 @_silgen_name("LLVMFuzzerRunDriver")
 func runDriver(
     _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
