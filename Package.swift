@@ -115,8 +115,8 @@ let package = Package(
             dependencies: ["QubesStore", "QubesAdmin", "AdminServer", "QrexecPolicy", "Shards", "LQCommon"],
             path: "Benchmarks/lq-bench"
         ),
-        // Fixture locating, the qubes.xml fixtures and running the built programs, for every test target.
-        .target(name: "TestSupport", path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
+        // Fixture locating, the qubes.xml fixtures, running the built programs and a file system to wrap, for every test target.
+        .target(name: "TestSupport", dependencies: ["SystemLayer"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLayerTests", dependencies: ["SystemLayer"]),
         .testTarget(name: "TopologyTests", dependencies: ["Topology", "QubesStore"]),
         .testTarget(

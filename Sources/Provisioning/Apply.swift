@@ -108,8 +108,12 @@ public struct Applier {
         let count = plan.operations.count
         for (index, operation) in plan.operations.enumerated() {
             try progress(.starting(index: index, count: count, operation))
-            journal.entries.append(Journal.Entry(operation: operation, prior: try prior(of: operation)))
-            try save(journal)
+            // A run killed (or failed) after journaling an operation plans it again: the entry it wrote keeps
+            // the value from before that run, and the journal ends as an uninterrupted run's (docs/crash-safety.md).
+            if journal.entries.last?.operation != operation {
+                journal.entries.append(Journal.Entry(operation: operation, prior: try prior(of: operation)))
+                try save(journal)
+            }
             try execute(operation)
             try progress(.finished(index: index, count: count, operation))
         }
@@ -151,11 +155,15 @@ public struct Applier {
     private func execute(_ operation: Operation) throws {
         switch operation {
         case .cloneTemplate(let source, let name, let label):
-            try backend.create(Store.NewQube(vmClass: .templateVM, name: name, label: label))
-            for feature in try backend.features(of: source) {
-                try backend.setFeature(feature, to: try backend.feature(feature, of: source), of: name)
+            // One unit (offline: one save), so a kill never leaves a clone without its features or volumes,
+            // which a run again would not add (docs/crash-safety.md).
+            try backend.batch {
+                try backend.create(Store.NewQube(vmClass: .templateVM, name: name, label: label))
+                for feature in try backend.features(of: source) {
+                    try backend.setFeature(feature, to: try backend.feature(feature, of: source), of: name)
+                }
+                for volume in ["root", "private"] { try backend.cloneVolume(volume, from: source, to: name) }
             }
-            for volume in ["root", "private"] { try backend.cloneVolume(volume, from: source, to: name) }
         case .createQube(let name, let vmClass, let template, let label):
             try backend.create(Store.NewQube(vmClass: vmClass, name: name, label: label, template: template))
         case .setProperty(let qube, let name, let value):
@@ -166,10 +174,12 @@ public struct Applier {
             let device = DeviceAssignment(
                 backendDomain: "dom0", port: port, identity: identity, mode: .required,
                 options: options.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
-            let assigned = try backend.assignedDevices(of: to, deviceClass: "pci")
-            if !assigned.contains(where: { $0.sameDevice(as: device) }) { try backend.assign(device, deviceClass: "pci", to: to) }
-            if try backend.assignedDevices(of: from, deviceClass: "pci").contains(where: { $0.sameDevice(as: device) }) {
-                try backend.unassign(device, deviceClass: "pci", from: from)
+            try backend.batch {
+                let assigned = try backend.assignedDevices(of: to, deviceClass: "pci")
+                if !assigned.contains(where: { $0.sameDevice(as: device) }) { try backend.assign(device, deviceClass: "pci", to: to) }
+                if try backend.assignedDevices(of: from, deviceClass: "pci").contains(where: { $0.sameDevice(as: device) }) {
+                    try backend.unassign(device, deviceClass: "pci", from: from)
+                }
             }
         case .writeFile(let path, let content, let mode):
             try files.write(path, content, mode)
@@ -251,22 +261,9 @@ public struct Applier {
                 try backend.removeFeature(name, of: qube)
             }
         case (.moveDevice(let from, let to, let port, let identity, _), .devices(let original)):
-            let moved = DeviceAssignment(backendDomain: "dom0", port: port, identity: identity, mode: .required)
-            if try backend.qubes().contains(where: { $0.name == to }),
-                try backend.assignedDevices(of: to, deviceClass: "pci").contains(where: { $0.sameDevice(as: moved) })
-            {
-                try backend.unassign(moved, deviceClass: "pci", from: to)
-            }
-            // Reassign in the recorded order: the device and those still there.
-            let current = try backend.assignedDevices(of: from, deviceClass: "pci")
-            let restored = original.map(\.assignment).filter { device in
-                device.sameDevice(as: moved) || current.contains { $0.sameDevice(as: device) }
-            }
-            for device in current { try backend.unassign(device, deviceClass: "pci", from: from) }
-            for device in restored { try backend.assign(device, deviceClass: "pci", to: from) }
-            for device in current where !restored.contains(where: { $0.sameDevice(as: device) }) {
-                try backend.assign(device, deviceClass: "pci", to: from)
-            }
+            // One unit (offline: one save): killed between unassigning and reassigning, a run again
+            // would no longer know the devices that were there (docs/crash-safety.md).
+            try backend.batch { try undoMove(from: from, to: to, port: port, identity: identity, original: original) }
         case (.writeFile(let path, _, let mode), .file(let content)):
             try files.write(path, content, mode)
         case (.writeFile(let path, _, _), .absent):
@@ -292,6 +289,28 @@ public struct Applier {
             try requireExecutor().undo(command, in: qube)
         default:
             throw ProvisioningError(.invalidJournal, "journal entry does not match its prior value: \(entry.operation.summary)")
+        }
+    }
+}
+
+extension Applier {
+    /// Moves the device back from `to` and gives `from` its recorded assignments in their order: the
+    /// device and those still there.
+    fileprivate func undoMove(from: String, to: String, port: String, identity: String, original: [Journal.Device]) throws {
+        let moved = DeviceAssignment(backendDomain: "dom0", port: port, identity: identity, mode: .required)
+        if try backend.qubes().contains(where: { $0.name == to }),
+            try backend.assignedDevices(of: to, deviceClass: "pci").contains(where: { $0.sameDevice(as: moved) })
+        {
+            try backend.unassign(moved, deviceClass: "pci", from: to)
+        }
+        let current = try backend.assignedDevices(of: from, deviceClass: "pci")
+        let restored = original.map(\.assignment).filter { device in
+            device.sameDevice(as: moved) || current.contains { $0.sameDevice(as: device) }
+        }
+        for device in current { try backend.unassign(device, deviceClass: "pci", from: from) }
+        for device in restored { try backend.assign(device, deviceClass: "pci", to: from) }
+        for device in current where !restored.contains(where: { $0.sameDevice(as: device) }) {
+            try backend.assign(device, deviceClass: "pci", to: from)
         }
     }
 }

@@ -67,7 +67,7 @@ public struct NetworkConnection: Sendable, Hashable {
     }
 
     /// Whether a keyfile sets any secret key.
-    static func hasSecret(_ content: String) -> Bool {
+    public static func hasSecret(_ content: String) -> Bool {
         content.split(whereSeparator: \.isNewline).contains { line in
             guard let equals = line.firstIndex(of: "="), !line.hasPrefix("#") else { return false }
             return secretKeys.contains(line[..<equals].trimmingCharacters(in: .whitespaces))
@@ -76,4 +76,9 @@ public struct NetworkConnection: Sendable, Hashable {
 
     /// The pin the boot guard checks the keys qube's copy against: sha256 and sha512 lines.
     var pin: String { String(decoding: ChecksumPin(of: Array(content.utf8)).fileBytes, as: UTF8.self) }
+}
+
+extension NetworkConnection {
+    /// The connection `name` with keyfile `content`, secret when the content sets a secret key.
+    public init(name: String, content: String) { self.init(name: name, content: content, hasSecret: Self.hasSecret(content)) }
 }

@@ -173,10 +173,12 @@ public struct EventDecoder: Sendable {
             events.append(event)
             buffer.removeFirst(length)
         }
-        if buffer.count > maximumEventSize {
-            throw AdminError.malformedReply(call: "admin.Events", detail: "event larger than \(maximumEventSize) bytes")
-        }
+        if buffer.count > maximumEventSize { throw Self.tooLarge(maximumEventSize) }
         return events
+    }
+
+    private static func tooLarge(_ limit: Int) -> AdminError {
+        AdminError.malformedReply(call: "admin.Events", detail: "event larger than \(limit) bytes")
     }
 
     /// Whether a partial event is pending (at EOF this means truncation).
@@ -199,6 +201,8 @@ public struct EventDecoder: Sendable {
         while index < buffer.count {
             if buffer[index] == 0 {
                 if index == start && fields.count >= 2 && fields.count % 2 == 0 {
+                    // An event over the limit is refused however it arrives, not only while it is partial.
+                    guard index < maximumEventSize else { throw Self.tooLarge(maximumEventSize) }
                     let properties = stride(from: 2, to: fields.count, by: 2).map { AdminEvent.Property(fields[$0], fields[$0 + 1]) }
                     return (AdminEvent(subject: fields[0], name: fields[1], properties: properties), index + 1)
                 }

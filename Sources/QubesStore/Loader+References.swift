@@ -96,7 +96,8 @@ extension Loader {
                 }
                 let identity = identityOption ?? device.attribute("identity") ?? "*"
                 let port = device.attribute("id") ?? "*"
-                let backend = device.attribute("backend-domain")
+                // qubesd looks a backend up only when the attribute is a non-empty name: an empty one means none.
+                let backend = device.attribute("backend-domain").flatMap { $0.isEmpty ? nil : $0 }
                 guard let deviceClass, Self.deviceClasses.contains(deviceClass), backend.map(store.contains) ?? true else {
                     note(
                         .info, "\(domain.name): Cannot find backend domain '\(backend ?? "None")' for device type \(deviceClass ?? "None") '\(port)'",

@@ -57,6 +57,12 @@ public struct StoreFile: Sendable {
     @discardableResult
     public func replace(with bytes: [UInt8], expecting: FileStamp?) throws -> FileStamp {
         try reporting {
+            if expecting == nil, (try? fileSystem.stat(path)) == nil {
+                // A new file is put in place whole by the atomic replace, never created empty to be locked
+                // first, so a writer killed meanwhile leaves no empty file (docs/crash-safety.md). Nobody
+                // holds a lock on a file that is not there; two creators each rename a whole file in place.
+                return try fileSystem.replaceFile(path, with: bytes, attributes: .newFile(permissions: newFileMode))
+            }
             let locked = try openLocked(exclusive: true, create: expecting == nil)
             defer { fileSystem.close(locked.fd) }
             if let expecting, locked.stamp != expecting {

@@ -8,8 +8,9 @@ extension FileSystem {
     /// starting with `.`, which qrexec and the shard search skip), created with `attributes` (mode,
     /// owner and group); it is fsynced and renamed over `path`, then the folder is fsynced. On a failure
     /// before the rename the file at `path` is untouched and the temp file removed. If only the final
-    /// folder fsync fails, the new content is in place but may not survive a crash. The caller holds
-    /// whatever lock guards `path`.
+    /// folder fsync fails, the new content is in place but may not survive a crash. After the rename,
+    /// temp files of `path` left by writers that were killed are removed. The caller holds whatever
+    /// lock guards `path`.
     public func replaceFile(_ path: String, with bytes: [UInt8], attributes: FileAttributes) throws -> FileStamp {
         let (directory, tempPath) = temporaryLocation(for: path)
         var directoryFD: Int32 = -1
@@ -29,11 +30,35 @@ extension FileSystem {
             try rename(tempPath, path)
             renamed = true
             try fsync(directoryFD)
+            removeStaleTemporaries(of: path, in: directory)
             return stamp
         } catch {
             if !renamed && tempFD >= 0 { try? unlink(tempPath) }
             throw error
         }
+    }
+}
+
+extension FileSystem {
+    /// Removes the temp files of `path` that a writer killed between creating and renaming them left
+    /// behind (`.<name>.tmp-<pid>-<counter>` whose process is gone), so an interrupted run that is run
+    /// again leaves none (docs/system-layer.md, "Atomic replace"). Best effort: a failure leaves them.
+    func removeStaleTemporaries(of path: String, in directory: String) {
+        let base = path.lastIndex(of: "/").map { path[path.index(after: $0)...] } ?? path[...]
+        let prefix = "." + base + ".tmp-"
+        guard let folder = opendir(directory) else { return }
+        var stale: [String] = []
+        while let entry = readdir(folder) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { pointer in
+                pointer.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            guard name.hasPrefix(prefix) else { continue }
+            let rest = name.dropFirst(prefix.count).split(separator: "-", omittingEmptySubsequences: false)
+            guard rest.count == 2, let pid = pid_t(rest[0]), UInt64(rest[1]) != nil, pid > 0 else { continue }
+            if Glibc.kill(pid, 0) != 0 && errno == ESRCH { stale.append(name) }
+        }
+        closedir(folder)
+        for name in stale { try? unlink(directory + "/" + name) }
     }
 }
 

@@ -10,7 +10,8 @@ import Glibc
 // to the whole process, so two threads of one process also exclude each other, and closing some other fd
 // of the file does not drop the lock (docs/system-layer.md, "Locks").
 
-// Linux fcntl command for OFD locks; the Glibc module does not export it.
+// Linux fcntl commands for OFD locks; the Glibc module does not export them.
+private let F_OFD_SETLK: Int32 = 37
 private let F_OFD_SETLKW: Int32 = 38
 
 /// The path-level calls of the atomic replace and of locked store files. `SystemFileSystem` is the real
@@ -76,6 +77,14 @@ public struct FileAttributes: Sendable, Hashable {
     }
 }
 
+extension FileAttributes {
+    /// `permissions`, with the owner and group a new file gets (the process's, or the folder's group
+    /// when it is set-group-ID): `fchown` is given -1 for both, which leaves them as they are.
+    public static func newFile(permissions: UInt32) -> FileAttributes {
+        FileAttributes(permissions: permissions, owner: .max, group: .max)
+    }
+}
+
 /// The real calls: `HostSystem`'s loops on descriptors, O_CLOEXEC everywhere; every error is a
 /// `SystemError` naming the path (for a descriptor, the path it was opened with).
 public struct SystemFileSystem: FileSystem {
@@ -122,16 +131,33 @@ public struct SystemFileSystem: FileSystem {
     }
 
     public func lock(_ fd: Int32, exclusive: Bool) throws {
+        var request = Self.lockRequest(exclusive: exclusive)
+        while fcntl(fd, F_OFD_SETLKW, &request) != 0 {
+            let code = errno
+            if code != EINTR { throw SystemError("lock", code, path: pathOf(fd)) }
+        }
+    }
+
+    /// An OFD lock request on the whole file.
+    private static func lockRequest(exclusive: Bool) -> Glibc.flock {
         var request = Glibc.flock()
         request.l_type = Int16(exclusive ? F_WRLCK : F_RDLCK)
         request.l_whence = Int16(SEEK_SET)
         request.l_start = 0
         request.l_len = 0  // the whole file
         request.l_pid = 0  // required for OFD locks
-        while fcntl(fd, F_OFD_SETLKW, &request) != 0 {
+        return request
+    }
+
+    /// `lock` without waiting: false when another open file description holds a conflicting lock.
+    public func tryLock(_ fd: Int32, exclusive: Bool) throws -> Bool {
+        var request = Self.lockRequest(exclusive: exclusive)
+        while fcntl(fd, F_OFD_SETLK, &request) != 0 {
             let code = errno
+            if code == EAGAIN || code == EACCES { return false }
             if code != EINTR { throw SystemError("lock", code, path: pathOf(fd)) }
         }
+        return true
     }
 
     public func attributes(_ fd: Int32) throws -> FileAttributes {

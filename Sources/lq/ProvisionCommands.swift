@@ -137,12 +137,16 @@ struct ApplyCommand: ParsableCommand {
         let manifest = try manifestOptions.file.load()
         try options.run(qube: nil) { backend in
             let planner = try manifestOptions.planner(backend, options, manifest: manifest)
-            let plan = try planner.plan(manifest)
             let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: planner.executor)
-            try applier.apply(plan) { event in
-                if case .starting(let index, let count, let operation) = event, !options.json {
-                    Terminal.write("[\(index + 1)/\(count)] \(operation.summary)\n")
+            // Planned under the journal's lock: another apply or destroy first finishes what it changes.
+            let plan = try applier.exclusively(waiting: JournalWait.say) {
+                let plan = try planner.plan(manifest)
+                try applier.apply(plan) { event in
+                    if case .starting(let index, let count, let operation) = event, !options.json {
+                        Terminal.write("[\(index + 1)/\(count)] \(operation.summary)\n")
+                    }
                 }
+                return plan
             }
             if options.json {
                 Terminal.write(JSONValue.object(["applied": .array(plan.operations.map(\.json))]).canonicalBytes())
@@ -166,9 +170,11 @@ struct DestroyCommand: ParsableCommand {
         try options.run(qube: nil) { backend in
             let applier = Applier(backend: backend, journalPath: manifestOptions.journalPath, executor: try manifestOptions.executor(options, manifest: manifest))
             var undone: [Provisioning.Operation] = []
-            try applier.destroy { operation in
-                undone.append(operation)
-                if !options.json { Terminal.write("undo: \(operation.summary)\n") }
+            try applier.exclusively(waiting: JournalWait.say) {
+                try applier.destroy { operation in
+                    undone.append(operation)
+                    if !options.json { Terminal.write("undo: \(operation.summary)\n") }
+                }
             }
             if options.json { Terminal.write(JSONValue.object(["undone": .array(undone.map(\.json))]).canonicalBytes()) }
         }
@@ -247,5 +253,12 @@ struct GraphCommand: ParsableCommand {
                 Terminal.write(text)
             }
         }
+    }
+}
+
+/// What apply and destroy say while another run holds the journal.
+enum JournalWait {
+    static func say(_ lock: String) {
+        Terminal.error("lq: waiting for another apply or destroy on this journal to finish (lock \(lock))")
     }
 }

@@ -85,6 +85,18 @@ import Testing
         }
     }
 
+    /// The event size limit holds however the bytes arrive: an event over it is refused whole as in pieces.
+    @Test func anEventOverTheLimitIsRefusedWhateverTheChunking() throws {
+        let event = AdminEvent(subject: "work", name: "domain-start", properties: [.init("value", String(repeating: "x", count: 100))])
+        let limit = event.encoded.count - 1
+        var whole = EventDecoder(maximumEventSize: limit)
+        #expect(throws: AdminError.self) { try whole.feed(event.encoded) }
+        var dripped = EventDecoder(maximumEventSize: limit)
+        #expect(throws: AdminError.self) { for byte in event.encoded { _ = try dripped.feed([byte]) } }
+        var fits = EventDecoder(maximumEventSize: limit + 1)
+        #expect(try fits.feed(event.encoded) == [event])
+    }
+
     @Test func deviceArgumentsAndSerializations() {
         let device = DeviceAssignment(
             backendDomain: "dom0", port: "00_14.0", identity: "8086:a0ed::p0c0330", mode: .required, options: [("no-strict-reset", "True")])

@@ -316,7 +316,7 @@ struct PersistenceTests {
     @Test func failedCreationLeavesNoFile() throws {
         try withTempDirectory { directory in
             let path = directory + "/qubes.xml"
-            for step in [FailingFileSystem.Step.attributes, .openTemp, .write, .rename] {
+            for step in [FailingFileSystem.Step.openTemp, .setAttributes, .write, .rename] {
                 let store = StoreFile(path: path, fileSystem: FailingFileSystem(failing: step))
                 #expect(throws: StoreError.self) { try store.replace(with: [1, 2, 3], expecting: nil) }
                 #expect(listDirectory(directory) == [], "failing at \(step)")
@@ -497,3 +497,4 @@ struct PersistenceTests {
         }
     }
 }
+

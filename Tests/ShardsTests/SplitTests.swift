@@ -2,6 +2,7 @@ import Foundation
 import OrderedCollections
 import QubesStore
 import SystemLayer
+import TestSupport
 import Testing
 
 @testable import Shards
@@ -343,7 +344,7 @@ import Testing
 }
 
 /// The system file system, except that the `at`-th rename fails.
-final class FailingRename: FileSystem, @unchecked Sendable {
+final class FailingRename: ForwardingFileSystem, @unchecked Sendable {
     let base = SystemFileSystem()
     let failAt: Int
     private var renames = 0
@@ -355,18 +356,6 @@ final class FailingRename: FileSystem, @unchecked Sendable {
         if renames == failAt { throw StoreError(.osError, "injected failure at rename #\(renames)", file: to) }
         try base.rename(from, to)
     }
-
-    func open(_ path: String, flags: Int32, mode: UInt32) throws -> Int32 { try base.open(path, flags: flags, mode: mode) }
-    func close(_ fd: Int32) { base.close(fd) }
-    func fstat(_ fd: Int32) throws -> FileStamp { try base.fstat(fd) }
-    func stat(_ path: String) throws -> FileStamp { try base.stat(path) }
-    func read(_ fd: Int32) throws -> [UInt8] { try base.read(fd) }
-    func write(_ fd: Int32, _ bytes: [UInt8]) throws { try base.write(fd, bytes) }
-    func fsync(_ fd: Int32) throws { try base.fsync(fd) }
-    func unlink(_ path: String) throws { try base.unlink(path) }
-    func lock(_ fd: Int32, exclusive: Bool) throws { try base.lock(fd, exclusive: exclusive) }
-    func attributes(_ fd: Int32) throws -> FileAttributes { try base.attributes(fd) }
-    func setAttributes(_ fd: Int32, _ attributes: FileAttributes) throws { try base.setAttributes(fd, attributes) }
 }
 
 @Suite struct NestedShardFileTests {

@@ -29,6 +29,22 @@ private func remove(_ folder: String) { try? SystemFileSystem().removeTree(folde
         #expect(try files.entries(of: folder) == [Array("file".utf8)])
     }
 
+    /// A temp file a killed writer left is removed by the next replace of the same file; one of a live
+    /// process (this one), one of another file and one that is no temp name stay.
+    @Test func replaceFileRemovesTheTempFilesOfKilledWriters() throws {
+        let folder = try scratchFolder()
+        defer { remove(folder) }
+        let attributes = FileAttributes(permissions: 0o600, owner: getuid(), group: getgid())
+        let gone = pid_t.max
+        #expect(kill(gone, 0) != 0 && errno == ESRCH)
+        let stale = ".file.tmp-\(gone)-3"
+        let kept = [".file.tmp-\(getpid())-999", ".other.tmp-\(gone)-1", ".file.tmp-\(gone)-x", ".file.tmp-\(gone)"]
+        for name in [stale] + kept { _ = try files.replaceFile(folder + "/" + name, with: [0], attributes: attributes) }
+        _ = try files.replaceFile(folder + "/file", with: [1], attributes: attributes)
+        let names = try files.entries(of: folder).map { String(decoding: $0, as: UTF8.self) }
+        #expect(Set(names) == Set(kept + ["file"]))
+    }
+
     @Test func replaceFileInAMissingFolderNamesTheFolder() throws {
         let folder = try scratchFolder()
         defer { remove(folder) }
