@@ -174,10 +174,7 @@ public enum ShardLifecycle {
     /// At boot or shutdown qubesd must be down: a socket that answers refuses the run.
     static func refuseAtBootWhileQubesdAnswers(_ settings: LifecycleSettings) throws {
         guard settings.boot else { return }
-        let backend = AdminAPIBackend(transport: AdminTransport(socketPath: settings.paths.socket, timeout: 2))
-        if (try? backend.qubes()) != nil {
-            throw ShardIssue("qubesd is running: attach or detach without --boot", file: settings.paths.socket)
-        }
+        try refuseWhileQubesdAnswers(settings, "qubesd is running: attach or detach without --boot")
     }
 
     /// Waits until qubesd answers `admin.vm.List` on its socket.
@@ -277,16 +274,9 @@ private struct Run {
         switch action {
         case .stopQubesd: try settings.qubesd.stop()
         case .split(let record):
-            let (options, errors) = record.options.mergeOptions()
-            report.warnings += errors.map { "policy: \($0)" }
-            let mergedBytes = try StoreFile(path: record.merged).read().bytes
-            let previous = try Store.load(xml: StoreFile(path: record.main).read().bytes).store
-            var result = try ShardSplit.split(
-                mergedBytes: mergedBytes, previousMain: previous, shards: record.shards.map { ShardFolder(root: $0.root).read() },
-                options: options)
-            if let error = result.report.errors.first { throw error }
-            result.report.written = try ShardSplit.write(result, main: StoreFile(path: record.main))
-            report.split = result.report
+            let (split, warnings) = try ShardLifecycle.split(record)
+            report.warnings += warnings
+            report.split = split
         case .merge(let record):
             let (options, errors) = record.options.mergeOptions()
             report.warnings += errors.map { "policy: \($0)" }

@@ -147,17 +147,29 @@ extension ShardCommand {
                 Each file is written atomically; the previous shard file is kept as domains.xml.prev. Main-store \
                 references to shard qubes are reset and reported. Give the main store merge started from (unchanged \
                 while attached), the same --shard folders in the same order, and the options merge was given: split \
-                replays merge to tell a qube merge left out (kept) from one removed while attached (dropped).
+                replays merge to tell a qube merge left out (kept) from one removed while attached (dropped). \
+                With none of --merged, --main and --shard, split what lq shard attach recorded in \
+                <runtime-dir>/shards.json, with its options; refused while qubesd answers on --socket.
                 """)
 
-        @Option(help: "The merged store, as qubesd saved it.") var merged: String
-        @Option(help: "The main store to write.") var main: String
+        @Option(help: "The merged store, as qubesd saved it.") var merged: String?
+        @Option(help: "The main store to write.") var main: String?
         @Option(name: .customLong("shard"), help: "A shard folder; repeat it.") var shards: [String] = []
         @OptionGroup var policy: ShardPolicyOptions
+        @Option(name: .customLong("runtime-dir"), help: "The runtime folder holding shards.json (tmpfs).")
+        var runtimeFolder = "/run/lq"
+        @Option(help: "qubesd's Admin API socket.") var socket = "/var/run/qubesd.sock"
         @Flag(help: "Print the report as JSON.") var json = false
+
+        func validate() throws {
+            if (merged == nil) != (main == nil) || (merged == nil && !shards.isEmpty) {
+                throw ValidationError("Give --merged and --main (and the --shard folders), or none of them to split what is attached.")
+            }
+        }
 
         func run() throws {
             try ShardIO.run {
+                guard let merged, let main else { return try Self.conclude(attachedReport(), json: json) }
                 let mergedBytes = try StoreInput.read(merged)
                 let previous = try StoreInput.load(main).store
                 let options = MergeOptions(qidRange: policy.qidRange.range, sanitize: policy.sanitize())
@@ -169,15 +181,28 @@ extension ShardCommand {
                     throw StoreInput.fail(error.inFile(merged))
                 }
                 result.report.written = try ShardSplit.write(result, main: StoreFile(path: main))
-                if json { return ShardIO.printJSON(result.report.json) }
-                var text = result.report.moved.map { "moved: \($0.qube) -> \($0.field)\n" }.joined()
-                text += ShardIO.lines("reset in main store", result.report.resets)
-                text += ShardIO.lines("kept unchanged", result.report.kept) + ShardIO.lines("removed", result.report.removed)
-                text += ShardIO.lines("shard not read", result.report.errors)
-                text += result.report.written.map { "written: \($0)\n" }.joined()
-                Terminal.write(text)
-                if !result.report.errors.isEmpty { throw ExitCode(1) }
+                try Self.conclude(result.report, json: json)
             }
+        }
+
+        /// Splits what the runtime record says is attached.
+        private func attachedReport() throws -> SplitReport {
+            let settings = LifecycleSettings(paths: LifecyclePaths(runtimeFolder: runtimeFolder, socket: socket))
+            let (report, warnings) = try LifecycleOptions.run { try ShardLifecycle.splitAttached(settings: settings) }
+            for warning in warnings { Terminal.error("warning: \(warning)") }
+            return report
+        }
+
+        /// Prints the report; exit 1 when a shard was not read.
+        private static func conclude(_ report: SplitReport, json: Bool) throws {
+            if json { return ShardIO.printJSON(report.json) }
+            var text = report.moved.map { "moved: \($0.qube) -> \($0.field)\n" }.joined()
+            text += ShardIO.lines("reset in main store", report.resets)
+            text += ShardIO.lines("kept unchanged", report.kept) + ShardIO.lines("removed", report.removed)
+            text += ShardIO.lines("shard not read", report.errors)
+            text += report.written.map { "written: \($0)\n" }.joined()
+            Terminal.write(text)
+            if !report.errors.isEmpty { throw ExitCode(1) }
         }
     }
 

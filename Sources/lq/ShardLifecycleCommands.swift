@@ -38,9 +38,9 @@ struct LifecycleOptions: ParsableArguments {
     }
 
     /// Runs `body`; a `LifecycleError` becomes its message and exit status 1.
-    static func run(_ body: () throws -> Void) throws {
+    static func run<Result>(_ body: () throws -> Result) throws -> Result {
         do {
-            try body()
+            return try body()
         } catch let error as LifecycleError {
             Terminal.error("error: \(error)")
             throw ExitCode(1)

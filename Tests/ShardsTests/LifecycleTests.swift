@@ -140,6 +140,29 @@ struct Dom0 {
         #expect(!FileManager.default.fileExists(atPath: dom0.path("run/lq/qubes.xml")))
     }
 
+    /// `lq shard split` with nothing given: refused while qubesd answers or when nothing is attached;
+    /// with qubesd stopped it writes the changes home as the record says, and the shards stay attached.
+    @Test func splitOfTheAttachedShardsUsesTheRecordAndWaitsForQubesdToStop() throws {
+        let dom0 = try Dom0()
+        defer { dom0.remove() }
+        #expect(throws: LifecycleError.self) { try ShardLifecycle.splitAttached(settings: dom0.settings()) }
+        _ = try ShardLifecycle.attach([dom0.s0, dom0.s1], main: dom0.main, options: dom0.options, settings: dom0.settings())
+        let api = AdminAPIBackend(transport: AdminTransport(socketPath: dom0.path("sock/qubesd.sock"), timeout: 5))
+        try api.setProperty("memory", of: "work", to: "777")
+        let attached = dom0.files()
+        let refusal = #expect(throws: LifecycleError.self) { try ShardLifecycle.splitAttached(settings: dom0.settings()) }
+        #expect(refusal?.description.contains("qubesd is running") == true)
+        #expect(dom0.files() == attached)
+        try dom0.qubesd.stop()
+        let (report, _) = try ShardLifecycle.splitAttached(settings: dom0.settings())
+        #expect(report.errors.isEmpty)
+        #expect(try String(contentsOfFile: dom0.path("d/s1/domains.xml"), encoding: .utf8).contains("<property name=\"memory\">777</property>"))
+        let after = dom0.files()
+        for file in ["d/main.xml", "run/lq/qubes.xml", "run/lq/shards.json", "run/qubes/policy.d/20-lq-shards.policy"] {
+            #expect(after[file] == attached[file], "\(file)")
+        }
+    }
+
     /// Every step of attach (with nothing or one shard attached) and of detach (one of two, or all with a
     /// qube to shut down) fails once: every file is as before and qubesd serves the previous store.
     @Test(arguments: LifecycleStep.allCases)
