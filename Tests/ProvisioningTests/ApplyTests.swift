@@ -96,7 +96,9 @@ struct Scratch {
         #expect(report.errors.isEmpty && report.warnings.isEmpty, "\(report.warnings)")
         let policy = try String(contentsOfFile: scratch.policy + "/45-liteqube.policy", encoding: .utf8)
         #expect(policy.contains("liteqube.SplitFile * core-net core-keys allow"))
-        let services = ["liteqube.Error", "liteqube.Message", "liteqube.SignalStorage", "liteqube.SignalTor", "liteqube.SignalWifi"]
+        let services = [
+            "liteqube.Error", "liteqube.Message", "liteqube.SignalStorage", "liteqube.SignalTime", "liteqube.SignalTor", "liteqube.SignalWifi",
+        ]
         #expect(try scratch.policyFiles() == ["30-user.policy", "45-liteqube.policy"] + services)
         for service in services {
             let path = scratch.rpc + "/" + service
@@ -120,6 +122,15 @@ struct Scratch {
         #expect(try notification(scratch, "liteqube.SignalTor", from: "core-tor", "100")?.last == "Tor connected")
         #expect(try notification(scratch, "liteqube.SignalTor", from: "core-tor", "45") == [])
         #expect(try notification(scratch, "liteqube.SignalTor", from: "core-tor", "1;reboot") == nil)
+        // The clock's corrections: positive means the clock was behind.
+        #expect(try notification(scratch, "liteqube.SignalTime", from: "core-tor", "10800")?.last == "Clock was 3 h behind, corrected")
+        #expect(try notification(scratch, "liteqube.SignalTime", from: "core-tor", "-42")?.last == "Clock was 42 s ahead, corrected")
+        #expect(try notification(scratch, "liteqube.SignalTime", from: "core-tor", "-600")?.last == "Clock was 10 min ahead, corrected")
+        #expect(try notification(scratch, "liteqube.SignalTime", from: "core-tor", "31536000")?.last == "Clock was 365 days behind, corrected")
+        #expect(try notification(scratch, "liteqube.SignalTime", from: "core-tor", "000") == [])
+        #expect(try notification(scratch, "liteqube.SignalTime", from: "core-tor", "-") == nil)
+        #expect(try notification(scratch, "liteqube.SignalTime", from: "core-tor", "1;reboot") == nil)
+        #expect(try notification(scratch, "liteqube.SignalTime", from: "core-tor", "9999999999999") == nil)
         // Idempotence, and the budget now is the planned one (the retired qubes no longer start at boot).
         let plan = try scratch.planner(backend).plan(Self.manifest)
         #expect(plan.operations.isEmpty)

@@ -32,6 +32,20 @@ import Testing
         #expect(!manifest.disposableNetVM)
         #expect(manifest.baseTemplate == "debian-12-minimal")
         #expect(manifest.networks == "saved-networks")
+        #expect(manifest.setTime && manifest.timeTorServers.count == 4 && manifest.timeClearnetServers.first == "https://www.debian.org")
+    }
+
+    @Test func clockSettingsAreRead() throws {
+        let onion = String(repeating: "a2", count: 28) + ".onion"
+        let manifest = try Manifest.parse("""
+            components: [base, network]
+            set_time: false
+            time_tor_servers: [\(onion), "http://\(onion)"]
+            time_clearnet_servers: []
+            """)
+        #expect(!manifest.setTime)
+        #expect(manifest.timeTorServers == [onion, "http://" + onion])
+        #expect(manifest.timeClearnetServers.isEmpty)
     }
 
     @Test(arguments: [
@@ -42,6 +56,12 @@ import Testing
         ("components: [base]\nnames:\n  net: 0bad\n", 3, "not a valid qube name"),
         ("components: [base]\nnames:\n  nosuch: x\n", 3, "unknown names entry"),
         ("components: [base]\ndisposable_netvm: maybe\n", 2, "must be true or false"),
+        ("components: [base, network]\nset_time: sometimes\n", 2, "set_time must be true or false"),
+        ("components: [base, network]\ntime_tor_servers: []\n", 2, "must hold 1 to 15 entries, not 0"),
+        ("components: [base, network]\ntime_tor_servers:\n  - www.debian.org\n", 3, "'www.debian.org' is not a v3 onion address"),
+        ("components: [base, network]\ntime_clearnet_servers:\n  - a.org\n  - x;reboot\n", 4, "'x;reboot' is not a host name"),
+        ("components: [base, network]\ntime_clearnet_servers: [\"\(String(repeating: "a", count: 56)).onion\"]\n", 2, "needs Tor"),
+        ("components: [base, network]\ntime_clearnet_servers: www.debian.org\n", 2, "time_clearnet_servers must be a list"),
     ])
     func badInputNamesTheLine(_ text: String, _ line: Int, _ message: String) {
         do {

@@ -131,10 +131,7 @@ import Testing
             "apt-mark": "echo \"apt-mark $*\" >>\"$LOG\"",
             "apt-get": "echo \"apt-get $*\" >>\"$LOG\"; echo 'Remv less [1]'; echo \"Remv $REMOVES [2]\"",
         ]
-        for (name, body) in stubs {
-            try "#!/bin/sh\n\(body)\n".write(toFile: folder + "/bin/" + name, atomically: true, encoding: .utf8)
-            chmod(folder + "/bin/" + name, 0o755)
-        }
+        try writeStandIns(stubs, in: folder + "/bin")
         let digest = sha256Hex(Array(policy.utf8))
         // A component's package, and a package of a kept priority.
         for removed in ["tor", "libkept"] {

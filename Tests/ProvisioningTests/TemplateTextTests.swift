@@ -72,4 +72,17 @@ import Testing
             #expect(plain.allSatisfy { rendered.contains($0) }, "\(key) is used by no component")
         }
     }
+
+    /// debian-core's `/etc/hosts` names every qube of the installed components (renamed ones by their
+    /// new names) after the usual localhost lines, so sudo and X find each qube's own name.
+    @Test func hostsNameEveryQube() throws {
+        var manifest = try Manifest.parse("components: [base, network]\nnames: {net: my-net}\n")
+        manifest.disposableNetVM = false
+        let hosts = try #require(try Self.texts(manifest).first { $0.path == "/etc/hosts" }).text
+        let lines = hosts.split(separator: "\n").map(String.init)
+        #expect(lines.first == "127.0.0.1\tlocalhost")
+        let named = lines.filter { $0.hasPrefix("127.0.1.1\t") }.map { String($0.dropFirst(10)) }
+        #expect(named.contains("my-net") && !named.contains("core-net") && !named.contains("core-usb"))
+        #expect(Set(["debian-core", "core-dvm", "core-xorg", "core-keys", "core-tor", "core-update", "fw-net", "fw-tor"]).isSubset(of: named))
+    }
 }

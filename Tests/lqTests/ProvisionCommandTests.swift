@@ -42,7 +42,7 @@ import Testing
         #expect((try json(plan.stdout)["notes"] as? [String])?.first?.contains("debian-12-minimal") == true)
         #expect(try LQ.run("apply", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--rpc-dir", rpc).status == 0)
         #expect(try FileManager.default.contentsOfDirectory(atPath: rpc).sorted()
-            == ["liteqube.Error", "liteqube.Message", "liteqube.SignalStorage", "liteqube.SignalTor", "liteqube.SignalWifi"])
+            == ["liteqube.Error", "liteqube.Message", "liteqube.SignalStorage", "liteqube.SignalTime", "liteqube.SignalTor", "liteqube.SignalWifi"])
         let again = try LQ.run("plan", "-f", files.manifest, "--store", files.store, "--policy-dir", files.policy, "--rpc-dir", rpc, "--json")
         #expect((try json(again.stdout)["operations"] as? [Any])?.isEmpty == true)
         #expect(try LQ.run("policy", "lint", files.policy).status == 0)

@@ -102,3 +102,23 @@ enum SettingReader {
         }
     }
 }
+
+extension Setting where Value == [String] {
+    /// A list of texts, `minimum` to `limit` of them, each passed by `problem` (which names what is
+    /// wrong, or returns `nil`); a refusal names the item's line.
+    static func list(
+        _ key: String, default defaultValue: [String], minimum: Int = 0, limit: Int, problem: @escaping @Sendable (String) -> String?
+    ) -> Setting {
+        Setting(key, default: defaultValue) { node, key in
+            let items = try SettingReader.sequence(node, key)
+            guard (minimum...limit).contains(items.count) else {
+                throw Manifest.Error(line: node.mark?.line, message: "\(key) must hold \(minimum) to \(limit) entries, not \(items.count)")
+            }
+            return try items.map { item in
+                let text = try SettingReader.text(item, key)
+                if let problem = problem(text) { throw Manifest.Error(line: item.mark?.line, message: "\(key): '\(text)' \(problem)") }
+                return text
+            }
+        }
+    }
+}

@@ -175,6 +175,11 @@ enum Base {
         overlay.directory(all + "/lost+found", mode: 0o700)
         overlay.directory(all + "/usrlocal", mode: 0o775)
 
+        // Every Liteqube qube resolves its own name (docs/liteqube.md, "Base trees").
+        overlay.values["qube_hosts"] = overlay.manifest.components.flatMap(\.roles).map { "127.0.1.1\t" + overlay.manifest.name($0.role) }
+            .joined(separator: "\n")
+        overlay.file("/etc/hosts")
+
         overlay.qubeTemplate(.core)
         overlay.qubeTemplate(.dvm)
         overlay.qubeTemplate(.keys)

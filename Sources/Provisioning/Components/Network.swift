@@ -41,6 +41,24 @@ extension Manifest {
         get { self[Network.networks] }
         set { self[Network.networks] = newValue }
     }
+
+    /// The Tor qube (the clockvm either way) sets its time from servers (docs/liteqube.md, "The clock").
+    public var setTime: Bool {
+        get { self[Network.setTime] }
+        set { self[Network.setTime] = newValue }
+    }
+
+    /// Onion services the clock is taken from once Tor is connected.
+    public var timeTorServers: [String] {
+        get { self[Network.timeTorServers] }
+        set { self[Network.timeTorServers] = newValue }
+    }
+
+    /// Servers asked directly, around Tor, when the clock is too far off for Tor to connect; empty: never.
+    public var timeClearnetServers: [String] {
+        get { self[Network.timeClearnetServers] }
+        set { self[Network.timeClearnetServers] = newValue }
+    }
 }
 
 /// Network (docs/liteqube.md, "Network qubes"): core-net, the firewalls, core-tor
@@ -49,6 +67,13 @@ enum Network {
     static let firewall = Setting<Manifest.Firewall?>.choice("firewall")
     static let disposableNetVM = Setting<Bool>("disposable_netvm", default: true)
     static let networks = Setting<String?>.text("networks")
+    static let setTime = Setting<Bool>("set_time", default: true)
+    static let timeTorServers = Setting<[String]>.list("time_tor_servers", default: TimeServer.onion, minimum: 1, limit: TimeServer.limit) {
+        TimeServer.problem($0, onion: true)
+    }
+    static let timeClearnetServers = Setting<[String]>.list("time_clearnet_servers", default: TimeServer.clearnet, limit: TimeServer.limit) {
+        TimeServer.problem($0, onion: false)
+    }
 
     /// A firewall's memory: the mirage unikernel needs far less.
     @Sendable static func firewallMemory(_ manifest: Manifest) -> Int { manifest.effectiveFirewall == .mirage ? 32 : 128 }
@@ -143,6 +168,7 @@ enum Network {
         }
 
         let tor = overlay.qubeTemplate(.tor, rcLocal: false)
+        clock(&overlay)
         overlay.directory(tor + "/config/qubes-bind-dirs.d")
         overlay.file(tor + "/config/qubes-bind-dirs.d/50_liteqube.conf")
         overlay.script(tor + "/config/rc.local")
@@ -163,6 +189,21 @@ enum Network {
         overlay.directory(update + "/usrlocal", mode: 0o775)
         overlay.directory(update + "/usrlocal/bin")
         overlay.script(update + "/usrlocal/bin/liteqube-idle-poweroff")
+    }
+
+    /// The clock (docs/liteqube.md, "The clock"): the Tor qube's rc.local (laid out after this) feeds Tor's
+    /// log to `liteqube-clock`.
+    static func clock(_ overlay: inout Overlay) {
+        let manifest = overlay.manifest
+        guard manifest.setTime else {
+            overlay.values["clock"] = "# set_time: false: the clock is left as Xen gives it."
+            return
+        }
+        let program = Overlay.programFolder + "/liteqube-clock"
+        overlay.values["clock"] = "(journalctl -f -n 0 -o cat -u tor@default.service | \(program)) </dev/null >/dev/null 2>&1 &"
+        overlay.values["time_tor_servers"] = manifest.timeTorServers.joined(separator: " ")
+        overlay.values["time_clearnet_servers"] = manifest.timeClearnetServers.joined(separator: " ")
+        overlay.script(program)
     }
 
     /// Saved networks (docs/liteqube.md, "Saved networks"): plain ones in core-net's tree, those with
@@ -226,6 +267,7 @@ enum Network {
         policy.display([.net, .tor, .update])
         policy.allow("liteqube.SignalWifi", from: [.net], to: "@adminvm")
         policy.allow("liteqube.SignalTor", from: [.tor], to: "@adminvm")
+        if manifest.setTime { policy.allow("liteqube.SignalTime", from: [.tor], to: "@adminvm") }
         policy.allow("liteqube.TorSetAP", from: .net, to: .tor)
         policy.allow("liteqube.WifiRequestAP", from: .tor, to: .net)
         policy.rule("qubes.UpdatesProxy", "@type:TemplateVM", "@default", "allow target=\(manifest.name(.update))")
@@ -245,7 +287,10 @@ extension Component {
             RoleSpec(.fwBase, name: "fw-base", presence: .transient, memory: 64),
             RoleSpec(.fwDvm, name: "fw-dvm", presence: .transient, memory: 64),
         ]
-        network.settings = [Network.firewall.erased, Network.disposableNetVM.erased, Network.networks.erased]
+        network.settings = [
+            Network.firewall.erased, Network.disposableNetVM.erased, Network.networks.erased, Network.setTime.erased,
+            Network.timeTorServers.erased, Network.timeClearnetServers.erased,
+        ]
         network.qubes = Network.qubes
         network.packages = { _ in
             [
@@ -256,12 +301,45 @@ extension Component {
         network.trees = Network.trees
         network.keysEntries = Network.keysEntries
         network.policy = Network.policy
-        network.dom0Services = { _ in
+        network.dom0Services = { manifest in
             [
                 Dom0Service(name: "liteqube.SignalWifi", urgency: "normal", milliseconds: 3000, icon: "network-wireless", text: "network/dom0/text/wifi"),
                 Dom0Service(name: "liteqube.SignalTor", urgency: "normal", milliseconds: 3000, icon: "network-vpn", text: "network/dom0/text/tor"),
-            ]
+            ] + (manifest.setTime
+                ? [Dom0Service(name: "liteqube.SignalTime", urgency: "normal", milliseconds: 5000, icon: "preferences-system-time", text: "network/dom0/text/time")]
+                : [])
         }
         network.sudoCommands = { _ in [Overlay.programFolder + "/lq-torsetap set *"] }
+    }
+}
+
+/// The clock's servers (docs/liteqube.md, "The clock"): host names, optionally with `http://` or
+/// `https://` (htpdate does not check certificates, so a clock far off still gets an answer).
+enum TimeServer {
+    /// htpdate takes at most 16 servers.
+    static let limit = 15
+    /// The Qubes, DuckDuckGo and Facebook onion services, and one more the original lists.
+    static let onion = [
+        "qubesosfasa4zl44o4tws22di6kepyzfeqv3tg4e3ztknltfxqrymdad.onion", "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion",
+        "facebookwkhpilnemxj7asaniu7vnjjbiltxjqhye3mhbshg7kx5tfyd.onion", "2s4yqjx5ul6okpp3f2gaunr2syex5jgbfpfvhxxbbjwnrsvbk5v3qbid.onion",
+    ]
+    static let clearnet = ["https://www.debian.org", "https://www.qubes-os.org", "https://www.torproject.org"]
+
+    /// What is wrong with a server for the onion or the clearnet list, or `nil`.
+    static func problem(_ server: String, onion: Bool) -> String? {
+        var host = Substring(server)
+        for scheme in ["http://", "https://"] where host.hasPrefix(scheme) { host = host.dropFirst(scheme.count) }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        let isOnion = labels.count == 2 && labels[1] == "onion"
+        if onion {
+            let base32 = labels[0].allSatisfy { ("a"..."z").contains($0) || ("2"..."7").contains($0) }
+            return isOnion && labels[0].count == 56 && base32 ? nil : "is not a v3 onion address (56 letters a-z and digits 2-7, then .onion)"
+        }
+        if labels.last == "onion" { return "is an onion address, which needs Tor (time_tor_servers)" }
+        let valid = host.count <= 253 && labels.count >= 2 && labels.allSatisfy { label in
+            (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+        }
+        return valid ? nil : "is not a host name (letters, digits and hyphens, in dotted labels)"
     }
 }
