@@ -111,5 +111,5 @@ public struct StreamingSHA256: Sendable {
     public mutating func update(_ bytes: [UInt8]) { hash.update(data: bytes) }
 
     /// The digest in lowercase hex.
-    public func hex() -> String { hash.finalize().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+    public func hex() -> String { ChecksumPin.hexString(Array(hash.finalize())) }
 }
