@@ -3,7 +3,7 @@ import Glibc
 /// A JSON value: the canonical dump (docs/qubes-xml.md, "Canonical JSON dump"), the policy
 /// answers, the apply journal. Integers of any size as decimal text, object keys sorted by
 /// code point when written.
-public indirect enum JSONValue: Sendable, Hashable {
+public enum JSONValue: Sendable, Hashable {
     /// One member of an object. Keys are kept as given (no canonical
     /// equivalence), so distinct names that Swift would call equal stay apart.
     public struct Member: Sendable, Hashable {

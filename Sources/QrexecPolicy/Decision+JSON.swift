@@ -98,7 +98,7 @@ extension Decision {
             tail()
             key("targets")
             output.append(UInt8(ascii: "["))
-            JSONValue.appendQuoted(targets, separator: ", ", to: &output)
+            targets.appendJSON(to: &output)
             output.append(UInt8(ascii: "]"))
             key("user"); string(user)
         case .deny(let reason, let notify):

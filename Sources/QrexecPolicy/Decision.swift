@@ -72,7 +72,7 @@ public struct Decision: Sendable, Hashable {
         /// Run the call in `target` (`dom0`, a qube, or `@dispvm:TEMPLATE`).
         case allow(target: String, user: String?, notify: Bool, autostart: Bool)
         /// Prompt the user with `targets` (sorted by code point), `defaultTarget` preselected.
-        case ask(targets: [String], defaultTarget: String?, user: String?, notify: Bool, autostart: Bool)
+        case ask(targets: AskChoices, defaultTarget: String?, user: String?, notify: Bool, autostart: Bool)
         /// Refuse the call.
         case deny(reason: String, notify: Bool)
         /// The reference evaluator fails on this call (docs/qrexec-policy.md, "Deny and error"); the call

@@ -9,7 +9,7 @@ extension PolicyEvaluator {
             return allow(rule, call: call, redirect: redirect, requested: requested, spelling: spelling, source: source,
                          user: user, notify: notify, autostart: autostart)
         case .ask(let redirect, let defaultTarget, let user, let notify, let autostart):
-            var choices: [String]
+            var choices: AskChoices
             if let redirect {
                 choices = [Self.isDom0(redirect) ? "dom0" : redirect.description]
             } else {
@@ -19,15 +19,11 @@ extension PolicyEvaluator {
                 }
             }
             if !autostart {
-                var kept: [String] = []
-                for choice in choices {
-                    switch runsWithoutStart(choice) {
-                    case .success(true): kept.append(choice)
-                    case .success(false): break
-                    case .failure(let error): return Decision(outcome: .error(reason: error.reason))
-                    }
+                do throws(CollectionError) {
+                    choices = try choices.filter { (choice) throws(CollectionError) in try runsWithoutStart(choice).get() }
+                } catch {
+                    return Decision(outcome: .error(reason: error.reason))
                 }
-                choices = kept
             }
             guard !choices.isEmpty else {
                 return Decision(outcome: .deny(

@@ -13,7 +13,7 @@ extension PolicyEvaluator {
     /// expansion holds it; this walks forward and stops expanding once every
     /// possible choice is decided. A source the system does not have fails
     /// the call, as the reference's lookup of its uuid does.
-    func collectChoices(source: Source, candidates: [Int32], argument: Int32) -> Result<[String], CollectionError> {
+    func collectChoices(source: Source, candidates: [Int32], argument: Int32) -> Result<AskChoices, CollectionError> {
         guard source.index >= 0 else { return .failure(CollectionError(reason: "'\(source.name)'")) }
         var state = ChoiceState(slots)
         for position in candidates {
@@ -56,7 +56,7 @@ extension PolicyEvaluator {
             if template >= 0 { state.include(rank: slots.dispVM(template)) }
         }
         state.exclude(rank: slots.qube(source.index))
-        return .success(state.shownNames(slots))
+        return .success(state.shown(slots))
     }
 }
 
@@ -66,7 +66,7 @@ extension PolicyEvaluator {
 /// are bit words (docs/qrexec-policy.md, "Ask choices").
 struct ChoiceSlots: Sendable {
     /// The text of every slot (a qube's name, `@dispvm:NAME`), in rank order.
-    let names: [String]
+    let table: NameTable
     /// The rank of every slot.
     let rankOf: [Int32]
     /// What `@anyvm` offers (every qube but dom0, and `@dispvm:` of the disposable templates),
@@ -79,7 +79,7 @@ struct ChoiceSlots: Sendable {
         let count = qubes.count
         let texts = qubes.map { Array($0.name.utf8) } + qubes.map { Array(("@dispvm:" + $0.name).utf8) }
         let order = (0..<2 * count).sorted { texts[$0].lexicographicallyPrecedes(texts[$1]) }
-        names = order.map { $0 < count ? qubes[$0].name : "@dispvm:" + qubes[$0 - count].name }
+        table = NameTable(order.map { $0 < count ? qubes[$0].name : "@dispvm:" + qubes[$0 - count].name })
         var rankOf = [Int32](repeating: 0, count: 2 * count)
         for (rank, slot) in order.enumerated() { rankOf[Int(slot)] = Int32(rank) }
         self.rankOf = rankOf
@@ -112,7 +112,7 @@ struct ChoiceSlots: Sendable {
 
     func qube(_ index: Int32) -> Int { Int(rankOf[Int(index)]) }
 
-    func dispVM(_ index: Int32) -> Int { Int(rankOf[names.count / 2 + Int(index)]) }
+    func dispVM(_ index: Int32) -> Int { Int(rankOf[rankOf.count / 2 + Int(index)]) }
 }
 
 /// Which slots the rules walked so far decided, and which of those they included.
@@ -160,19 +160,19 @@ struct ChoiceState {
 
     mutating func exclude(rank: Int) { included[rank >> 6] &= ~(1 << UInt64(rank & 63)) }
 
-    /// The names of the included slots a prompt may show, in rank order.
-    func shownNames(_ slots: ChoiceSlots) -> [String] {
+    /// The included slots a prompt may show, in rank order.
+    func shown(_ slots: ChoiceSlots) -> AskChoices {
         var count = 0
         for word in included.indices { count += (included[word] & slots.shown[word]).nonzeroBitCount }
-        var names: [String] = []
-        names.reserveCapacity(count)
+        var ranks: [Int32] = []
+        ranks.reserveCapacity(count)
         for word in included.indices {
             var bits = included[word] & slots.shown[word]
             while bits != 0 {
-                names.append(slots.names[word << 6 | bits.trailingZeroBitCount])
+                ranks.append(Int32(word << 6 | bits.trailingZeroBitCount))
                 bits &= bits - 1
             }
         }
-        return names
+        return AskChoices(table: slots.table, ranks: ranks)
     }
 }

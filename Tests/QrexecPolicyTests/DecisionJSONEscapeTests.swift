@@ -17,7 +17,7 @@ import Testing
     }
 
     @Test func askTargetsAreEscapedInTheCompactForm() throws {
-        let text = Self.line(Decision(outcome: .ask(targets: Self.awkward, defaultTarget: "quo\"te", user: nil, notify: false, autostart: true)))
+        let text = Self.line(Decision(outcome: .ask(targets: AskChoices(Self.awkward), defaultTarget: "quo\"te", user: nil, notify: false, autostart: true)))
         #expect(
             text.contains(
                 #""targets": ["plain", "quo\"te", "back\\slash", "new\nline", "tab\u0009unit\u001f", "del\u007f", "wérk ✓", "", "x/y"]"#))

@@ -26,7 +26,7 @@ enum ReferenceAnswer {
             #expect(decision.relay?.service == service, sourceLocation: sourceLocation)
             if service != nil { #expect(decision.relay?.qube == qube, sourceLocation: sourceLocation) }
         case .ask(let targets, let defaultTarget, let user, let notify, let autostart):
-            #expect(targets == expected["targets"]?.strings, sourceLocation: sourceLocation)
+            #expect(Array(targets) == expected["targets"]?.strings, sourceLocation: sourceLocation)
             #expect(defaultTarget == expected["default_target"]?.text, sourceLocation: sourceLocation)
             #expect(user == expected["user"]?.text, sourceLocation: sourceLocation)
             #expect(notify == expected["notify"]?.bool, sourceLocation: sourceLocation)
