@@ -44,7 +44,7 @@ public enum XMLWriter {
         let names = Schema.sortedForSave(properties.keys, of: vmClass)
         output.container("properties", level: level, isEmpty: names.isEmpty) { output in
             for name in names {
-                output.textElement("property", attributes: [("name", name)], text: properties[name] ?? "", level: level + 1)
+                output.textElement("property", name: name, text: properties[name] ?? "", level: level + 1)
             }
         }
     }
@@ -67,12 +67,12 @@ public enum XMLWriter {
         writeProperties(properties, vmClass: domain.vmClass, level: 3, into: &output)
         output.container("features", level: 3, isEmpty: domain.features.isEmpty) { output in
             for (name, value) in domain.features {
-                output.textElement("feature", attributes: [("name", name.value)], text: value, level: 4)
+                output.textElement("feature", name: name.value, text: value, level: 4)
             }
         }
         output.container("tags", level: 3, isEmpty: domain.tags.isEmpty) { output in
             let tags = sortedTags ? domain.tags.sorted() : Array(domain.tags)
-            for tag in tags { output.emptyElement("tag", attributes: [("name", tag.value)], level: 4) }
+            for tag in tags { output.emptyElement("tag", name: tag.value, level: 4) }
         }
         for (deviceClass, assignments) in domain.devices {
             try output.container("devices", attributes: [("class", deviceClass)], level: 3, isEmpty: assignments.isEmpty) { output in
@@ -86,7 +86,7 @@ public enum XMLWriter {
                             guard let name = option.name else {
                                 throw unsavable("qube \(domain.name) has a device option without name")
                             }
-                            output.textElement("option", attributes: [("name", name)], text: option.value, level: 5)
+                            output.textElement("option", name: name, text: option.value, level: 5)
                         }
                     }
                 }
@@ -95,7 +95,7 @@ public enum XMLWriter {
         if domain.vmClass.hasVolumes {
             output.container("volume-config", level: 3, isEmpty: domain.volumes.isEmpty) { output in
                 for volume in domain.volumes {
-                    output.emptyElement("volume", attributes: volume.savedAttributes.map { ($0.name, $0.value) }, level: 4)
+                    output.emptyElement("volume", attributes: volume.savedAttributes, level: 4)
                 }
             }
         }
@@ -113,16 +113,26 @@ public struct XMLOutput: Sendable {
     public init() {}
 
     public mutating func indent(_ level: Int) {
-        for _ in 0..<(level * 2) { bytes.append(0x20) }
+        let count = level * 2
+        guard count <= Self.spaces.utf8CodeUnitCount else {
+            for _ in 0..<count { bytes.append(0x20) }
+            return
+        }
+        put(UnsafeBufferPointer(start: Self.spaces.utf8Start, count: count))
     }
+
+    /// The indentation of the deepest levels qubes.xml-style files have, in one run.
+    private static let spaces: StaticString = "                        "
 
     public mutating func append(_ text: StaticString) {
         put(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     private mutating func copy(_ text: String) {
-        var text = text
-        text.withUTF8 { put($0) }
+        if text.utf8.withContiguousStorageIfAvailable({ put($0) }) == nil {
+            var text = text
+            text.withUTF8 { put($0) }
+        }
     }
 
     /// Appends a run of bytes.
@@ -132,13 +142,25 @@ public struct XMLOutput: Sendable {
     public mutating func startTag(_ name: StaticString, _ attributes: [(String, String)]) {
         bytes.append(UInt8(ascii: "<"))
         append(name)
-        for (key, value) in attributes {
-            bytes.append(0x20)
-            copy(key)
-            append("=\"")
-            escape(value, inAttribute: true)
-            bytes.append(UInt8(ascii: "\""))
-        }
+        for (key, value) in attributes { attribute(key, value) }
+    }
+
+    /// ` key="value"`, the value escaped.
+    private mutating func attribute(_ key: String, _ value: String) {
+        bytes.append(0x20)
+        copy(key)
+        append("=\"")
+        escape(value, inAttribute: true)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// `<name name="value"`: the start tag of the elements named by their `name=` attribute.
+    private mutating func startTag(_ name: StaticString, name value: String) {
+        bytes.append(UInt8(ascii: "<"))
+        append(name)
+        append(" name=\"")
+        escape(value, inAttribute: true)
+        bytes.append(UInt8(ascii: "\""))
     }
 
     public mutating func open(_ name: StaticString, attributes: [(String, String)] = [], level: Int) {
@@ -160,9 +182,36 @@ public struct XMLOutput: Sendable {
         append("/>\n")
     }
 
+    /// `<name a="…" b="…"/>` from parsed attributes, in their order.
+    public mutating func emptyElement(_ name: StaticString, attributes: [XMLNode.Attribute], level: Int) {
+        indent(level)
+        bytes.append(UInt8(ascii: "<"))
+        append(name)
+        for attribute in attributes { self.attribute(attribute.name, attribute.value) }
+        append("/>\n")
+    }
+
+    /// `<name name="value"/>`.
+    public mutating func emptyElement(_ name: StaticString, name value: String, level: Int) {
+        indent(level)
+        startTag(name, name: value)
+        append("/>\n")
+    }
+
     public mutating func textElement(_ name: StaticString, attributes: [(String, String)], text: String, level: Int) {
         indent(level)
         startTag(name, attributes)
+        endTextElement(name, text: text)
+    }
+
+    /// `<name name="value">text</name>`.
+    public mutating func textElement(_ name: StaticString, name value: String, text: String, level: Int) {
+        indent(level)
+        startTag(name, name: value)
+        endTextElement(name, text: text)
+    }
+
+    private mutating func endTextElement(_ name: StaticString, text: String) {
         bytes.append(UInt8(ascii: ">"))
         escape(text, inAttribute: false)
         append("</")
@@ -188,27 +237,31 @@ public struct XMLOutput: Sendable {
     private mutating func escape(_ text: String, inAttribute: Bool) {
         // The bit of `escapeClass` that marks the bytes replaced here.
         let escapedFrom: UInt8 = inAttribute ? 1 : 1 << 1
-        var text = text
-        text.withUTF8 { utf8 in
-            Self.escapeClass.withUnsafeBufferPointer { classes in
-                var run = 0
-                for index in utf8.indices where classes[Int(utf8[index])] & escapedFrom != 0 {
-                    let replacement: StaticString
-                    switch utf8[index] {
-                    case UInt8(ascii: "&"): replacement = "&amp;"
-                    case UInt8(ascii: "<"): replacement = "&lt;"
-                    case UInt8(ascii: ">"): replacement = "&gt;"
-                    case 0x0D: replacement = "&#13;"
-                    case UInt8(ascii: "\""): replacement = "&quot;"
-                    case 0x09: replacement = "&#9;"
-                    default: replacement = "&#10;"
-                    }
-                    put(UnsafeBufferPointer(rebasing: utf8[run..<index]))
-                    append(replacement)
-                    run = index + 1
+        if text.utf8.withContiguousStorageIfAvailable({ escape($0, escapedFrom: escapedFrom) }) == nil {
+            var text = text
+            text.withUTF8 { escape($0, escapedFrom: escapedFrom) }
+        }
+    }
+
+    private mutating func escape(_ utf8: UnsafeBufferPointer<UInt8>, escapedFrom: UInt8) {
+        Self.escapeClass.withUnsafeBufferPointer { classes in
+            var run = 0
+            for index in utf8.indices where classes[Int(utf8[index])] & escapedFrom != 0 {
+                let replacement: StaticString
+                switch utf8[index] {
+                case UInt8(ascii: "&"): replacement = "&amp;"
+                case UInt8(ascii: "<"): replacement = "&lt;"
+                case UInt8(ascii: ">"): replacement = "&gt;"
+                case 0x0D: replacement = "&#13;"
+                case UInt8(ascii: "\""): replacement = "&quot;"
+                case 0x09: replacement = "&#9;"
+                default: replacement = "&#10;"
                 }
-                put(UnsafeBufferPointer(rebasing: utf8[run...]))
+                put(UnsafeBufferPointer(rebasing: utf8[run..<index]))
+                append(replacement)
+                run = index + 1
             }
+            put(UnsafeBufferPointer(rebasing: utf8[run...]))
         }
     }
 
