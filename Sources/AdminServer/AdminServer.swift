@@ -20,6 +20,8 @@ public final class AdminSocketServer: @unchecked Sendable {
         case canned([UInt8])
         /// Never: read the request, then hold the connection open.
         case silent
+        /// A reply that never ends: these bytes again and again, `interval` seconds apart, until the client goes.
+        case endless([UInt8], interval: Double)
         /// From the backend, but these qubes are running, as on a live system.
         case live(running: Set<String>)
         /// From the backend, with the qubes `power` holds running; `admin.vm.Shutdown` halts one.
@@ -91,13 +93,24 @@ public final class AdminSocketServer: @unchecked Sendable {
             case .silent:
                 sleep(2)
                 return
+            case .endless(let bytes, let interval):
+                while write(bytes, to: connection) {
+                    if interval > 0 { Thread.sleep(forTimeInterval: interval) }
+                }
+                return
             }
+            _ = write(reply, to: connection)
+        }
+
+        /// Sends all of `bytes`; false once the client has gone.
+        func write(_ bytes: [UInt8], to connection: Int32) -> Bool {
             var offset = 0
-            while offset < reply.count {
-                let written = reply.withUnsafeBytes { send(connection, $0.baseAddress! + offset, reply.count - offset, Int32(MSG_NOSIGNAL)) }
-                if written <= 0 { return }
+            while offset < bytes.count {
+                let written = bytes.withUnsafeBytes { send(connection, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL)) }
+                if written <= 0 { return false }
                 offset += written
             }
+            return true
         }
     }
 }

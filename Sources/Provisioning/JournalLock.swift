@@ -1,4 +1,3 @@
-import Glibc
 import SystemLayer
 
 extension Applier {
@@ -11,21 +10,13 @@ extension Applier {
         let path = journalFile.path + ".lock"
         let fd: Int32
         do {
-            fd = try files.open(path, flags: O_RDWR | O_CREAT, mode: 0o600)
-        } catch {
-            throw ProvisioningError(.ioFailure, "cannot open the journal's lock", path: path, cause: error)
-        }
-        defer { files.close(fd) }
-        do {
-            if try !files.tryLock(fd, exclusive: true) {
-                try waiting(path)
-                try files.lock(fd, exclusive: true)
-            }
+            fd = try files.holdLock(path) { try waiting(path) }
         } catch let error as ProvisioningError {
             throw error
         } catch {
             throw ProvisioningError(.ioFailure, "cannot lock the journal", path: path, cause: error)
         }
+        defer { files.close(fd) }
         return try body()
     }
 }

@@ -89,10 +89,9 @@ public struct PolicyEvaluator: Sendable {
         for (index, rule) in policy.rules.enumerated() {
             let position = Int32(index)
             if let service = rule.service {
-                byService[ExactString(service), default: anyService].append(position)
+                byService[ExactString(service), default: []].append(position)
             } else {
                 anyService.append(position)
-                for key in byService.keys { byService[key]!.append(position) }
             }
             let target = Self.matcher(rule.target, system, tagIDs, typeIDs)
             bound.append(BoundRule(
@@ -140,7 +139,7 @@ public struct PolicyEvaluator: Sendable {
         case .success(let value): source = value
         case .failure(let denial): return denial.decision
         }
-        let candidates = byService[ExactString(call.service)] ?? anyService
+        let candidates = candidates(of: call.service)
         let argument = arguments[ExactString(call.argument)] ?? -2
         for position in candidates {
             let bound = rules[Int(position)]
@@ -160,6 +159,27 @@ public struct PolicyEvaluator: Sendable {
             return decision
         }
         return Decision(outcome: .deny(reason: "no matching rule found", notify: true), requestedTarget: spelling)
+    }
+
+    /// The rules that may match a call of `service`, in policy order: its own and the `*` ones, merged
+    /// per call (copying every `*` rule into each service's list cost services × `*` rules: 10 000 files
+    /// of both took 4 minutes and 1.3 GB).
+    func candidates(of service: String) -> [Int32] {
+        guard let own = byService[ExactString(service)] else { return anyService }
+        guard !anyService.isEmpty else { return own }
+        var merged: [Int32] = []
+        merged.reserveCapacity(own.count + anyService.count)
+        var (i, j) = (0, 0)
+        while i < own.count || j < anyService.count {
+            if j == anyService.count || (i < own.count && own[i] < anyService[j]) {
+                merged.append(own[i])
+                i += 1
+            } else {
+                merged.append(anyService[j])
+                j += 1
+            }
+        }
+        return merged
     }
 
     /// The qube the policy is evaluated for: the source, or the remote qube a relay calls for

@@ -68,14 +68,17 @@ public enum PolicyLint {
             findings.append(LintFinding(severity: .warning, kind: kind, file: rule.origin.file, line: rule.origin.line,
                                         message: message, value: value))
         }
-        for (index, rule) in rules.enumerated() where rule.origin.line != nil {
+        var earlier = EarlierRules()
+        for (index, rule) in rules.enumerated() {
+            defer { earlier.add(rule, at: index) }
+            guard rule.origin.line != nil else { continue }
             if isDispVM(rule.source) {
                 warn(rule, .dispVMSource,
                      "rule can never match, a call never comes from '\(rule.source)' but from a real qube "
                          + "(use @type:DispVM or a tag the disposables carry): '\(rule)'",
                      rule.source.description)
-            } else if let earlier = rules[..<index].first(where: { covers($0, rule) }) {
-                warn(rule, .shadowed, "rule can never match, \(earlier.origin) matches every call it does: '\(rule)'",
+            } else if let first = earlier.firstCovering(rule) {
+                warn(rule, .shadowed, "rule can never match, \(rules[first].origin) matches every call it does: '\(rule)'",
                      rule.description)
             }
             if PolicyFile.isAdminRuleWithoutDom0Target(rule) {
@@ -117,12 +120,43 @@ public enum PolicyLint {
         }
     }
 
-    /// Whether `earlier` matches every call `later` matches.
-    static func covers(_ earlier: Rule, _ later: Rule) -> Bool {
-        guard earlier.service == nil || (later.service.map { earlier.service!.isBytes($0) } ?? false),
-              earlier.argument == nil || (later.argument.map { earlier.argument!.isBytes($0) } ?? false)
-        else { return false }
-        return covers(earlier.source, later.source) && covers(earlier.target, later.target)
+    /// The rules seen so far, so the first one that matches every call a later rule matches is found with
+    /// a few lookups, not a pass over every earlier rule (10 000 files took 16 s): it has the later rule's
+    /// service or `*`, its argument or `*`, and a source and a target that each `covers` the later one's.
+    struct EarlierRules {
+        struct Key: Hashable {
+            var service: [UInt8]?
+            var argument: [UInt8]?
+            var source: Token
+            var target: Token
+        }
+
+        private var first: [Key: Int] = [:]
+
+        mutating func add(_ rule: Rule, at index: Int) {
+            let key = Key(service: rule.service.map { Array($0.utf8) }, argument: rule.argument.map { Array($0.utf8) }, source: rule.source, target: rule.target)
+            if first[key] == nil { first[key] = index }
+        }
+
+        /// The index of the first rule added that matches every call `later` does.
+        func firstCovering(_ later: Rule) -> Int? {
+            let services: [[UInt8]?] = later.service.map { [nil, Array($0.utf8)] } ?? [nil]
+            let arguments: [[UInt8]?] = later.argument.map { [nil, Array($0.utf8)] } ?? [nil]
+            let wide = { (narrow: Token) in [narrow, .any, .anyVM].reduce(into: [Token]()) { if covers($1, narrow), !$0.contains($1) { $0.append($1) } } }
+            var found: Int?
+            for service in services {
+                for argument in arguments {
+                    for source in wide(later.source) {
+                        for target in wide(later.target) {
+                            if let index = first[Key(service: service, argument: argument, source: source, target: target)] {
+                                found = min(found ?? index, index)
+                            }
+                        }
+                    }
+                }
+            }
+            return found
+        }
     }
 
     /// Whether the token `wide` matches everything `narrow` does, in any system.

@@ -75,33 +75,53 @@ struct UnixSocket {
     }
 
     func close() { Glibc.close(descriptor) }
+
+    /// Seconds on the monotonic clock.
+    static func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
 }
 
-/// How to reach qubesd: the socket path and limits.
+/// How to reach qubesd: the socket path and limits (docs/admin-api.md, "Limits").
 public struct AdminTransport: Sendable {
     public var socketPath: String
     /// Seconds to wait for each part of a reply.
     public var timeout: Double
+    /// Seconds the whole reply may take, however it trickles in.
+    public var deadline: Double
     /// Largest reply accepted.
     public var maximumReplySize: Int
 
     public static let defaultSocket = "/var/run/qubesd.sock"
 
-    public init(socketPath: String = defaultSocket, timeout: Double = 300, maximumReplySize: Int = 64 << 20) {
+    public init(socketPath: String = defaultSocket, timeout: Double = 300, deadline: Double = 1800, maximumReplySize: Int = 64 << 20) {
         self.socketPath = socketPath
         self.timeout = timeout
+        self.deadline = deadline
         self.maximumReplySize = maximumReplySize
     }
 
     /// Sends one request on a new connection and reads the reply to EOF.
+    /// - Throws: `AdminError.timeout` when a part takes longer than `timeout` or the whole longer than
+    ///   `deadline`; `.malformedReply` past `maximumReplySize`.
     public func send(_ request: AdminRequest) throws -> AdminReply {
         let bytes = try request.encoded()
         let socket = try UnixSocket(path: socketPath, call: request.call)
         defer { socket.close() }
+        let end = UnixSocket.now() + deadline
         try socket.send(bytes, call: request.call)
         var reply: [UInt8] = []
         while true {
-            let chunk = try socket.receive(timeout: timeout, call: request.call)
+            let left = end - UnixSocket.now()
+            guard left > 0 else { throw AdminError.timeout(call: request.call, seconds: deadline) }
+            let chunk: [UInt8]
+            do {
+                chunk = try socket.receive(timeout: min(timeout, left), call: request.call)
+            } catch AdminError.timeout {
+                throw AdminError.timeout(call: request.call, seconds: left < timeout ? deadline : timeout)
+            }
             if chunk.isEmpty { break }
             reply.append(contentsOf: chunk)
             if reply.count > maximumReplySize {

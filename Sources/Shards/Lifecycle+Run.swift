@@ -44,16 +44,25 @@ public enum ShardLifecycle {
                     let present = ShardBootVolumes.present(patterns, attached: shards + roots.map { AttachedShard(root: $0, name: "") })
                     report.warnings += present.skipped.map { "skipped: \($0)" }
                     roots += present.roots
-                    if roots.isEmpty { return report }
+                    if roots.isEmpty, before == nil { return report }
                 }
+                var new: [AttachedShard] = []
                 for root in roots {
                     let shard = try ShardFolder(root: root).read().shard.get()
-                    if let other = shards.first(where: { $0.root == root || $0.name == shard.name }) {
+                    if shards.contains(AttachedShard(root: root, name: shard.name)) { continue }
+                    if let other = (shards + new).first(where: { $0.root == root || $0.name == shard.name }) {
                         throw ShardIssue("a shard of this name is attached already from \(other.root)", file: root, field: "name", value: shard.name)
                     }
-                    shards.append(AttachedShard(root: root, name: shard.name))
+                    new.append(AttachedShard(root: root, name: shard.name))
                 }
                 if !dryRun { try refuseAtBootWhileQubesdAnswers(settings) }
+                if let before, new.isEmpty {
+                    // Everything asked for is attached: only qubesd's side may be missing (a run stopped after the record).
+                    var run = Run(settings: settings, before: before, after: before, dryRun: dryRun, report: report, resume: true)
+                    try run.execute(into: &report)
+                    return report
+                }
+                shards += new
                 if let before, !dryRun, !settings.boot {
                     try settings.beforeStep(.checkRunning)
                     let running = try runningQubes(of: before.shards.map(\.name), record: before, settings: settings)
@@ -149,6 +158,8 @@ public enum ShardLifecycle {
 
     /// The running qubes (per qubesd) of the shards `names` (per the merged store's `shard-<name>` tags).
     static func runningQubes(of names: [String], record: ShardRecord, settings: LifecycleSettings) throws -> [String] {
+        // No merged store: a detach removed it after the split, and qubesd knows no shard qube.
+        guard try SystemFileSystem().info(of: record.merged) != nil else { return [] }
         let store = try Store.load(xml: StoreFile(path: record.merged).read().bytes).store
         let tags = Set(names.map { ExactString(ShardSanitizer.tag(ofShard: $0)) })
         let members = Set(store.domains.filter { !tags.isDisjoint(with: $0.tags) }.map { ExactString($0.name) })
@@ -219,8 +230,11 @@ private struct Run {
 
     var runtime: RuntimeFiles { RuntimeFiles(paths: settings.paths) }
 
-    init(settings: LifecycleSettings, before: ShardRecord?, after: ShardRecord?, dryRun: Bool, report: LifecycleReport) {
-        (self.settings, self.before, self.after, self.dryRun, self.report) = (settings, before, after, dryRun, report)
+    /// Only the qubesd steps: `after` is attached already.
+    let resume: Bool
+
+    init(settings: LifecycleSettings, before: ShardRecord?, after: ShardRecord?, dryRun: Bool, report: LifecycleReport, resume: Bool = false) {
+        (self.settings, self.before, self.after, self.dryRun, self.report, self.resume) = (settings, before, after, dryRun, report, resume)
     }
 
     /// Every file the run may change: the stores, the shard files, the policy file and the record.
@@ -235,7 +249,7 @@ private struct Run {
     }
 
     mutating func execute(into result: inout LifecycleReport) throws {
-        let actions = LifecycleAction.plan(from: before, to: after, boot: settings.boot)
+        let actions = resume ? LifecycleAction.qubesd(on: after?.merged, boot: settings.boot) : LifecycleAction.plan(from: before, to: after, boot: settings.boot)
         report.steps = actions.map { $0.description(settings.paths) }
         defer { result = report }
         if dryRun { return }
@@ -274,6 +288,11 @@ private struct Run {
         switch action {
         case .stopQubesd: try settings.qubesd.stop()
         case .split(let record):
+            // Detach removes the merged store only after splitting it: not there, a detach stopped after its split.
+            guard try SystemFileSystem().info(of: record.merged) != nil else {
+                report.warnings.append("\(record.merged) is not there: split already (a detach stopped after splitting)")
+                break
+            }
             let (split, warnings) = try ShardLifecycle.split(record)
             report.warnings += warnings
             report.split = split

@@ -156,12 +156,16 @@ enum LifecycleAction {
     static func plan(from before: ShardRecord?, to after: ShardRecord?, boot: Bool) -> [LifecycleAction] {
         var actions: [LifecycleAction] = boot ? [] : [.stopQubesd]
         if let before { actions.append(.split(before)) }
-        if let after {
-            actions += [.merge(after), .installPolicy, .writeRecord(after)]
-        } else {
+        guard let after else {
+            // The record goes last: a detach stopped before it is run again to its end (docs/shards.md).
             if let before { actions.append(.removeMerged(before.merged)) }
-            actions += [.removePolicy, .removeRecord]
+            return actions + [.removePolicy] + qubesd(on: nil, boot: boot) + [.removeRecord]
         }
-        return actions + (boot ? [.pointQubesd(store: after?.merged)] : [.startQubesd(store: after?.merged), .waitQubesd])
+        return actions + [.merge(after), .installPolicy, .writeRecord(after)] + qubesd(on: after.merged, boot: boot)
+    }
+
+    /// The last steps: qubesd started on `store` (nil: its own qubes.xml) and waited for; at `boot` pointed at it.
+    static func qubesd(on store: String?, boot: Bool) -> [LifecycleAction] {
+        boot ? [.pointQubesd(store: store)] : [.startQubesd(store: store), .waitQubesd]
     }
 }

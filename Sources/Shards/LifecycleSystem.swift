@@ -138,9 +138,8 @@ struct RuntimeFiles {
     /// Runs `body` holding the exclusive lock of `<runtime folder>/lock`: one attach or detach at a time.
     func locked<Result>(_ body: () throws -> Result) throws -> Result {
         try system.makeDirectories(paths.runtimeFolder)
-        let fd = try system.open(paths.runtimeFolder + "/lock", flags: O_RDWR | O_CREAT, mode: 0o600)
+        let fd = try system.holdLock(paths.runtimeFolder + "/lock")
         defer { system.close(fd) }
-        try system.lock(fd, exclusive: true)
         return try body()
     }
 }

@@ -160,6 +160,23 @@ public struct SystemFileSystem: FileSystem {
         return true
     }
 
+    /// Holds the exclusive lock of the lock file at `path` (created 0600 when missing, never removed) and
+    /// returns its descriptor; closing that releases the lock. When another holds it, `waiting` runs first,
+    /// then the lock is waited for (docs/system-layer.md, "Locks").
+    public func holdLock(_ path: String, waiting: () throws -> Void = {}) throws -> Int32 {
+        let fd = try open(path, flags: O_RDWR | O_CREAT, mode: 0o600)
+        do {
+            if try !tryLock(fd, exclusive: true) {
+                try waiting()
+                try lock(fd, exclusive: true)
+            }
+            return fd
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
     public func attributes(_ fd: Int32) throws -> FileAttributes {
         let info = try status(fd)
         return FileAttributes(permissions: info.permissions, owner: info.owner, group: info.group)

@@ -30,14 +30,16 @@ extension HostSystem {
     /// Runs `executable` with `arguments` (no `PATH` search; the child's `PATH` is fixed), `input` on its
     /// standard input, its standard output captured up to `outputLimit` bytes, its standard error inherited;
     /// `descriptors` maps a descriptor number of the child to an open descriptor of ours (`posix_spawn_file_actions_adddup2`).
+    /// The child gets no other descriptor: every one above those is closed in it, whether or not it was
+    /// opened with `O_CLOEXEC` (docs/system-layer.md, "Processes").
     public func run(
         _ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int, passing descriptors: [Int32: Descriptor]
     ) throws(SystemError) -> ProcessOutput {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
-        try check("pipe", pipe(&toChild))
-        try check("pipe", pipe(&fromChild))
-        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        // Close-on-exec from the start: a child another thread spawns never holds these pipes open.
+        try check("pipe2", Spawn.pipe2(&toChild, O_CLOEXEC))
+        try check("pipe2", Spawn.pipe2(&fromChild, O_CLOEXEC))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -46,6 +48,9 @@ extension HostSystem {
         for (child, parent) in descriptors.sorted(by: { $0.key < $1.key }) {
             posix_spawn_file_actions_adddup2(&actions, parent, child)
         }
+        let passed = descriptors.keys.max() ?? 2
+        for fd in 3..<max(3, passed) where descriptors[fd] == nil { posix_spawn_file_actions_addclose(&actions, fd) }
+        _ = Spawn.closeFrom(&actions, max(3, passed + 1))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = [strdup("PATH=/usr/local/bin:/usr/bin:/bin"), nil]
         defer { for pointer in argv + envp { free(pointer) } }
@@ -93,5 +98,26 @@ extension HostSystem {
             }
         }
         return result
+    }
+}
+
+/// The glibc calls the Glibc module leaves out (they need `_GNU_SOURCE`), found at run time.
+private enum Spawn {
+    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
+    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+
+    static let pipe2Call: Pipe2 = unsafeBitCast(dlsym(nil, "pipe2")!, to: Pipe2.self)
+    /// glibc 2.34 and later.
+    static let closeFromCall: CloseFrom? = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np").map { unsafeBitCast($0, to: CloseFrom.self) }
+
+    static func pipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32 { pipe2Call(fds, flags) }
+
+    /// Closes every descriptor from `lowest` up in the child; without the glibc call, those up to the
+    /// descriptor limit one by one.
+    static func closeFrom(_ actions: UnsafeMutablePointer<posix_spawn_file_actions_t>, _ lowest: Int32) -> Int32 {
+        if let closeFromCall { return closeFromCall(actions, lowest) }
+        let limit = min(Int32(clamping: sysconf(Int32(_SC_OPEN_MAX))), 65536)
+        for fd in lowest..<max(lowest, limit) { posix_spawn_file_actions_addclose(actions, fd) }
+        return 0
     }
 }

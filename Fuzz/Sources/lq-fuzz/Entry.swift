@@ -10,7 +10,7 @@ struct FuzzTarget: Sendable {
 }
 
 /// Every target, by name (docs/fuzzing.md).
-let targets: [FuzzTarget] = storeTargets + policyTargets + wireTargets + fileTargets + serviceTargets
+let targets: [FuzzTarget] = storeTargets + policyTargets + wireTargets + fileTargets + serviceTargets + guardTargets
 
 /// The target LQ_FUZZ_TARGET names; traps with the list of names otherwise.
 let selected: FuzzTarget = {
