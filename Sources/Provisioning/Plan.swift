@@ -128,12 +128,15 @@ public struct Planner {
     public let package: TemplatePackage?
     /// NetworkManager connections for the network qube.
     public let networks: [NetworkConnection]
+    /// The manifest's `files:` trees, read from dom0.
+    public let files: [QubeFiles]
 
     public init(
         backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
         executor: Executor? = nil, package: TemplatePackage? = nil, networks: [NetworkConnection] = [],
-        rpcDirectory: String? = nil
+        rpcDirectory: String? = nil, files: [QubeFiles] = []
     ) {
+        self.files = files
         self.rpcDirectory = rpcDirectory
         self.backend = backend
         self.policyDirectory = policyDirectory
@@ -149,6 +152,8 @@ public struct Planner {
     public func plan(_ manifest: Manifest) throws -> Plan {
         let qubes = try backend.qubes()
         let names = Set(qubes.map(\.name))
+        var manifest = manifest
+        manifest.networkDevices = try networkDevices(manifest, existing: names)
         let templates = qubes.filter { $0.vmClass == .templateVM }.map(\.name)
         let desired = try DesiredState(manifest, templates: templates, qubes: names, kernels: kernels)
         var operations: [Operation] = []
@@ -237,6 +242,9 @@ public struct Planner {
         }
         for qube in Set(operations.compactMap(\.insideQube)) { try executor?.checkReaches(qube) }
         var notes = desired.notes
+        if manifest.includes(.network), manifest.firmware == nil, manifest.effectiveFirmware.isEmpty {
+            notes.append("no PCI network device of a maker lq knows firmware for is assigned to \(manifest.name(.net)) or the qube it replaces: no firmware is installed (name it in firmware:)")
+        }
         if executor == nil {
             notes.append("steps inside \(manifest.name(.core)) (files, packages) are left out: give --in-qube")
         } else if operations.contains(where: { $0.insideQube != nil }) {
@@ -248,6 +256,13 @@ public struct Planner {
         return Plan(operations: operations, notes: notes, desired: desired, blockers: blockers)
     }
 
+    /// The identities of the PCI devices the network qube holds or takes over (docs/liteqube.md, "Customising").
+    private func networkDevices(_ manifest: Manifest, existing: Set<String>) throws -> [String] {
+        guard manifest.includes(.network) else { return [] }
+        let holders = [manifest.replaced(.net), manifest.name(.net)].compactMap { $0 }.filter(existing.contains)
+        return try holders.flatMap { try backend.assignedDevices(of: $0, deviceClass: "pci").map(\.identity) }
+    }
+
     /// Files, folders, links, packages and commands the template lacks, in the catalog's order.
     private func templateSteps(_ manifest: Manifest, template: String, exists: Bool) throws -> [Operation] {
         guard let executor else { return [] }
@@ -257,7 +272,7 @@ public struct Planner {
             operations += try entrySteps(entries, in: template, exists: exists, executor)
             entries = []
         }
-        for step in try Overlay.templateSteps(manifest, package: package, networks: networks) {
+        for step in try Overlay.templateSteps(manifest, package: package, networks: networks, files: files) {
             switch step {
             case .entry(let entry): entries.append(entry)
             case .packages(let wanted):
