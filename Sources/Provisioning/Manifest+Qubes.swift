@@ -24,6 +24,17 @@ extension Manifest {
         }
     }
 
+    /// A qube's volume that `root_size:` or `private_size:` grows.
+    public enum Volume: String, Sendable, Hashable, CaseIterable {
+        case root, `private`
+
+        /// Its manifest key.
+        public var key: String { rawValue + "_size" }
+    }
+
+    /// The most MiB a volume may be given (16 TiB).
+    static let volumeLimit = 1 << 24
+
     /// Reads the per-qube keys besides `names:` and `memory:` (docs/liteqube.md, "Customising"); `false`
     /// when `key` is none of them.
     mutating func readQubeKey(_ key: String, _ value: Node, roles: Set<String>) throws -> Bool {
@@ -50,6 +61,14 @@ extension Manifest {
                     throw Error(line: source.mark?.line, message: "files.\(role) needs both folder and permissions")
                 }
                 files[Role(rawValue: role)] = FilesSource(folder: folder, permissions: permissions)
+            }
+        case Volume.root.key, Volume.private.key:
+            let volume = Volume(rawValue: String(key.dropLast(5)))!
+            for (role, amount) in try SettingReader.map(value, key, allowed: roles) {
+                guard case .scalar(let scalar) = amount, let mib = Int(scalar.string), (1...Self.volumeLimit).contains(mib) else {
+                    throw Error(line: amount.mark?.line, message: "\(key).\(role) must be a whole number of MiB from 1 to \(Self.volumeLimit)")
+                }
+                volumeSizes[Role(rawValue: role), default: [:]][volume] = mib
             }
         default:
             return false

@@ -28,6 +28,8 @@ public struct Manifest: Sendable, Hashable {
     public var guardSettings: [Role: [GuardSwitch: Bool]] = [:]
     /// Folder trees laid into the roles' qubes (`files:`).
     public var files: [Role: FilesSource] = [:]
+    /// Volume sizes (MiB) by role and volume, grown to by apply (`root_size:`, `private_size:`).
+    public var volumeSizes: [Role: [Volume: Int]] = [:]
     /// The components' settings, by key.
     var values: [String: SettingValue] = [:]
     /// The identities of the PCI devices the network qube holds or takes over, as the planner

@@ -20,6 +20,8 @@ public enum Operation: Sendable, Hashable, Codable {
     case installPackages(qube: String, packages: [String])
     /// Run a component's command in a qube (the template) through the executor; destroy runs its undo.
     case runCommand(qube: String, command: TemplateCommand)
+    /// Grow a qube's volume to `size` bytes (`admin.vm.volume.Resize`).
+    case resizeVolume(qube: String, volume: String, size: Int64)
 
     /// The qube whose inside (files, packages) this changes through the executor.
     public var insideQube: String? {
@@ -50,6 +52,7 @@ public enum Operation: Sendable, Hashable, Codable {
             }
         case .installPackages(let qube, let packages): "install packages in \(qube): \(packages.joined(separator: " "))"
         case .runCommand(let qube, let command): "in \(qube), \(command.summary): \(command.run)"
+        case .resizeVolume(let qube, let volume, let size): "grow \(qube)'s \(volume) volume to \(size >> 20) MiB"
         }
     }
 
@@ -97,6 +100,8 @@ public enum Operation: Sendable, Hashable, Codable {
                 "op": .string("run-command"), "qube": .string(qube), "command": .string(command.run), "check": .string(command.check),
                 "undo": .string(command.undo),
             ]) { $1 }
+        case .resizeVolume(let qube, let volume, let size):
+            members.merge(["op": .string("resize-volume"), "qube": .string(qube), "volume": .string(volume), "size": .string(String(size))]) { $1 }
         }
         return .object(members)
     }
@@ -184,6 +189,7 @@ public struct Planner {
                 }
                 operations.append(.setProperty(qube: qube.name, name: name, value: value))
             }
+            operations += try volumeSteps(manifest, qube, exists: exists)
             if qube.role == .core {
                 operations += try templateSteps(manifest, template: qube.name, exists: exists)
             }
@@ -254,6 +260,36 @@ public struct Planner {
             notes.append("the template package \(TemplatePackage.name) is not installed into \(manifest.name(.core)): give --binaries")
         }
         return Plan(operations: operations, notes: notes, desired: desired, blockers: blockers)
+    }
+
+    /// The volumes of `qube` the manifest grows (docs/liteqube.md, "Customising"): a root volume only
+    /// of a template (the others' comes from it), a private one not of a disposable; a size below the
+    /// current one is refused, as Qubes cannot shrink a volume.
+    private func volumeSteps(_ manifest: Manifest, _ qube: DesiredQube, exists: Bool) throws -> [Operation] {
+        guard let sizes = manifest.volumeSizes[qube.role] else { return [] }
+        var operations: [Operation] = []
+        for volume in Manifest.Volume.allCases {
+            guard let mib = sizes[volume] else { continue }
+            let key = "\(volume.key).\(qube.role)"
+            if volume == .root, qube.vmClass != .templateVM {
+                throw ProvisioningError(.invalidArgument, "\(key): \(qube.name) is a \(qube.vmClass.rawValue), whose root volume is its template's", qube: qube.name)
+            }
+            if volume == .private, qube.vmClass == .dispVM {
+                throw ProvisioningError(.invalidArgument, "\(key): \(qube.name) is a DispVM, whose private volume is its disposable template's", qube: qube.name)
+            }
+            let size = Int64(mib) << 20
+            if exists {
+                let current = try backend.volumeInfo(volume.rawValue, of: qube.name).first { $0.key == "size" }.flatMap { Int64($0.value) } ?? 0
+                if current > size {
+                    throw ProvisioningError(
+                        .invalidArgument, "\(key): the \(volume.rawValue) volume is already \(current >> 20) MiB, and Qubes cannot shrink a volume",
+                        qube: qube.name)
+                }
+                if current == size { continue }
+            }
+            operations.append(.resizeVolume(qube: qube.name, volume: volume.rawValue, size: size))
+        }
+        return operations
     }
 
     /// The identities of the PCI devices the network qube holds or takes over (docs/liteqube.md, "Customising").

@@ -135,4 +135,78 @@ import Testing
         try Applier(backend: backend, journalPath: fresh.journal).destroy()
         #expect(try fresh.canonical() == original)
     }
+
+    static func size(_ volume: String, of qube: String, in scratch: Scratch) throws -> String? {
+        try Store.load(xml: [UInt8](try scratch.bytes(scratch.store))).store[qube]?.volumes.first { $0.name == volume }?.size
+    }
+
+    /// `root_size:` and `private_size:` grow the volumes of the qubes apply creates; destroy removes them whole.
+    @Test func volumeSizesGrowTheCreatedQubesThenDestroyRemovesThem() throws {
+        let scratch = try Scratch()
+        let original = try scratch.canonical()
+        let backend = OfflineBackend(path: scratch.store, random: .seeded(7))
+        let manifest = try Self.manifest("root_size: {core: 20480}\nprivate_size: {core: 4096, keys: 3072}\n")
+        let plan = try scratch.planner(backend).plan(manifest)
+        let resizes = plan.operations.filter { if case .resizeVolume = $0 { true } else { false } }
+        #expect(resizes.map(\.summary) == [
+            "grow debian-core's root volume to 20480 MiB", "grow debian-core's private volume to 4096 MiB", "grow core-keys's private volume to 3072 MiB",
+        ])
+        // Each comes after its qube is made.
+        let clone = try #require(plan.operations.firstIndex { if case .cloneTemplate = $0 { true } else { false } })
+        #expect(try #require(plan.operations.firstIndex(of: resizes[0])) > clone)
+        // Stopped at the second resize, a run again continues to the same store.
+        let second = try #require(plan.operations.firstIndex(of: resizes[1]))
+        #expect(throws: ProvisioningError.self) {
+            try Applier(backend: backend, journalPath: scratch.journal).apply(plan) { event in
+                if case .starting(let index, _, _) = event, index == second { throw ProvisioningError(.ioFailure, "interrupted") }
+            }
+        }
+        try Applier(backend: backend, journalPath: scratch.journal).apply(try scratch.planner(backend).plan(manifest))
+        #expect(try Self.size("root", of: "debian-core", in: scratch) == String(20480 << 20))
+        #expect(try Self.size("private", of: "debian-core", in: scratch) == String(4096 << 20))
+        #expect(try Self.size("private", of: "core-keys", in: scratch) == String(3072 << 20))
+        #expect(try scratch.planner(backend).plan(manifest).operations.isEmpty)
+        try Applier(backend: backend, journalPath: scratch.journal).destroy()
+        #expect(try scratch.canonical() == original)
+    }
+
+    /// A qube that was there keeps its grown volume after destroy (Qubes cannot shrink one); a smaller size,
+    /// a root size for a qube whose root is its template's and a private size for a disposable are refused.
+    @Test func volumeSizesOfQubesThatWereThere() throws {
+        let scratch = try Scratch()
+        try Data(TemplateTests.provisionedStore).write(to: URL(fileURLWithPath: scratch.store))
+        let backend = OfflineBackend(path: scratch.store, random: .seeded(7))
+        let manifest = try Self.manifest("private_size: {keys: 4096}\n")
+        let plan = try scratch.planner(backend).plan(manifest)
+        #expect(plan.operations.filter { $0.insideQube == nil && $0.summary.hasPrefix("grow") } == [.resizeVolume(qube: "core-keys", volume: "private", size: 4096 << 20)])
+        try Applier(backend: backend, journalPath: scratch.journal).apply(plan)
+        try Applier(backend: backend, journalPath: scratch.journal).destroy()
+        #expect(try Self.size("private", of: "core-keys", in: scratch) == String(4096 << 20))
+        for (settings, message) in [
+            ("private_size: {keys: 1024}\n", "private_size.keys: the private volume is already 4096 MiB, and Qubes cannot shrink a volume"),
+            ("root_size: {keys: 20480}\n", "root_size.keys: core-keys is a AppVM, whose root volume is its template's"),
+            ("private_size: {net: 1024}\n", "private_size.net: core-net is a DispVM, whose private volume is its disposable template's"),
+        ] {
+            let error = try #require(throws: ProvisioningError.self) { try scratch.planner(backend).plan(try Self.manifest(settings)) }
+            #expect(error.message == message && error.qube != nil, "\(error)")
+        }
+        // qubesd's answer offline too: a volume does not shrink.
+        #expect(throws: (any Error).self) { try backend.resizeVolume("private", of: "core-keys", to: 1 << 30) }
+    }
+
+    @Test(arguments: [
+        ("root_size: {core: 0}\n", 2, "root_size.core must be a whole number of MiB from 1 to 16777216"),
+        ("private_size:\n  keys: big\n", 3, "private_size.keys must be a whole number of MiB"),
+        ("private_size:\n  nosuch: 5\n", 3, "unknown private_size entry 'nosuch'"),
+    ])
+    func badSizesNameTheLine(_ text: String, _ line: Int, _ message: String) {
+        #expect(throws: Manifest.Error.self) { try Self.manifest(text) }
+        do {
+            _ = try Self.manifest(text)
+        } catch let error as Manifest.Error {
+            #expect(error.location?.line == line && error.message.contains(message), "\(error)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
 }
