@@ -267,6 +267,9 @@ public struct AdminDispatcher {
         case "admin.vm.volume.Set.rw":
             guard let flag = ValueParsers.bool(payload) else { throw protocolError("Payload is not boolean ASCII") }
             try backend.setVolumeReadWrite(argument, of: dest, to: flag)
+        case "admin.vm.volume.Resize":
+            guard let size = Int64(payload.trimmingCharacters(in: .whitespaces)), size >= 0 else { throw protocolError("Invalid volume size") }
+            try backend.resizeVolume(argument, of: dest, to: size)
         case "admin.vm.volume.CloneFrom":
             _ = try backend.volumeInfo(argument, of: dest)
             return dest + ":" + argument

@@ -24,6 +24,8 @@ public struct Journal: Codable, Sendable, Hashable {
         case entry(FoundEntry?)
         /// Packages of the step that were installed before.
         case packages([String])
+        /// A volume's size in bytes.
+        case volumeSize(Int64)
     }
 
     /// One PCI assignment as recorded.
@@ -149,6 +151,8 @@ public struct Applier {
             return .entry(found)
         case .installPackages(let qube, let packages):
             return .packages(Array(try requireExecutor().installed(packages, in: qube)).sorted())
+        case .resizeVolume(let qube, let volume, _):
+            return .volumeSize(try backend.volumeInfo(volume, of: qube).first { $0.key == "size" }.flatMap { Int64($0.value) } ?? 0)
         }
     }
 
@@ -200,6 +204,8 @@ public struct Applier {
             try requireExecutor().install(packages, in: qube)
         case .runCommand(let qube, let command):
             try requireExecutor().run(command, in: qube)
+        case .resizeVolume(let qube, let volume, let size):
+            try backend.resizeVolume(volume, of: qube, to: size)
         }
     }
 
@@ -287,6 +293,10 @@ public struct Applier {
         case (.runCommand(let qube, let command), .absent):
             if created.contains(qube) || !existing.contains(qube) { return }
             try requireExecutor().undo(command, in: qube)
+        case (.resizeVolume, .volumeSize):
+            // A qube apply created goes whole; one that was there keeps the grown volume, as Qubes
+            // cannot shrink one (docs/liteqube.md, "Customising").
+            return
         default:
             throw ProvisioningError(.invalidJournal, "journal entry does not match its prior value: \(entry.operation.summary)")
         }

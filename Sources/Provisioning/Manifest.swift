@@ -22,8 +22,19 @@ public struct Manifest: Sendable, Hashable {
     public var labels: [LabelKind: String] = [:]
     /// Memory (MiB) by role, overriding the profile.
     public var memory: [Role: Int] = [:]
+    /// The qubes the roles' qubes replace, where not the defaults (`sys_names:`).
+    public var sysNames: [Role: String] = [:]
+    /// The boot guard's switches by role, for its `settings.<qube>` (`settings:`).
+    public var guardSettings: [Role: [GuardSwitch: Bool]] = [:]
+    /// Folder trees laid into the roles' qubes (`files:`).
+    public var files: [Role: FilesSource] = [:]
+    /// Volume sizes (MiB) by role and volume, grown to by apply (`root_size:`, `private_size:`).
+    public var volumeSizes: [Role: [Volume: Int]] = [:]
     /// The components' settings, by key.
     var values: [String: SettingValue] = [:]
+    /// The identities of the PCI devices the network qube holds or takes over, as the planner
+    /// found them in the store (the default of `firmware:`).
+    var networkDevices: [String] = []
 
     public init(components: [Component] = [.base, .network, .usb], catalog: Catalog = .liteqube) {
         self.catalog = catalog
@@ -40,6 +51,9 @@ public struct Manifest: Sendable, Hashable {
 
     /// The qube name of a role.
     public func name(_ role: Role) -> String { names[role] ?? catalog.spec(role)?.defaultName ?? role.rawValue }
+
+    /// The qube a role's qube replaces (`sys-net`, …; `nil`: none).
+    public func replaced(_ role: Role) -> String? { sysNames[role] ?? catalog.spec(role)?.replaces }
 
     public func label(_ kind: LabelKind) -> String { labels[kind] ?? (kind == .template ? "black" : "gray") }
 
@@ -87,6 +101,7 @@ public struct Manifest: Sendable, Hashable {
         let roles = Set(catalog.roles.map(\.role.rawValue))
         var manifest = Manifest(components: [], catalog: catalog)
         var sawComponents = false
+        var sysNameLines: [Role: Int?] = [:]
         for (keyNode, value) in mapping {
             let line = keyNode.mark?.line
             guard let key = keyNode.string else { throw Error(line: line, message: "keys must be text") }
@@ -105,6 +120,12 @@ public struct Manifest: Sendable, Hashable {
                 for (role, name) in try SettingReader.map(value, key, allowed: roles) {
                     manifest.names[Role(rawValue: role)] = try SettingReader.qubeName(name, "names.\(role)")
                 }
+            case "sys_names":
+                let replacing = Set(catalog.roles.filter { $0.replaces != nil }.map(\.role.rawValue))
+                for (role, name) in try SettingReader.map(value, key, allowed: replacing) {
+                    manifest.sysNames[Role(rawValue: role)] = try SettingReader.qubeName(name, "sys_names.\(role)")
+                    sysNameLines[Role(rawValue: role)] = name.mark?.line
+                }
             case "labels":
                 for (kind, label) in try SettingReader.map(value, key, allowed: Set(LabelKind.allCases.map(\.rawValue))) {
                     manifest.labels[LabelKind(rawValue: kind)!] = try SettingReader.text(label, "labels.\(kind)")
@@ -117,9 +138,13 @@ public struct Manifest: Sendable, Hashable {
                     manifest.memory[Role(rawValue: role)] = mib
                 }
             default:
+                if try manifest.readQubeKey(key, value, roles: roles) { continue }
                 guard let setting = settings[key] else { throw Error(line: line, message: "unknown setting '\(key)'") }
                 manifest.values[key] = try setting.read(value)
             }
+        }
+        for (role, old) in manifest.sysNames where catalog.roles.contains(where: { manifest.name($0.role) == old }) {
+            throw Error(line: sysNameLines[role] ?? nil, message: "sys_names.\(role): '\(old)' is one of Liteqube's own qubes, which cannot replace itself")
         }
         guard sawComponents else { throw Error(line: root.mark?.line, message: "'components' is required") }
         guard manifest.includes(.base) else {

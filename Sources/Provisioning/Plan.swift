@@ -20,6 +20,8 @@ public enum Operation: Sendable, Hashable, Codable {
     case installPackages(qube: String, packages: [String])
     /// Run a component's command in a qube (the template) through the executor; destroy runs its undo.
     case runCommand(qube: String, command: TemplateCommand)
+    /// Grow a qube's volume to `size` bytes (`admin.vm.volume.Resize`).
+    case resizeVolume(qube: String, volume: String, size: Int64)
 
     /// The qube whose inside (files, packages) this changes through the executor.
     public var insideQube: String? {
@@ -50,6 +52,7 @@ public enum Operation: Sendable, Hashable, Codable {
             }
         case .installPackages(let qube, let packages): "install packages in \(qube): \(packages.joined(separator: " "))"
         case .runCommand(let qube, let command): "in \(qube), \(command.summary): \(command.run)"
+        case .resizeVolume(let qube, let volume, let size): "grow \(qube)'s \(volume) volume to \(size >> 20) MiB"
         }
     }
 
@@ -97,6 +100,8 @@ public enum Operation: Sendable, Hashable, Codable {
                 "op": .string("run-command"), "qube": .string(qube), "command": .string(command.run), "check": .string(command.check),
                 "undo": .string(command.undo),
             ]) { $1 }
+        case .resizeVolume(let qube, let volume, let size):
+            members.merge(["op": .string("resize-volume"), "qube": .string(qube), "volume": .string(volume), "size": .string(String(size))]) { $1 }
         }
         return .object(members)
     }
@@ -128,12 +133,15 @@ public struct Planner {
     public let package: TemplatePackage?
     /// NetworkManager connections for the network qube.
     public let networks: [NetworkConnection]
+    /// The manifest's `files:` trees, read from dom0.
+    public let files: [QubeFiles]
 
     public init(
         backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
         executor: Executor? = nil, package: TemplatePackage? = nil, networks: [NetworkConnection] = [],
-        rpcDirectory: String? = nil
+        rpcDirectory: String? = nil, files: [QubeFiles] = []
     ) {
+        self.files = files
         self.rpcDirectory = rpcDirectory
         self.backend = backend
         self.policyDirectory = policyDirectory
@@ -149,6 +157,8 @@ public struct Planner {
     public func plan(_ manifest: Manifest) throws -> Plan {
         let qubes = try backend.qubes()
         let names = Set(qubes.map(\.name))
+        var manifest = manifest
+        manifest.networkDevices = try networkDevices(manifest, existing: names)
         let templates = qubes.filter { $0.vmClass == .templateVM }.map(\.name)
         let desired = try DesiredState(manifest, templates: templates, qubes: names, kernels: kernels)
         var operations: [Operation] = []
@@ -179,6 +189,7 @@ public struct Planner {
                 }
                 operations.append(.setProperty(qube: qube.name, name: name, value: value))
             }
+            operations += try volumeSteps(manifest, qube, exists: exists)
             if qube.role == .core {
                 operations += try templateSteps(manifest, template: qube.name, exists: exists)
             }
@@ -237,6 +248,9 @@ public struct Planner {
         }
         for qube in Set(operations.compactMap(\.insideQube)) { try executor?.checkReaches(qube) }
         var notes = desired.notes
+        if manifest.includes(.network), manifest.firmware == nil, manifest.effectiveFirmware.isEmpty {
+            notes.append("no PCI network device of a maker lq knows firmware for is assigned to \(manifest.name(.net)) or the qube it replaces: no firmware is installed (name it in firmware:)")
+        }
         if executor == nil {
             notes.append("steps inside \(manifest.name(.core)) (files, packages) are left out: give --in-qube")
         } else if operations.contains(where: { $0.insideQube != nil }) {
@@ -248,6 +262,43 @@ public struct Planner {
         return Plan(operations: operations, notes: notes, desired: desired, blockers: blockers)
     }
 
+    /// The volumes of `qube` the manifest grows (docs/liteqube.md, "Customising"): a root volume only
+    /// of a template (the others' comes from it), a private one not of a disposable; a size below the
+    /// current one is refused, as Qubes cannot shrink a volume.
+    private func volumeSteps(_ manifest: Manifest, _ qube: DesiredQube, exists: Bool) throws -> [Operation] {
+        guard let sizes = manifest.volumeSizes[qube.role] else { return [] }
+        var operations: [Operation] = []
+        for volume in Manifest.Volume.allCases {
+            guard let mib = sizes[volume] else { continue }
+            let key = "\(volume.key).\(qube.role)"
+            if volume == .root, qube.vmClass != .templateVM {
+                throw ProvisioningError(.invalidArgument, "\(key): \(qube.name) is a \(qube.vmClass.rawValue), whose root volume is its template's", qube: qube.name)
+            }
+            if volume == .private, qube.vmClass == .dispVM {
+                throw ProvisioningError(.invalidArgument, "\(key): \(qube.name) is a DispVM, whose private volume is its disposable template's", qube: qube.name)
+            }
+            let size = Int64(mib) << 20
+            if exists {
+                let current = try backend.volumeInfo(volume.rawValue, of: qube.name).first { $0.key == "size" }.flatMap { Int64($0.value) } ?? 0
+                if current > size {
+                    throw ProvisioningError(
+                        .invalidArgument, "\(key): the \(volume.rawValue) volume is already \(current >> 20) MiB, and Qubes cannot shrink a volume",
+                        qube: qube.name)
+                }
+                if current == size { continue }
+            }
+            operations.append(.resizeVolume(qube: qube.name, volume: volume.rawValue, size: size))
+        }
+        return operations
+    }
+
+    /// The identities of the PCI devices the network qube holds or takes over (docs/liteqube.md, "Customising").
+    private func networkDevices(_ manifest: Manifest, existing: Set<String>) throws -> [String] {
+        guard manifest.includes(.network) else { return [] }
+        let holders = [manifest.replaced(.net), manifest.name(.net)].compactMap { $0 }.filter(existing.contains)
+        return try holders.flatMap { try backend.assignedDevices(of: $0, deviceClass: "pci").map(\.identity) }
+    }
+
     /// Files, folders, links, packages and commands the template lacks, in the catalog's order.
     private func templateSteps(_ manifest: Manifest, template: String, exists: Bool) throws -> [Operation] {
         guard let executor else { return [] }
@@ -257,7 +308,7 @@ public struct Planner {
             operations += try entrySteps(entries, in: template, exists: exists, executor)
             entries = []
         }
-        for step in try Overlay.templateSteps(manifest, package: package, networks: networks) {
+        for step in try Overlay.templateSteps(manifest, package: package, networks: networks, files: files) {
             switch step {
             case .entry(let entry): entries.append(entry)
             case .packages(let wanted):

@@ -35,6 +35,8 @@ public struct ProvisioningError: Error, Sendable, Hashable, CustomStringConverti
         case invalidJournal
         /// A network connection file or folder is refused.
         case invalidNetwork
+        /// A `files:` folder or its permissions list is refused.
+        case invalidFiles
         /// A system call failed.
         case ioFailure
     }

@@ -136,6 +136,10 @@ public final class AdminAPIBackend: Backend {
         try call("admin.vm.volume.CloneTo", volume, on: target, payload: token)
     }
 
+    public func resizeVolume(_ volume: String, of qube: String, to size: Int64) throws {
+        try call("admin.vm.volume.Resize", volume, on: qube, payload: String(size))
+    }
+
     // MARK: Devices
 
     public func availableDevices(of backend: String, deviceClass: String) throws

@@ -123,6 +123,8 @@ public protocol Backend: AnyObject {
     func setVolumeReadWrite(_ volume: String, of qube: String, to readWrite: Bool) throws
     /// Copies a volume's data from one qube to another (`CloneFrom` / `CloneTo`).
     func cloneVolume(_ volume: String, from source: String, to target: String) throws
+    /// Grows a volume to `size` bytes (`admin.vm.volume.Resize`; qubesd refuses to shrink one).
+    func resizeVolume(_ volume: String, of qube: String, to size: Int64) throws
 
     /// Devices a backend qube offers (`Available`): port, identity and description pairs.
     func availableDevices(of backend: String, deviceClass: String) throws -> [(port: String, identity: String, properties: [(key: String, value: String)])]

@@ -290,6 +290,22 @@ public final class OfflineBackend: Backend {
         }
     }
 
+    /// The stored size changes; as qubesd's storage pools, a read-only volume or a smaller size is refused.
+    public func resizeVolume(_ volume: String, of qube: String, to size: Int64) throws {
+        try change("admin.vm.volume.Resize+\(volume)") { store in
+            guard let index = try store.existing(qube).volumes.firstIndex(where: { $0.name == volume }) else {
+                throw StoreError(.permissionDenied, "Argument not in '\(qube) volumes'")
+            }
+            let info = try store.existing(qube).volumes[index]
+            guard Volume.isTrue(info.rw) else { throw StoreError(.storagePoolException, "Cannot resize: \(info.vid) is read-only", qube: qube) }
+            let current = info.size.flatMap { Int64($0) } ?? 0
+            guard size >= current else {
+                throw StoreError(.storagePoolException, "For your own safety, shrinking of \(info.vid) is disabled (\(size) < \(current))", qube: qube)
+            }
+            store.update(qube) { $0.volumes[index].size = String(size) }
+        }
+    }
+
     /// Offline there is no volume data to copy: both volumes must exist.
     public func cloneVolume(_ volume: String, from source: String, to target: String) throws {
         try read("admin.vm.volume.CloneFrom+\(volume)") { store in

@@ -72,11 +72,22 @@ struct ManifestOptions: ParsableArguments {
         Set((try? FileManager.default.contentsOfDirectory(atPath: "/var/lib/qubes/vm-kernels")) ?? [])
     }
 
-    /// The manifest's network connections folder, relative to the manifest's own.
+    /// A dom0 path of the manifest, relative to the manifest's folder unless absolute.
+    func besideManifest(_ path: String) -> String {
+        path.hasPrefix("/") ? path : URL(fileURLWithPath: file.path).deletingLastPathComponent().appendingPathComponent(path).path
+    }
+
+    /// The manifest's network connections folder.
     func networks(_ manifest: Manifest) throws -> [NetworkConnection] {
         guard let folder = manifest.networks else { return [] }
-        let base = URL(fileURLWithPath: file.path).deletingLastPathComponent()
-        return try NetworkConnection.read(folder: folder.hasPrefix("/") ? folder : base.appendingPathComponent(folder).path)
+        return try NetworkConnection.read(folder: besideManifest(folder))
+    }
+
+    /// The manifest's `files:` trees, in role order.
+    func files(_ manifest: Manifest) throws -> [QubeFiles] {
+        try manifest.files.sorted { $0.key.rawValue < $1.key.rawValue }.map { role, source in
+            try QubeFiles.read(role: role, folder: besideManifest(source.folder), permissions: besideManifest(source.permissions))
+        }
     }
 
     func planner(_ backend: Backend, _ options: BackendOptions, manifest: Manifest) throws -> Planner {
@@ -84,7 +95,7 @@ struct ManifestOptions: ParsableArguments {
         return Planner(
             backend: backend, policyDirectory: policyDir, readFile: Dom0Files.system.read, kernels: Self.installedKernels,
             executor: executor, package: executor == nil ? nil : try templatePackage(), networks: try networks(manifest),
-            rpcDirectory: rpcDir)
+            rpcDirectory: rpcDir, files: try files(manifest))
     }
 }
 

@@ -24,8 +24,20 @@ import Testing
         names: {core: lite-core, dvm: lite-dvm, xorg: lite-xorg, keys: lite-keys, net: lite-net, tor: lite-tor, update: lite-update, usb: lite-usb, fw-net: lite-fw, fw-tor: lite-fwtor}
         labels: {template: purple, workers: orange}
         memory: {core: 900, dvm: 400, xorg: 300, keys: 150, net: 250, tor: 200, update: 2000, usb: 220, fw-net: 100, fw-tor: 90}
+        packages: [vim-tiny]
+        firmware: [firmware-realtek]
+        idle_time: 600
+        sys_names: {tor: my-whonix}
+        settings: {net: {quarantine: false, debug: true}}
+        files: {net: {folder: custom/net, permissions: custom/net.permissions}}
 
         """
+
+    /// The `files.net` tree of `everySetting`, and its permissions list.
+    static let customFiles = [
+        "custom/net/config/extra.sh": "#!/bin/sh\necho extra\n",
+        "custom/net.permissions": "drwxr-xr-x root root ./config\n-rwxr-x--- user user ./config/extra.sh\n",
+    ]
 
     static let networks = [
         "home.nmconnection": "[connection]\nid=home\ntype=wifi\n\n[wifi]\nssid=home\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk=secret words\n",
@@ -43,6 +55,8 @@ import Testing
             manifest = Self.everySetting
             try scratch.folder("saved")
             for (file, text) in Self.networks { try scratch.write("saved/" + file, text, mode: 0o600) }
+            try scratch.folder("custom/net/config")
+            for (file, text) in Self.customFiles { try scratch.write(file, text) }
         }
         try scratch.write("liteqube.yaml", manifest)
         let common = [

@@ -28,19 +28,25 @@ public struct RoleSpec: Sendable {
     public var presence: Presence
     /// Counted in the service total (fw-net, core-net, core-tor, core-usb: the set Liteqube measured).
     public var inServiceTotal: Bool
+    /// The default Qubes service qube it replaces (`sys-net`, …), unless the manifest's `sys_names:` names another.
+    public var replaces: String?
     /// MiB for a manifest, unless its `memory:` names the role.
     var memory: @Sendable (Manifest) -> Int
 
-    init(_ role: Role, name: String, presence: Presence, inServiceTotal: Bool = false, memory: @escaping @Sendable (Manifest) -> Int) {
+    init(
+        _ role: Role, name: String, presence: Presence, inServiceTotal: Bool = false, replaces: String? = nil,
+        memory: @escaping @Sendable (Manifest) -> Int
+    ) {
         self.role = role
         self.defaultName = name
         self.presence = presence
         self.inServiceTotal = inServiceTotal
+        self.replaces = replaces
         self.memory = memory
     }
 
-    init(_ role: Role, name: String, presence: Presence, inServiceTotal: Bool = false, memory mib: Int) {
-        self.init(role, name: name, presence: presence, inServiceTotal: inServiceTotal) { _ in mib }
+    init(_ role: Role, name: String, presence: Presence, inServiceTotal: Bool = false, replaces: String? = nil, memory mib: Int) {
+        self.init(role, name: name, presence: presence, inServiceTotal: inServiceTotal, replaces: replaces) { _ in mib }
     }
 }
 

@@ -103,12 +103,16 @@ struct DesiredBuilder {
         qubes.append(qube)
     }
 
-    /// Retires the default qube `old` when it exists.
-    mutating func retire(_ old: String, for role: Role, prohibitStart: Bool) {
-        guard existing.contains(old) else { return }
+    /// Retires the qube `role` replaces (docs/liteqube.md, "Global properties and retired qubes") when it exists.
+    mutating func retire(for role: Role, prohibitStart: Bool) {
+        guard let old = manifest.replaced(role) else { return }
+        guard existing.contains(old) else {
+            if manifest.sysNames[role] != nil { notes.append("sys_names.\(role): there is no qube \(old), so \(name(role)) retires none") }
+            return
+        }
         retired.append(RetiredQube(name: old, replacement: name(role), prohibitStart: prohibitStart))
     }
 
-    /// `old` when it exists (the qube whose PCI devices move).
-    func devices(of old: String) -> String? { existing.contains(old) ? old : nil }
+    /// The qube `role` replaces when it exists (the qube whose PCI devices move).
+    func devices(replacedBy role: Role) -> String? { manifest.replaced(role).flatMap { existing.contains($0) ? $0 : nil } }
 }

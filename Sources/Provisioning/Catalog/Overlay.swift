@@ -38,14 +38,18 @@ struct Overlay {
     /// Everything the components put into debian-core, in order: each
     /// component's system files (the dpkg hook first, so it also trims what
     /// the packages enable), then the packages, then each component's commands
-    /// that need them (base's slimming), then each component's trees.
-    static func templateSteps(_ manifest: Manifest, package: TemplatePackage?, networks: [NetworkConnection]) throws -> [TemplateStep] {
+    /// that need them (base's slimming), then each component's trees, then the manifest's `files:`.
+    static func templateSteps(
+        _ manifest: Manifest, package: TemplatePackage?, networks: [NetworkConnection], files: [QubeFiles] = []
+    ) throws -> [TemplateStep] {
         var overlay = Overlay(manifest: manifest, networks: networks, package: package)
         for component in manifest.components {
             overlay.component = component.id
             component.system(&overlay)
         }
-        overlay.steps.append(.packages(manifest.components.flatMap { $0.packages(manifest) }))
+        var packages: [String] = []
+        for package in manifest.components.flatMap({ $0.packages(manifest) }) where !packages.contains(package) { packages.append(package) }
+        overlay.steps.append(.packages(packages))
         for component in manifest.components {
             overlay.component = component.id
             component.settle(&overlay)
@@ -55,6 +59,7 @@ struct Overlay {
             component.trees(&overlay)
         }
         if let missing = overlay.missing { throw missing }
+        try overlay.customFiles(files)
         return overlay.steps
     }
 

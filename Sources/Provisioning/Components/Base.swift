@@ -153,7 +153,7 @@ enum Base {
     static func trees(_ overlay: inout Overlay) {
         let protect = Overlay.protect
         overlay.directory(protect, mode: 0o750)
-        overlay.file("\(protect)/settings.{{core}}")
+        guardSettings(&overlay)
         let all = "\(protect)/template.ALL"
         overlay.directory(all)
         overlay.directory(all + "/config")
@@ -215,7 +215,7 @@ extension Component {
             RoleSpec(.xorg, name: "core-xorg", presence: .onDemand, memory: 512),
             RoleSpec(.keys, name: "core-keys", presence: .onDemand, memory: 160),
         ]
-        base.settings = [Base.baseTemplate.erased, Base.profile.erased, Base.noStrictReset.erased]
+        base.settings = [Base.baseTemplate.erased, Base.profile.erased, Base.noStrictReset.erased, Base.packages.erased]
         base.qubes = { desired in
             let template = try Base.baseTemplate(desired.manifest, installed: desired.templates)
             if let note = template.note { desired.notes.append(note) }
@@ -229,7 +229,9 @@ extension Component {
             desired.add(.xorg, .dispVM) { $0.template = dvm }
             desired.add(.keys, .appVM) { $0.template = core }
         }
-        base.packages = { _ in ["ca-certificates", "fonts-terminus-otb", "netcat-openbsd", "openssh-client", "stterm", "x11-utils"] }
+        base.packages = { manifest in
+            ["ca-certificates", "fonts-terminus-otb", "netcat-openbsd", "openssh-client", "stterm", "x11-utils"] + manifest.packages
+        }
         base.system = Base.system
         base.settle = Base.settle
         base.trees = Base.trees

@@ -87,7 +87,7 @@ enum Network {
                 "the mirage firewall needs its kernel in /var/lib/qubes/vm-kernels/mirage-firewall (install qubes-mirage-firewall in dom0), or set firewall: linux")
         }
         let (core, dvm, net, tor) = (desired.name(.core), desired.name(.dvm), desired.name(.net), desired.name(.tor))
-        let sysNet = desired.devices(of: "sys-net")
+        let sysNet = desired.devices(replacedBy: .net)
         desired.add(.net, manifest.disposableNetVM ? .dispVM : .appVM) {
             $0.template = manifest.disposableNetVM ? dvm : core
             $0.virtMode = .hvm
@@ -134,9 +134,9 @@ enum Network {
             $0.netvm = fwTor
         }
         desired.globals = [("default_netvm", fwNet), ("updatevm", desired.name(.update)), ("clockvm", tor)]
-        desired.retire("sys-net", for: .net, prohibitStart: true)
-        desired.retire("sys-firewall", for: .fwNet, prohibitStart: false)
-        desired.retire("sys-whonix", for: .tor, prohibitStart: false)
+        desired.retire(for: .net, prohibitStart: true)
+        desired.retire(for: .fwNet, prohibitStart: false)
+        desired.retire(for: .tor, prohibitStart: false)
     }
 
     static func trees(_ overlay: inout Overlay) {
@@ -185,6 +185,7 @@ enum Network {
         overlay.directory("/etc/tor")
         overlay.file("/etc/tor/torrc")
 
+        overlay.values["idle_time"] = String(manifest.idleTime)
         let update = overlay.qubeTemplate(.update)
         overlay.directory(update + "/usrlocal", mode: 0o775)
         overlay.directory(update + "/usrlocal/bin")
@@ -279,22 +280,22 @@ extension Component {
     public static let network = Component(id: "network") { network in
         let low = { @Sendable (manifest: Manifest) in manifest.profile == .lowMemory }
         network.roles = [
-            RoleSpec(.net, name: "core-net", presence: .alwaysOn, inServiceTotal: true) { low($0) ? 192 : 240 },
-            RoleSpec(.tor, name: "core-tor", presence: .onDemand, inServiceTotal: true) { low($0) ? 144 : 176 },
+            RoleSpec(.net, name: "core-net", presence: .alwaysOn, inServiceTotal: true, replaces: "sys-net") { low($0) ? 192 : 240 },
+            RoleSpec(.tor, name: "core-tor", presence: .onDemand, inServiceTotal: true, replaces: "sys-whonix") { low($0) ? 144 : 176 },
             RoleSpec(.update, name: "core-update", presence: .transient, memory: 4096),
-            RoleSpec(.fwNet, name: "fw-net", presence: .alwaysOn, inServiceTotal: true, memory: Network.firewallMemory),
+            RoleSpec(.fwNet, name: "fw-net", presence: .alwaysOn, inServiceTotal: true, replaces: "sys-firewall", memory: Network.firewallMemory),
             RoleSpec(.fwTor, name: "fw-tor", presence: .onDemand, memory: Network.firewallMemory),
             RoleSpec(.fwBase, name: "fw-base", presence: .transient, memory: 64),
             RoleSpec(.fwDvm, name: "fw-dvm", presence: .transient, memory: 64),
         ]
         network.settings = [
             Network.firewall.erased, Network.disposableNetVM.erased, Network.networks.erased, Network.setTime.erased,
-            Network.timeTorServers.erased, Network.timeClearnetServers.erased,
+            Network.timeTorServers.erased, Network.timeClearnetServers.erased, Network.firmware.erased, Network.idleTime.erased,
         ]
         network.qubes = Network.qubes
-        network.packages = { _ in
-            [
-                "firmware-iwlwifi", "htpdate", "network-manager", "qubes-core-agent-dom0-updates", "qubes-core-agent-network-manager",
+        network.packages = { manifest in
+            manifest.effectiveFirmware + [
+                "htpdate", "network-manager", "qubes-core-agent-dom0-updates", "qubes-core-agent-network-manager",
                 "qubes-core-agent-networking", "tor",
             ]
         }

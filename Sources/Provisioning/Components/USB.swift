@@ -37,19 +37,19 @@ enum USB {
 extension Component {
     public static let usb = Component(id: "usb") { usb in
         usb.roles = [
-            RoleSpec(.usb, name: "core-usb", presence: .alwaysOn, inServiceTotal: true) { $0.profile == .lowMemory ? 176 : 208 }
+            RoleSpec(.usb, name: "core-usb", presence: .alwaysOn, inServiceTotal: true, replaces: "sys-usb") { $0.profile == .lowMemory ? 176 : 208 }
         ]
         usb.settings = [USB.inputDevices.erased]
         usb.qubes = { desired in
             let dvm = desired.name(.dvm)
-            let sysUSB = desired.devices(of: "sys-usb")
+            let sysUSB = desired.devices(replacedBy: .usb)
             desired.add(.usb, .dispVM) {
                 $0.template = dvm
                 $0.virtMode = .hvm
                 $0.autostart = true
                 $0.devicesFrom = sysUSB
             }
-            desired.retire("sys-usb", for: .usb, prohibitStart: true)
+            desired.retire(for: .usb, prohibitStart: true)
         }
         usb.packages = { manifest in ["qubes-usb-proxy", "usbguard"] + (manifest.usbInputDevices ? ["qubes-input-proxy-sender"] : []) }
         usb.trees = USB.trees
