@@ -128,13 +128,17 @@ public struct Planner {
     public let package: TemplatePackage?
     /// NetworkManager connections for the network qube.
     public let networks: [NetworkConnection]
+    /// The folder standing for dom0's `/` whose update repositories `onion_updates` rewrites (`""`: dom0's
+    /// own); `nil`: left out (said in the plan's notes).
+    public let repositoryRoot: String?
 
     public init(
         backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
         executor: Executor? = nil, package: TemplatePackage? = nil, networks: [NetworkConnection] = [],
-        rpcDirectory: String? = nil
+        rpcDirectory: String? = nil, repositoryRoot: String? = nil
     ) {
         self.rpcDirectory = rpcDirectory
+        self.repositoryRoot = repositoryRoot
         self.backend = backend
         self.policyDirectory = policyDirectory
         self.readFile = readFile
@@ -153,6 +157,8 @@ public struct Planner {
         let desired = try DesiredState(manifest, templates: templates, qubes: names, kernels: kernels)
         var operations: [Operation] = []
         var blockers: [String] = []
+        let keys = manifest.name(.keys)
+        let macKey = try executor.flatMap { try MACSecretKey.current(manifest, keysExists: names.contains(keys), executor: $0) }
         let classes = Dictionary(qubes.map { ($0.name, $0.vmClass) }, uniquingKeysWith: { first, _ in first })
         // Power states as admin.vm.List gave them (dom0 is always running and has no network of its own).
         let running = Dictionary(
@@ -180,7 +186,7 @@ public struct Planner {
                 operations.append(.setProperty(qube: qube.name, name: name, value: value))
             }
             if qube.role == .core {
-                operations += try templateSteps(manifest, template: qube.name, exists: exists)
+                operations += try templateSteps(manifest, template: qube.name, exists: exists, macKey: macKey)
             }
             if let source = qube.devicesFrom, names.contains(source) {
                 let devices = try backend.assignedDevices(of: source, deviceClass: "pci")
@@ -200,8 +206,7 @@ public struct Planner {
             }
         }
         if let executor {
-            let keys = manifest.name(.keys)
-            let entries = manifest.components.flatMap { $0.keysEntries(manifest, networks) }
+            let entries = manifest.components.flatMap { $0.keysEntries(manifest, networks, macKey) }
             operations += try entrySteps(entries, in: keys, exists: names.contains(keys), executor)
         }
         for retired in desired.retired {
@@ -232,6 +237,12 @@ public struct Planner {
         if let rpcDirectory {
             dom0Files += try Dom0Service.all(manifest).map { (rpcDirectory + "/" + $0.name, $0.content, 0o755) }
         }
+        if manifest.includes(.network), manifest.onionUpdates, let repositoryRoot {
+            // dom0's repositories as installed, on the onion mirror (docs/liteqube.md, "Onion updates").
+            for path in OnionMirrors.dom0Files.map({ repositoryRoot + $0 }) {
+                if let current = readFile(path) { dom0Files.append((path, OnionMirrors.dom0Repository(current), 0o644)) }
+            }
+        }
         for file in dom0Files where readFile(file.path) != file.content {
             operations.append(.writeFile(path: file.path, content: file.content, mode: file.mode))
         }
@@ -242,6 +253,9 @@ public struct Planner {
         } else if operations.contains(where: { $0.insideQube != nil }) {
             notes.append("\(manifest.name(.core)) is shut down after its steps, so its root file system keeps them")
         }
+        if manifest.includes(.network), manifest.onionUpdates, repositoryRoot == nil {
+            notes.append("dom0's update repositories are left as they are (onion_updates needs dom0's files)")
+        }
         if executor != nil, package == nil {
             notes.append("the template package \(TemplatePackage.name) is not installed into \(manifest.name(.core)): give --binaries")
         }
@@ -249,7 +263,7 @@ public struct Planner {
     }
 
     /// Files, folders, links, packages and commands the template lacks, in the catalog's order.
-    private func templateSteps(_ manifest: Manifest, template: String, exists: Bool) throws -> [Operation] {
+    private func templateSteps(_ manifest: Manifest, template: String, exists: Bool, macKey: MACSecretKey?) throws -> [Operation] {
         guard let executor else { return [] }
         var operations: [Operation] = []
         var entries: [TemplateEntry] = []
@@ -257,7 +271,7 @@ public struct Planner {
             operations += try entrySteps(entries, in: template, exists: exists, executor)
             entries = []
         }
-        for step in try Overlay.templateSteps(manifest, package: package, networks: networks) {
+        for step in try Overlay.templateSteps(manifest, package: package, networks: networks, macKey: macKey) {
             switch step {
             case .entry(let entry): entries.append(entry)
             case .packages(let wanted):
