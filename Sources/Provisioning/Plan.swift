@@ -135,14 +135,18 @@ public struct Planner {
     public let networks: [NetworkConnection]
     /// The manifest's `files:` trees, read from dom0.
     public let files: [QubeFiles]
+    /// The folder standing for dom0's `/` whose update repositories `onion_updates` rewrites (`""`: dom0's
+    /// own); `nil`: left out (said in the plan's notes).
+    public let repositoryRoot: String?
 
     public init(
         backend: Backend, policyDirectory: String, readFile: @escaping (String) -> String?, kernels: Set<String>?,
         executor: Executor? = nil, package: TemplatePackage? = nil, networks: [NetworkConnection] = [],
-        rpcDirectory: String? = nil, files: [QubeFiles] = []
+        rpcDirectory: String? = nil, files: [QubeFiles] = [], repositoryRoot: String? = nil
     ) {
         self.files = files
         self.rpcDirectory = rpcDirectory
+        self.repositoryRoot = repositoryRoot
         self.backend = backend
         self.policyDirectory = policyDirectory
         self.readFile = readFile
@@ -163,6 +167,8 @@ public struct Planner {
         let desired = try DesiredState(manifest, templates: templates, qubes: names, kernels: kernels)
         var operations: [Operation] = []
         var blockers: [String] = []
+        let keys = manifest.name(.keys)
+        let macKey = try executor.flatMap { try MACSecretKey.current(manifest, keysExists: names.contains(keys), executor: $0) }
         let classes = Dictionary(qubes.map { ($0.name, $0.vmClass) }, uniquingKeysWith: { first, _ in first })
         // Power states as admin.vm.List gave them (dom0 is always running and has no network of its own).
         let running = Dictionary(
@@ -191,7 +197,7 @@ public struct Planner {
             }
             operations += try volumeSteps(manifest, qube, exists: exists)
             if qube.role == .core {
-                operations += try templateSteps(manifest, template: qube.name, exists: exists)
+                operations += try templateSteps(manifest, template: qube.name, exists: exists, macKey: macKey)
             }
             if let source = qube.devicesFrom, names.contains(source) {
                 let devices = try backend.assignedDevices(of: source, deviceClass: "pci")
@@ -211,8 +217,7 @@ public struct Planner {
             }
         }
         if let executor {
-            let keys = manifest.name(.keys)
-            let entries = manifest.components.flatMap { $0.keysEntries(manifest, networks) }
+            let entries = manifest.components.flatMap { $0.keysEntries(manifest, networks, macKey) }
             operations += try entrySteps(entries, in: keys, exists: names.contains(keys), executor)
         }
         for retired in desired.retired {
@@ -243,6 +248,12 @@ public struct Planner {
         if let rpcDirectory {
             dom0Files += try Dom0Service.all(manifest).map { (rpcDirectory + "/" + $0.name, $0.content, 0o755) }
         }
+        if manifest.includes(.network), manifest.onionUpdates, let repositoryRoot {
+            // dom0's repositories as installed, on the onion mirror (docs/liteqube.md, "Onion updates").
+            for path in OnionMirrors.dom0Files.map({ repositoryRoot + $0 }) {
+                if let current = readFile(path) { dom0Files.append((path, OnionMirrors.dom0Repository(current), 0o644)) }
+            }
+        }
         for file in dom0Files where readFile(file.path) != file.content {
             operations.append(.writeFile(path: file.path, content: file.content, mode: file.mode))
         }
@@ -255,6 +266,9 @@ public struct Planner {
             notes.append("steps inside \(manifest.name(.core)) (files, packages) are left out: give --in-qube")
         } else if operations.contains(where: { $0.insideQube != nil }) {
             notes.append("\(manifest.name(.core)) is shut down after its steps, so its root file system keeps them")
+        }
+        if manifest.includes(.network), manifest.onionUpdates, repositoryRoot == nil {
+            notes.append("dom0's update repositories are left as they are (onion_updates needs dom0's files)")
         }
         if executor != nil, package == nil {
             notes.append("the template package \(TemplatePackage.name) is not installed into \(manifest.name(.core)): give --binaries")
@@ -300,7 +314,7 @@ public struct Planner {
     }
 
     /// Files, folders, links, packages and commands the template lacks, in the catalog's order.
-    private func templateSteps(_ manifest: Manifest, template: String, exists: Bool) throws -> [Operation] {
+    private func templateSteps(_ manifest: Manifest, template: String, exists: Bool, macKey: MACSecretKey?) throws -> [Operation] {
         guard let executor else { return [] }
         var operations: [Operation] = []
         var entries: [TemplateEntry] = []
@@ -308,7 +322,7 @@ public struct Planner {
             operations += try entrySteps(entries, in: template, exists: exists, executor)
             entries = []
         }
-        for step in try Overlay.templateSteps(manifest, package: package, networks: networks, files: files) {
+        for step in try Overlay.templateSteps(manifest, package: package, networks: networks, macKey: macKey, files: files) {
             switch step {
             case .entry(let entry): entries.append(entry)
             case .packages(let wanted):

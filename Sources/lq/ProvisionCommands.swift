@@ -95,7 +95,7 @@ struct ManifestOptions: ParsableArguments {
         return Planner(
             backend: backend, policyDirectory: policyDir, readFile: Dom0Files.system.read, kernels: Self.installedKernels,
             executor: executor, package: executor == nil ? nil : try templatePackage(), networks: try networks(manifest),
-            rpcDirectory: rpcDir, files: try files(manifest))
+            rpcDirectory: rpcDir, files: try files(manifest), repositoryRoot: "")
     }
 }
 

@@ -60,15 +60,7 @@ import Testing
         ("sys_names:\n  net: core-usb\n", 3, "'core-usb' is one of Liteqube's own qubes"),
     ])
     func badKeysNameTheLine(_ text: String, _ line: Int, _ message: String) {
-        do {
-            _ = try Self.manifest(text)
-            Issue.record("accepted: \(text)")
-        } catch let error as Manifest.Error {
-            #expect(error.location?.line == line, "\(error)")
-            #expect(error.message.contains(message), "\(error)")
-        } catch {
-            Issue.record("\(error)")
-        }
+        expectRefusal(of: text, line: line, message: message) { try Self.manifest($0) }
     }
 
     /// The firmware follows the makers of the network qube's PCI devices, found in the store.

@@ -64,15 +64,7 @@ import Testing
         ("components: [base, network]\ntime_clearnet_servers: www.debian.org\n", 2, "time_clearnet_servers must be a list"),
     ])
     func badInputNamesTheLine(_ text: String, _ line: Int, _ message: String) {
-        do {
-            _ = try Manifest.parse(text)
-            Issue.record("accepted: \(text)")
-        } catch let error as Manifest.Error {
-            #expect(error.location?.line == line, "\(error)")
-            #expect(error.message.contains(message), "\(error)")
-        } catch {
-            Issue.record("\(error)")
-        }
+        expectRefusal(of: text, line: line, message: message) { try Manifest.parse($0) }
     }
 
     @Test func errorsNameTheManifestFileAndLine() throws {

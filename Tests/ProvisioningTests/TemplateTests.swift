@@ -16,6 +16,8 @@ struct TemplateRoot {
     /// The stand-in package's version and first bytes (those of a Debian package).
     static let packageVersion = "1.0"
     static let packageBytes = "!<arch>\ndebian-binary   stand-in for lq-inqube\n"
+    /// A MAC key as apply writes them.
+    static let macKey = String(repeating: "0123456789abcdef", count: 32)
 
     init(in directory: String) throws {
         path = directory + "/template-root"
@@ -26,6 +28,11 @@ struct TemplateRoot {
         try Self.write(path + "/etc/passwd", "root:x:0:0::/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\ndebian-tor:x:107:113::/var/lib/tor:/bin/false\n")
         try Self.write(path + "/etc/group", "root:x:0:\nuser:x:1000:\ndebian-tor:x:113:\n")
         try Self.write(path + "/etc/fstab", "/dev/mapper/dmroot / ext4 defaults,discard,noatime 1 1\n", mode: 0o640)
+        // The MAC key core-keys holds, where one folder stands for every qube (docs/liteqube.md, "MAC addresses").
+        try FileManager.default.createDirectory(atPath: path + "/home/user/core-net", withIntermediateDirectories: true)
+        try Self.write(path + "/home/user/core-net/secret_key", Self.macKey, mode: 0o600)
+        for folder in ["/home/user", "/home/user/core-net", "/home/user/core-net/secret_key"] { chown(path + folder, 1000, 1000) }
+        chmod(path + "/home/user/core-net", 0o700)
         try FileManager.default.createDirectory(atPath: binaries, withIntermediateDirectories: true)
         try Self.write(binaries + "/" + TemplatePackage.fileName(version: Self.packageVersion), Self.packageBytes)
     }
@@ -345,7 +352,7 @@ extension TemplateTests {
         let applied = try system.root.snapshot()
         try applier.destroy()
         #expect(try system.root.snapshot() == applied)
-        #expect(executor.closed == ["debian-core"])
+        #expect(executor.closed == ["debian-core", "core-keys"], "core-keys got the MAC key")
         #expect(try !system.backend.qubes().contains { $0.name == "debian-core" })
     }
 }

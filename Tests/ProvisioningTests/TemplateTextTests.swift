@@ -22,6 +22,10 @@ import Testing
                     manifest.disposableNetVM = disposable
                     manifest.firewall = firewall
                     manifest.usbInputDevices = input
+                    // Onion updates, stable MACs and the wired qube change texts too: each on in some layouts, off in the others.
+                    manifest.onionUpdates = input
+                    manifest.stableMAC = firewall == .linux
+                    manifest.wiredOnly = firewall == .mirage && !input
                     all.append(manifest)
                 }
             }

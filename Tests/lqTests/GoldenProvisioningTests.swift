@@ -51,6 +51,7 @@ import Testing
         let keysQube = name == "example" ? "core-keys" : "lite-keys"
         if name == "example" {
             manifest = try String(contentsOf: LQ.repository.appendingPathComponent("examples/liteqube.yaml"), encoding: .utf8)
+            try scratch.macKey()
         } else {
             manifest = Self.everySetting
             try scratch.folder("saved")
@@ -110,6 +111,12 @@ struct ProvisioningScratch {
     }
 
     func path(_ relative: String) -> String { directory + "/" + relative }
+
+    /// The MAC key core-keys already holds (apply would generate a random one; docs/liteqube.md, "MAC addresses").
+    func macKey() throws {
+        try folder("keys/home/user/core-net")
+        try write("keys/home/user/core-net/secret_key", String(repeating: "0123456789abcdef", count: 32), mode: 0o600)
+    }
 
     func folder(_ relative: String) throws {
         try FileManager.default.createDirectory(atPath: path(relative), withIntermediateDirectories: true)

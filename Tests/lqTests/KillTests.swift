@@ -20,6 +20,7 @@ import Testing
     /// The store, manifest, policy, rpc and template folders of a Liteqube install (ProvisioningScratch's).
     static func provisioning(_ scratch: ScratchFolder) throws {
         let template = try ProvisioningScratch()
+        try template.macKey()
         try FileManager.default.removeItem(atPath: scratch.path)
         try FileManager.default.moveItem(atPath: template.directory, toPath: scratch.path)
         try "components: [base, network, usb]\n".write(toFile: scratch("liteqube.yaml"), atomically: false, encoding: .utf8)

@@ -112,7 +112,7 @@ import Testing
         let mapped = try LQ.run(arguments: common + ["folder:\(root),core-keys=\(keys)"])
         #expect(mapped.status == 0, "\(mapped.stderr)")
         let inKeys = (try json(mapped.stdout)["operations"] as? [[String: Any]] ?? []).filter { $0["qube"] as? String == "core-keys" && $0["op"] as? String == "place" }
-        #expect(inKeys.compactMap { $0["path"] as? String } == ["/home/user/core-net", "/home/user/core-net/Home.nmconnection"])
+        #expect(inKeys.compactMap { $0["path"] as? String } == ["/home/user/core-net", "/home/user/core-net/Home.nmconnection", "/home/user/core-net/secret_key"])
         #expect(try LQ.run(arguments: common + ["folder:\(root),core-keys"]).status == 2)
     }
 

@@ -72,7 +72,7 @@ public struct Component: Sendable, Hashable, CustomStringConvertible {
     /// Template entries placed after the packages (they may need the packages' users and folders).
     var trees: @Sendable (inout Overlay) -> Void = { _ in }
     /// Entries for the keys qube's private volume (secrets it serves).
-    var keysEntries: @Sendable (Manifest, [NetworkConnection]) -> [TemplateEntry] = { _, _ in [] }
+    var keysEntries: @Sendable (Manifest, [NetworkConnection], MACSecretKey?) -> [TemplateEntry] = { _, _, _ in [] }
     /// Its qrexec policy rules, in file order.
     var policy: @Sendable (inout PolicyBuilder) -> Void = { _ in }
     /// dom0 qrexec services its qubes call.

@@ -15,6 +15,8 @@ enum TemplateStep: Sendable, Hashable {
 struct Overlay {
     let manifest: Manifest
     let networks: [NetworkConnection]
+    /// The disposable network qube's MAC key, when it has one (only its pin goes into the template).
+    let macKey: MACSecretKey?
     /// The template package, when apply installs one.
     let package: TemplatePackage?
     /// The resource folder of the component being laid out.
@@ -29,9 +31,10 @@ struct Overlay {
     static let programFolder = "/usr/lib/liteqube"
     static let protect = "/etc/protect"
 
-    init(manifest: Manifest, networks: [NetworkConnection], package: TemplatePackage?) {
+    init(manifest: Manifest, networks: [NetworkConnection], macKey: MACSecretKey? = nil, package: TemplatePackage?) {
         self.manifest = manifest
         self.networks = networks
+        self.macKey = macKey
         self.package = package
     }
 
@@ -40,9 +43,10 @@ struct Overlay {
     /// the packages enable), then the packages, then each component's commands
     /// that need them (base's slimming), then each component's trees, then the manifest's `files:`.
     static func templateSteps(
-        _ manifest: Manifest, package: TemplatePackage?, networks: [NetworkConnection], files: [QubeFiles] = []
+        _ manifest: Manifest, package: TemplatePackage?, networks: [NetworkConnection], macKey: MACSecretKey? = nil,
+        files: [QubeFiles] = []
     ) throws -> [TemplateStep] {
-        var overlay = Overlay(manifest: manifest, networks: networks, package: package)
+        var overlay = Overlay(manifest: manifest, networks: networks, macKey: macKey, package: package)
         for component in manifest.components {
             overlay.component = component.id
             component.system(&overlay)

@@ -54,6 +54,26 @@ extension Manifest {
         set { self[Network.timeTorServers] = newValue }
     }
 
+    /// core-net gives each network its own stable random MAC (docs/liteqube.md, "MAC addresses").
+    public var stableMAC: Bool {
+        get { self[Network.stableMAC] }
+        set { self[Network.stableMAC] = newValue }
+    }
+
+    /// dom0 and debian-core take their updates from Qubes' and Debian's onion mirrors (docs/liteqube.md,
+    /// "Onion updates").
+    public var onionUpdates: Bool {
+        get { self[Network.onionUpdates] }
+        set { self[Network.onionUpdates] = newValue }
+    }
+
+    /// core-net is a small wired-only qube: systemd-networkd, no NetworkManager (docs/liteqube.md, "Wired
+    /// network qube").
+    public var wiredOnly: Bool {
+        get { self[Network.wiredOnly] }
+        set { self[Network.wiredOnly] = newValue }
+    }
+
     /// Servers asked directly, around Tor, when the clock is too far off for Tor to connect; empty: never.
     public var timeClearnetServers: [String] {
         get { self[Network.timeClearnetServers] }
@@ -68,6 +88,9 @@ enum Network {
     static let disposableNetVM = Setting<Bool>("disposable_netvm", default: true)
     static let networks = Setting<String?>.text("networks")
     static let setTime = Setting<Bool>("set_time", default: true)
+    static let stableMAC = Setting<Bool>("stable_mac", default: true)
+    static let onionUpdates = Setting<Bool>("onion_updates", default: false)
+    static let wiredOnly = Setting<Bool>("wired_only", default: false)
     static let timeTorServers = Setting<[String]>.list("time_tor_servers", default: TimeServer.onion, minimum: 1, limit: TimeServer.limit) {
         TimeServer.problem($0, onion: true)
     }
@@ -85,6 +108,9 @@ enum Network {
             throw ProvisioningError(
                 .missingPrerequisite,
                 "the mirage firewall needs its kernel in /var/lib/qubes/vm-kernels/mirage-firewall (install qubes-mirage-firewall in dom0), or set firewall: linux")
+        }
+        if manifest.wiredOnly, manifest.networks != nil {
+            throw ProvisioningError(.invalidNetwork, "networks: holds NetworkManager connections, which a wired_only core-net has no NetworkManager for; leave out one of them")
         }
         let (core, dvm, net, tor) = (desired.name(.core), desired.name(.dvm), desired.name(.net), desired.name(.tor))
         let sysNet = desired.devices(replacedBy: .net)
@@ -139,6 +165,25 @@ enum Network {
         desired.retire(for: .tor, prohibitStart: false)
     }
 
+    /// The onion sources program (docs/liteqube.md, "Onion updates"), placed with base's programs.
+    static func system(_ overlay: inout Overlay) {
+        guard overlay.manifest.onionUpdates else { return }
+        overlay.values["debian_onion"] = OnionMirrors.debian
+        overlay.values["qubes_onion"] = OnionMirrors.qubes
+        overlay.script(Overlay.programFolder + "/onion-sources")
+    }
+
+    /// Once the packages are in (they came from the clearnet sources, before Tor ran), debian-core's
+    /// apt sources move to the onion mirrors; destroy puts the files back.
+    static func settle(_ overlay: inout Overlay) {
+        guard overlay.manifest.onionUpdates else { return }
+        let arguments = "/etc/apt /var/lib/liteqube/onion-sources"
+        let program = Overlay.programFolder + "/onion-sources"
+        overlay.command(TemplateCommand(
+            summary: "take debian-core's updates from the onion mirrors", run: "\(program) apply \(arguments)",
+            check: "\(program) check \(arguments)", undo: "\(program) restore \(arguments)"))
+    }
+
     static func trees(_ overlay: inout Overlay) {
         let manifest = overlay.manifest
         let protect = Overlay.protect
@@ -147,19 +192,18 @@ enum Network {
 
         let net = overlay.qubeTemplate(.net, rcLocal: false)
         overlay.file(net + "/config/suspend-module-blacklist")
-        overlay.script(net + "/config/rc.local")
         let netList = "\(protect)/whitelist.{{net}}"
         overlay.directory(netList)
-        if !manifest.disposableNetVM {
-            // An AppVM network qube keeps NetworkManager's state (docs/liteqube.md, "Saved networks").
-            overlay.directory(net + "/config/qubes-bind-dirs.d")
-            overlay.file(net + "/config/qubes-bind-dirs.d/50_liteqube.conf")
-            overlay.directories(netList, "bind-dirs/var/lib/NetworkManager", mode: 0o700)
-            overlay.file(netList + "/bind-dirs/var/lib/NetworkManager/.any_file", content: "")
-            overlay.file(netList + "/bind-dirs/var/lib/NetworkManager/.any_dir", content: "")
-        }
+        // How liteqube-tell-tor names the network that is up.
+        overlay.values["current_network"] = manifest.wiredOnly
+            ? "find /run/systemd/netif/leases -type f 2>/dev/null | grep -q . && echo wired"
+            : "nmcli -t -f NAME,DEVICE connection show --active | grep -v ':lo$' | head -n 1 | sed 's/:[^:]*$//'"
         torNetworkState(&overlay)
-        savedNetworks(&overlay, tree: net, whitelist: netList)
+        if manifest.wiredOnly {
+            wired(&overlay, tree: net)
+        } else {
+            networkManager(&overlay, tree: net, whitelist: netList)
+        }
 
         // The firewalls run qubes-firewall, so per-qube firewall rules hold (docs/liteqube.md, "Network qubes and Tor").
         for role in [Role.fwNet, .fwTor] where manifest.effectiveFirewall == .linux {
@@ -207,23 +251,73 @@ enum Network {
         overlay.script(program)
     }
 
+    /// core-net with NetworkManager: an AppVM's state in a bind-dir, the dispatcher's reports, MACs and
+    /// saved networks; its rc.local.
+    static func networkManager(_ overlay: inout Overlay, tree net: String, whitelist netList: String) {
+        if !overlay.manifest.disposableNetVM {
+            // An AppVM network qube keeps NetworkManager's state (docs/liteqube.md, "Saved networks").
+            overlay.directory(net + "/config/qubes-bind-dirs.d")
+            overlay.file(net + "/config/qubes-bind-dirs.d/50_liteqube.conf")
+            overlay.directories(netList, "bind-dirs/var/lib/NetworkManager", mode: 0o700)
+            overlay.file(netList + "/bind-dirs/var/lib/NetworkManager/.any_file", content: "")
+            overlay.file(netList + "/bind-dirs/var/lib/NetworkManager/.any_dir", content: "")
+        }
+        overlay.directory("/etc/NetworkManager")
+        overlay.directory("/etc/NetworkManager/dispatcher.d")
+        overlay.script("/etc/NetworkManager/dispatcher.d/90-liteqube-tor")
+        overlay.script("/etc/NetworkManager/dispatcher.d/80-liteqube-signal")
+        overlay.script("/etc/qubes-rpc/liteqube.WifiSetState")
+        macAddresses(&overlay)
+        overlay.script(net + "/config/rc.local")
+        savedNetworks(&overlay, tree: net, whitelist: netList)
+    }
+
+    /// Stable random MACs per network (docs/liteqube.md, "MAC addresses"): NetworkManager's setting, and
+    /// for a disposable core-net its `secret_key` as a link to where core-net's rc.local (laid out
+    /// after this) fetches it from core-keys; the pin goes with the saved networks' pins.
+    static func macAddresses(_ overlay: inout Overlay) {
+        guard overlay.manifest.stableMAC else {
+            overlay.values["mac_key"] = "# stable_mac: false: NetworkManager keeps its own MAC settings."
+            return
+        }
+        overlay.directory("/etc/NetworkManager/conf.d")
+        overlay.file("/etc/NetworkManager/conf.d/80-liteqube-mac.conf")
+        let name = MACSecretKey.servedName
+        guard MACSecretKey.wanted(overlay.manifest) else {
+            overlay.values["mac_key"] = "# An AppVM network qube keeps its own secret_key in /var/lib/NetworkManager."
+            return
+        }
+        overlay.values["mac_key"] = overlay.render("{{bin}}/lq-splitfile get --from {{keys}} --output /run/liteqube/\(name) \(name)")
+        overlay.directory("/var/lib/NetworkManager")
+        overlay.link("/var/lib/NetworkManager/" + name, "/run/liteqube/" + name)
+    }
+
+    /// The files core-keys serves core-net: the connections with secrets and the MAC key, by served name.
+    static func servedFiles(networks: [NetworkConnection], macKey: MACSecretKey?) -> [(name: String, content: String, pin: String)] {
+        networks.filter(\.hasSecret).map { ($0.servedName, $0.content, $0.pin) }
+            + (macKey.map { [(MACSecretKey.servedName, $0.content, $0.pin)] } ?? [])
+    }
+
     /// Saved networks (docs/liteqube.md, "Saved networks"): plain ones in core-net's tree, those with
     /// secrets as links to where core-net's rc.local fetches them from core-keys, pinned in the template;
     /// in the folder the Qubes agent links `/etc/NetworkManager/system-connections` to.
     static func savedNetworks(_ overlay: inout Overlay, tree: String, whitelist netList: String) {
         let connections = "config/NM-system-connections"
         overlay.directory(tree + "/" + connections, mode: 0o700)
-        let pins = overlay.render("\(Overlay.protect)/checksum.{{keys}}/home/user/{{net}}")
-        if overlay.networks.contains(where: \.hasSecret) { overlay.directory(pins, owner: "user", mode: 0o700) }
         let folder = overlay.render(tree + "/" + connections)
         for network in overlay.networks {
             let path = folder + "/" + network.name
             if network.hasSecret {
                 overlay.entry(TemplateEntry(path: path, kind: .symlink(target: "/run/liteqube/" + network.servedName), mode: 0o777))
-                overlay.entry(TemplateEntry(path: pins + "/" + network.servedName, kind: .file(network.pin), owner: "user", mode: 0o600))
             } else {
                 overlay.entry(TemplateEntry(path: path, kind: .file(network.content), mode: 0o600))
             }
+        }
+        let served = servedFiles(networks: overlay.networks, macKey: overlay.macKey)
+        let pins = overlay.render("\(Overlay.protect)/checksum.{{keys}}/home/user/{{net}}")
+        if !served.isEmpty { overlay.directory(pins, owner: "user", mode: 0o700) }
+        for file in served {
+            overlay.entry(TemplateEntry(path: pins + "/" + file.name, kind: .file(file.pin), owner: "user", mode: 0o600))
         }
         // Networks added at runtime survive the boot check.
         overlay.directory(netList + "/config")
@@ -237,10 +331,6 @@ enum Network {
     static func torNetworkState(_ overlay: inout Overlay) {
         let bin = Overlay.programFolder
         overlay.script(bin + "/liteqube-tell-tor")
-        overlay.directory("/etc/NetworkManager")
-        overlay.directory("/etc/NetworkManager/dispatcher.d")
-        overlay.script("/etc/NetworkManager/dispatcher.d/90-liteqube-tor")
-        overlay.script("/etc/NetworkManager/dispatcher.d/80-liteqube-signal")
         overlay.script(bin + "/liteqube-tor-monitor")
         overlay.script("/etc/qubes-rpc/liteqube.WifiRequestAP")
         overlay.script("/etc/qubes-rpc/liteqube.TorSetAP")
@@ -248,13 +338,13 @@ enum Network {
     }
 
     /// What the keys qube holds for the network qube: the connections with
-    /// secrets, served by `lq-splitfile` from `/home/user/<network qube>/`.
-    @Sendable static func keysEntries(_ manifest: Manifest, networks: [NetworkConnection]) -> [TemplateEntry] {
-        let secret = networks.filter(\.hasSecret)
-        guard !secret.isEmpty else { return [] }
+    /// secrets and the MAC key, served by `lq-splitfile` from `/home/user/<network qube>/`.
+    @Sendable static func keysEntries(_ manifest: Manifest, networks: [NetworkConnection], macKey: MACSecretKey?) -> [TemplateEntry] {
+        let served = servedFiles(networks: networks, macKey: macKey)
+        guard !served.isEmpty else { return [] }
         let folder = "/home/user/" + manifest.name(.net)
         return [TemplateEntry(path: folder, kind: .directory, owner: "user", mode: 0o700)]
-            + secret.map { TemplateEntry(path: folder + "/" + $0.servedName, kind: .file($0.content), owner: "user", mode: 0o600) }
+            + served.map { TemplateEntry(path: folder + "/" + $0.name, kind: .file($0.content), owner: "user", mode: 0o600) }
     }
 
     static func policy(_ policy: inout PolicyBuilder) {
@@ -290,15 +380,17 @@ extension Component {
         ]
         network.settings = [
             Network.firewall.erased, Network.disposableNetVM.erased, Network.networks.erased, Network.setTime.erased,
+            Network.stableMAC.erased, Network.onionUpdates.erased, Network.wiredOnly.erased,
             Network.timeTorServers.erased, Network.timeClearnetServers.erased, Network.firmware.erased, Network.idleTime.erased,
         ]
         network.qubes = Network.qubes
         network.packages = { manifest in
-            manifest.effectiveFirmware + [
-                "htpdate", "network-manager", "qubes-core-agent-dom0-updates", "qubes-core-agent-network-manager",
-                "qubes-core-agent-networking", "tor",
-            ]
+            let networkManager =
+                manifest.wiredOnly ? [] : manifest.effectiveFirmware + ["network-manager", "qubes-core-agent-network-manager"]
+            return (networkManager + ["htpdate", "qubes-core-agent-dom0-updates", "qubes-core-agent-networking", "tor"]).sorted()
         }
+        network.system = Network.system
+        network.settle = Network.settle
         network.trees = Network.trees
         network.keysEntries = Network.keysEntries
         network.policy = Network.policy
@@ -311,36 +403,5 @@ extension Component {
                 : [])
         }
         network.sudoCommands = { _ in [Overlay.programFolder + "/lq-torsetap set *"] }
-    }
-}
-
-/// The clock's servers (docs/liteqube.md, "The clock"): host names, optionally with `http://` or
-/// `https://` (htpdate does not check certificates, so a clock far off still gets an answer).
-enum TimeServer {
-    /// htpdate takes at most 16 servers.
-    static let limit = 15
-    /// The Qubes, DuckDuckGo and Facebook onion services, and one more the original lists.
-    static let onion = [
-        "qubesosfasa4zl44o4tws22di6kepyzfeqv3tg4e3ztknltfxqrymdad.onion", "duckduckgogg42xjoc72x3sjasowoarfbgcmvfimaftt6twagswzczad.onion",
-        "facebookwkhpilnemxj7asaniu7vnjjbiltxjqhye3mhbshg7kx5tfyd.onion", "2s4yqjx5ul6okpp3f2gaunr2syex5jgbfpfvhxxbbjwnrsvbk5v3qbid.onion",
-    ]
-    static let clearnet = ["https://www.debian.org", "https://www.qubes-os.org", "https://www.torproject.org"]
-
-    /// What is wrong with a server for the onion or the clearnet list, or `nil`.
-    static func problem(_ server: String, onion: Bool) -> String? {
-        var host = Substring(server)
-        for scheme in ["http://", "https://"] where host.hasPrefix(scheme) { host = host.dropFirst(scheme.count) }
-        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
-        let isOnion = labels.count == 2 && labels[1] == "onion"
-        if onion {
-            let base32 = labels[0].allSatisfy { ("a"..."z").contains($0) || ("2"..."7").contains($0) }
-            return isOnion && labels[0].count == 56 && base32 ? nil : "is not a v3 onion address (56 letters a-z and digits 2-7, then .onion)"
-        }
-        if labels.last == "onion" { return "is an onion address, which needs Tor (time_tor_servers)" }
-        let valid = host.count <= 253 && labels.count >= 2 && labels.allSatisfy { label in
-            (1...63).contains(label.count) && label.first != "-" && label.last != "-"
-                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
-        }
-        return valid ? nil : "is not a host name (letters, digits and hyphens, in dotted labels)"
     }
 }
