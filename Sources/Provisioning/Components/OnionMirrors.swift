@@ -37,7 +37,7 @@ enum OnionMirrors {
             case "baseurl" where prefix == nil:
                 hasBaseURL = true
                 lines.append(String(line))
-            case "baseurl", "metalink" where prefix != nil && path.hasSuffix(metalinkSuffix):
+            case "baseurl" where prefix != nil, "metalink" where prefix != nil && path.hasSuffix(metalinkSuffix):
                 if key == "metalink" {
                     path = path.dropLast(metalinkSuffix.count)
                     lines.append("#" + line)
