@@ -64,13 +64,18 @@ extension SplitPasswordTool {
     }
 
     struct Get: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "get", abstract: "Client side: fetch a password from the keys qube.")
+        static let configuration = CommandConfiguration(
+            commandName: "get", abstract: "Client side: fetch a password from the keys qube.",
+            discussion: "When the keys qube gives none, dom0 asks the desktop user for it (liteqube.SplitPassword+TOKEN to dom0) and offers to save it.")
 
         @Argument(help: "The token.") var token: String
+        @Flag(help: "Do not ask dom0 when the keys qube gives no password.") var noAskDom0 = false
         @OptionGroup var client: ClientOptions
 
         func run() throws {
-            try Tool.fetch(client, "liteqube.SplitPassword", token, what: "token", limit: PasswordStore.maxPassword, output: nil)
+            try Tool.fetch(
+                client, "liteqube.SplitPassword", token, what: "token", limit: PasswordStore.maxPassword, output: nil,
+                fallback: noAskDom0 ? nil : "dom0")
         }
     }
 

@@ -10,10 +10,11 @@ public struct StorageTool: ParsableCommand {
         discussion: """
             add: dom0 hears A_<device>_<type>_<size> for vfat, ext4, ntfs, exfat and LUKS; a whole disk with none of them \
             (and no partition table) is an error; other partitions are left alone. remove: R_<device>. \
+            config: prints '<type> <size>' (liteqube.StorageConfig's answer to dom0) and signals nothing. \
             Exit status: 0 done, 1 refused, 2 usage.
             """)
 
-    @Argument(help: "add or remove.") var event: StorageSignal.Event
+    @Argument(help: "add, remove or config.") var event: StorageTool.Event
     @Argument(help: "The kernel's device name: sdX, sdXN, xvdX or xvdXN.") var device: String
     @Option(help: ArgumentHelp("sysfs block devices.", valueName: "dir")) var blockFolder = "/sys/class/block"
     @Option(help: ArgumentHelp("blkid.", valueName: "path")) var blkid = "/sbin/blkid"
@@ -26,7 +27,15 @@ public struct StorageTool: ParsableCommand {
             blockFolder: blockFolder, blkid: blkid, signals: QrexecNotifier(service: "liteqube.SignalStorage", client: client),
             errors: QrexecNotifier(service: "liteqube.Error", client: client))
         try Tool.refusing { () throws(SplitError) in
-            switch try signal.handle(event, device: device) {
+            let seen: StorageSignal.Event
+            switch event {
+            case .add: seen = .add
+            case .remove: seen = .remove
+            case .config:
+                print(try signal.describe(device: device))
+                return
+            }
+            switch try signal.handle(seen, device: device) {
             case .signal(let argument): Tool.error("liteqube.SignalStorage+\(argument)")
             case .error(let message): Tool.error("liteqube.Error: \(message)")
             case .silent: break
@@ -35,4 +44,9 @@ public struct StorageTool: ParsableCommand {
     }
 }
 
-extension StorageSignal.Event: ExpressibleByArgument {}
+extension StorageTool {
+    /// What udev saw (`add`, `remove`), or dom0 asking what a device holds (`config`).
+    public enum Event: String, Sendable, CaseIterable, ExpressibleByArgument {
+        case add, remove, config
+    }
+}

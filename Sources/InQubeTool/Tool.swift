@@ -111,11 +111,20 @@ public enum Tool {
         try refusing { () throws(SplitError) in output(try handle(environment("QREXEC_REMOTE_DOMAIN"), argument)) }
     }
 
-    /// The client side: `qrexec-client-vm <from> <service>+<name>`, to stdout or a new 0600 file.
-    public static func fetch(_ options: ClientOptions, _ service: String, _ name: String, what: String, limit: Int, output path: String?) throws {
+    /// The client side: `qrexec-client-vm <from> <service>+<name>`, to stdout or a new 0600 file; when
+    /// `from` refuses and there is a `fallback` qube, the same call to it.
+    public static func fetch(
+        _ options: ClientOptions, _ service: String, _ name: String, what: String, limit: Int, output path: String?, fallback: String? = nil
+    ) throws {
         try refusing { () throws(SplitError) in
             let name = try validateArgument(Array(name.utf8), what: what)
-            let bytes = try QrexecClient(client: options.client).call(options.from, service, argument: name, limit: limit)
+            let client = QrexecClient(client: options.client)
+            let bytes: [UInt8]
+            do throws(SplitError) {
+                bytes = try client.call(options.from, service, argument: name, limit: limit)
+            } catch where error.code == .remote && fallback != nil {
+                bytes = try client.call(fallback ?? "", service, argument: name, limit: limit)
+            }
             guard let path else { return output(bytes) }
             let system = HostSystem()
             do {

@@ -1,24 +1,40 @@
-/// A dom0 qrexec service the service qubes call: a desktop notification
-/// (docs/liteqube.md, "dom0 services"). The argument is data: qrexec already
-/// limited it to `[A-Za-z0-9_.+-]`, `_` stands for a space, and it reaches
-/// `notify-send` as one argv entry, never through a shell string. The desktop
-/// user is the owner of the X display, not a fixed name.
+/// A dom0 qrexec service the service qubes call (docs/liteqube.md, "dom0 services"): a desktop
+/// notification, or a script of its own (dom0's password prompt). The argument is data: qrexec
+/// already limited it to `[A-Za-z0-9_.+-]`, and it reaches the desktop as one argv entry, never
+/// through a shell string. The desktop user is the owner of the X display, not a fixed name.
 struct Dom0Service: Sendable, Hashable {
-    var name: String
-    var urgency: String
-    var milliseconds: Int
-    var icon: String
-    /// The resource (`<component>/dom0/text/<name>`) that turns `$argument` into `$text`, or exits
-    /// (0: shows nothing, 1: refused).
-    var text: String
+    enum Body: Sendable, Hashable {
+        /// `notify-send` with this urgency, time and icon; `text` is the resource
+        /// (`<component>/dom0/text/<name>`) that turns `$argument` into `$text`, or exits (0: shows nothing, 1: refused).
+        case notification(urgency: String, milliseconds: Int, icon: String, text: String)
+        /// The resource (`<component>/dom0/<name>`) that is the whole script.
+        case script(String)
+    }
 
-    /// The service script: the notification around its text.
+    var name: String
+    var body: Body
+
+    init(name: String, urgency: String, milliseconds: Int, icon: String, text: String) {
+        self.init(name: name, body: .notification(urgency: urgency, milliseconds: milliseconds, icon: icon, text: text))
+    }
+
+    init(name: String, body: Body) {
+        self.name = name
+        self.body = body
+    }
+
+    /// The service script.
     func script(_ manifest: Manifest) throws -> String {
-        let values = [
-            "urgency": urgency, "milliseconds": String(milliseconds), "icon": icon,
-            "text": TemplateTexts.fragment(of: try TemplateTexts.text(text)),
-        ]
-        return TemplateTexts.render(try TemplateTexts.text("base/dom0/notification"), manifest: manifest, values: values)
+        switch body {
+        case .notification(let urgency, let milliseconds, let icon, let text):
+            let values = [
+                "urgency": urgency, "milliseconds": String(milliseconds), "icon": icon,
+                "text": TemplateTexts.fragment(of: try TemplateTexts.text(text)),
+            ]
+            return TemplateTexts.render(try TemplateTexts.text("base/dom0/notification"), manifest: manifest, values: values)
+        case .script(let resource):
+            return TemplateTexts.render(try TemplateTexts.text(resource), manifest: manifest, values: [:])
+        }
     }
 
     /// Every installed component's services, with their scripts.

@@ -195,6 +195,10 @@ public struct Planner {
                 }
                 operations.append(.setProperty(qube: qube.name, name: name, value: value))
             }
+            for (name, value) in qube.features.sorted(by: { $0.key < $1.key })
+            where !exists || (try? backend.feature(name, of: qube.name)) != value {
+                operations.append(.setFeature(qube: qube.name, name: name, value: value))
+            }
             operations += try volumeSteps(manifest, qube, exists: exists)
             if qube.role == .core {
                 operations += try templateSteps(manifest, template: qube.name, exists: exists, macKey: macKey)

@@ -12,6 +12,19 @@ public struct StorageSignal: Sendable {
         case add, remove
     }
 
+    /// What `liteqube.StorageConfig+<device>` answers dom0: `<type> <size>` (docs/split-services.md,
+    /// "Storage signals"), the type as dom0 is shown it (`LUKS`, `vfat`, …), else blkid's file system or
+    /// partition table type (`dos`, `gpt`), else `none`; a type outside `A-Za-z0-9_.-` is `unknown`.
+    public func describe(device: String) throws(SplitError) -> String {
+        let device = try Self.validateDevice(device)
+        let properties = try probe(device)
+        let found = properties["ID_FS_TYPE"].flatMap { $0.isEmpty ? nil : $0 } ?? properties["ID_PART_TABLE_TYPE"] ?? ""
+        let type = Self.fileSystems[found] ?? found
+        let plain = !type.isEmpty && type.utf8.count <= 32
+            && type.utf8.allSatisfy { isASCIIDigit($0) || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "z")) || "_.-".utf8.contains($0) }
+        return "\(found.isEmpty ? "none" : plain ? type : "unknown") \(Self.sizeText(try size(device)))"
+    }
+
     /// What dom0 is told.
     public enum Outcome: Sendable, Hashable {
         /// `liteqube.SignalStorage+<argument>`.
@@ -54,10 +67,7 @@ public struct StorageSignal: Sendable {
         case .remove:
             outcome = .signal("R_\(device)")
         case .add:
-            let probe = try system.runProgram(blkid, ["-o", "udev", "-p", "/dev/" + device], outputLimit: 64 << 10)
-            // blkid exits 2 when it finds nothing: no properties.
-            guard probe.status == 0 || probe.status == 2 else { throw SplitError(.system, "\(blkid) /dev/\(device): exit \(probe.status)") }
-            let properties = try Self.properties(probe.output)
+            let properties = try probe(device)
             let isPartition = (try? system.readPrefix("\(blockFolder)/\(device)/partition", count: 16)).map { !$0.isEmpty } ?? false
             outcome = Self.outcome(device: device, properties: properties, size: try size(device), isPartition: isPartition)
         }
@@ -114,6 +124,14 @@ public struct StorageSignal: Sendable {
             value /= 1024
         }
         return "\(value)G"
+    }
+
+    /// blkid's properties of the device (none when it finds nothing).
+    private func probe(_ device: String) throws(SplitError) -> [String: String] {
+        let probe = try system.runProgram(blkid, ["-o", "udev", "-p", "/dev/" + device], outputLimit: 64 << 10)
+        // blkid exits 2 when it finds nothing: no properties.
+        guard probe.status == 0 || probe.status == 2 else { throw SplitError(.system, "\(blkid) /dev/\(device): exit \(probe.status)") }
+        return try Self.properties(probe.output)
     }
 
     /// The device's size in bytes, from its 512-byte sector count in sysfs.

@@ -26,6 +26,8 @@ import Testing
                     manifest.onionUpdates = input
                     manifest.stableMAC = firewall == .linux
                     manifest.wiredOnly = firewall == .mirage && !input
+                    // dom0's password prompt comes with password clients.
+                    manifest.passwordClients = disposable ? ["work"] : []
                     all.append(manifest)
                 }
             }

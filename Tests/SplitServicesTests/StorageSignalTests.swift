@@ -31,6 +31,16 @@ import Testing
         #expect(errors.messages.isEmpty)
     }
 
+    @Test func dom0AskingForADeviceGetsItsTypeAndSizeAndNothingIsSignalled() throws {
+        #expect(try device("sdb1", sectors: 31_266_816, partition: true, probe: "ID_FS_TYPE=crypto_LUKS\n").describe(device: "sdb1") == "LUKS 14G")
+        #expect(try device("sdc", sectors: 2_000_000, partition: false, probe: "ID_PART_TABLE_TYPE=dos\n").describe(device: "sdc") == "dos 976M")
+        #expect(try device("sdd2", sectors: 100, partition: true, probe: "ID_FS_TYPE=btrfs\n").describe(device: "sdd2") == "btrfs 50k")
+        #expect(try device("sde", sectors: 1, partition: false, probe: "", status: 2).describe(device: "sde") == "none 512b")
+        #expect(try device("sdf", sectors: 1, partition: false, probe: "ID_FS_TYPE=x y;reboot\n").describe(device: "sdf") == "unknown 512b")
+        #expect(throws: SplitError.self) { try device("sdg", sectors: 1, partition: false, probe: "").describe(device: "../sda") }
+        #expect(signals.messages.isEmpty && errors.messages.isEmpty)
+    }
+
     @Test func encryptedDisksShowAsLUKS() throws {
         let signal = try device("xvdi", sectors: 2048, partition: false, probe: "ID_FS_TYPE=crypto_LUKS\nID_FS_VERSION=2\n")
         #expect(try signal.handle(.add, device: "xvdi") == .signal("A_xvdi_LUKS_1M"))

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Provisioning
 import Testing
 
 /// `lq plan --json` and everything `lq apply --in-qube folder:ROOT` writes,
@@ -30,6 +31,7 @@ import Testing
         sys_names: {tor: my-whonix}
         settings: {net: {quarantine: false, debug: true}}
         files: {net: {folder: custom/net, permissions: custom/net.permissions}}
+        password_clients: [work, vault]
 
         """
 
@@ -43,6 +45,20 @@ import Testing
         "home.nmconnection": "[connection]\nid=home\ntype=wifi\n\n[wifi]\nssid=home\n\n[wifi-security]\nkey-mgmt=wpa-psk\npsk=secret words\n",
         "cable.nmconnection": "[connection]\nid=cable\ntype=ethernet\n",
     ]
+
+    /// Every setting the example manifest shows in a comment is taken as written.
+    @Test func theExampleManifestsCommentedSettingsAreValid() throws {
+        let example = try String(contentsOf: LQ.repository.appendingPathComponent("examples/liteqube.yaml"), encoding: .utf8)
+        let settings = example.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("# "), let colon = line.firstIndex(of: ":"),
+                line[line.index(line.startIndex, offsetBy: 2)..<colon].allSatisfy({ $0.isLowercase || $0 == "_" })
+            else { return nil }
+            return String(line.dropFirst(2)).components(separatedBy: "  #")[0]
+        }
+        #expect(settings.count > 20)
+        let manifest = try Manifest.parse("components: [base, network, usb]\n" + settings.joined(separator: "\n") + "\n")
+        #expect(manifest.passwordClients == ["work"] && manifest.packages == ["vim-tiny"] && manifest.idleTime == 300)
+    }
 
     @Test(arguments: ["example", "every-setting"])
     func provisioningOutputIsUnchanged(_ name: String) throws {

@@ -57,6 +57,22 @@ enum InQubeTools {
         #expect(try InQubeTools.run("lq-splitfile", ["get", "../x", "--client", client.path]).status == 1)
     }
 
+    @Test func splitPasswordClientAsksDom0WhenTheKeysQubeGivesNone() throws {
+        let folder = try InQubeTools.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let client = folder.appendingPathComponent("qrexec-client-vm")
+        let calls = folder.appendingPathComponent("calls").path
+        try Data("#!/bin/sh\necho \"$*\" >> \(calls)\n[ \"$1\" = dom0 ] || exit 1\nprintf typed\n".utf8).write(to: client)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: client.path)
+        let asked = try InQubeTools.run("lq-splitpassword", ["get", "vpn", "--client", client.path])
+        #expect(asked.status == 0 && asked.stdout == "typed")
+        #expect(try String(contentsOfFile: calls, encoding: .utf8) == "core-keys liteqube.SplitPassword+vpn\ndom0 liteqube.SplitPassword+vpn\n")
+        try FileManager.default.removeItem(atPath: calls)
+        let quiet = try InQubeTools.run("lq-splitpassword", ["get", "vpn", "--no-ask-dom0", "--client", client.path])
+        #expect(quiet.status == 1 && quiet.stdout.isEmpty && quiet.stderr.contains("core-keys refused liteqube.SplitPassword+vpn"))
+        #expect(try String(contentsOfFile: calls, encoding: .utf8) == "core-keys liteqube.SplitPassword+vpn\n")
+    }
+
     @Test func splitPasswordSavePinAndServe() throws {
         let folder = try InQubeTools.folder()
         defer { try? FileManager.default.removeItem(at: folder) }

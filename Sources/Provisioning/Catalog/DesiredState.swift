@@ -28,6 +28,10 @@ public struct DesiredQube: Sendable, Hashable {
     /// The qube whose PCI devices this qube takes over.
     public var devicesFrom: String?
     public var presence: Presence
+    /// Whether it runs the GUI agent (shows windows of its own).
+    public var showsWindows = false
+    /// Features as Admin API text, set in the order of their names.
+    public var features: [String: String] = [:]
 
     /// Properties in the order they are set; values as Admin API text ("" = none).
     public var properties: [(name: String, value: String)] {
@@ -100,6 +104,8 @@ struct DesiredBuilder {
             role: role, name: name(role), vmClass: vmClass, label: manifest.label(label), memory: manifest.memory(of: role),
             presence: manifest.catalog.spec(role)?.presence ?? .transient)
         configure(&qube)
+        // A qube without the GUI agent is not sent the monitor layout (docs/liteqube.md, "Headless qubes").
+        if qube.vmClass != .templateVM, !qube.templateForDispvms, !qube.showsWindows { qube.features["no-monitor-layout"] = "1" }
         qubes.append(qube)
     }
 

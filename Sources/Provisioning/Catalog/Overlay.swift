@@ -22,7 +22,7 @@ struct Overlay {
     /// The resource folder of the component being laid out.
     var component = ""
     /// Placeholder values besides the qube names.
-    var values: [String: String] = ["bin": Overlay.programFolder]
+    var values: [String: String] = ["bin": Overlay.programFolder, "protect": Overlay.protect]
     var steps: [TemplateStep] = []
     /// The first resource text asked for that the build does not hold (a packaging mistake; planning refuses).
     var missing: ProvisioningError?

@@ -168,6 +168,12 @@ enum Base {
         overlay.file(all + "/home/user/.config/user-dirs.dirs", owner: "user")
         overlay.file(all + "/home/user/.config/user-dirs.locale", owner: "user")
         overlay.directory(all + "/home/user/.config/autostart", owner: "user")
+        // The desktop's autostart entries turned off, once the packages that ship them are in.
+        let autostart = Overlay.programFolder + "/autostart"
+        overlay.script(autostart)
+        overlay.command(TemplateCommand(
+            summary: "turn off the desktop's autostart entries in every qube", run: "\(autostart) apply", check: "\(autostart) check",
+            undo: "\(autostart) restore"))
         overlay.link(all + "/home/user/.cache", "/tmp")
         overlay.link(all + "/home/user/.local", "/tmp")
         overlay.link(all + "/home/user/.xsession-errors", "/dev/null")
@@ -215,7 +221,7 @@ extension Component {
             RoleSpec(.xorg, name: "core-xorg", presence: .onDemand, memory: 512),
             RoleSpec(.keys, name: "core-keys", presence: .onDemand, memory: 160),
         ]
-        base.settings = [Base.baseTemplate.erased, Base.profile.erased, Base.noStrictReset.erased, Base.packages.erased]
+        base.settings = [Base.baseTemplate.erased, Base.profile.erased, Base.noStrictReset.erased, Base.packages.erased, Base.passwordClients.erased]
         base.qubes = { desired in
             let template = try Base.baseTemplate(desired.manifest, installed: desired.templates)
             if let note = template.note { desired.notes.append(note) }
@@ -226,7 +232,10 @@ extension Component {
                 $0.template = core
                 $0.templateForDispvms = true
             }
-            desired.add(.xorg, .dispVM) { $0.template = dvm }
+            desired.add(.xorg, .dispVM) {
+                $0.template = dvm
+                $0.showsWindows = true
+            }
             desired.add(.keys, .appVM) { $0.template = core }
         }
         base.packages = { manifest in
@@ -238,12 +247,13 @@ extension Component {
         base.policy = { policy in
             policy.notify([.core, .dvm, .xorg, .keys])
             policy.display([.dvm, .keys])
+            Base.passwordPolicy(&policy)
         }
-        base.dom0Services = { _ in
+        base.dom0Services = { manifest in
             [
                 Dom0Service(name: "liteqube.Message", urgency: "normal", milliseconds: 2000, icon: "dialog-information", text: "base/dom0/text/plain"),
                 Dom0Service(name: "liteqube.Error", urgency: "critical", milliseconds: 5000, icon: "dialog-error", text: "base/dom0/text/plain"),
-            ]
+            ] + Base.passwordPrompt(manifest)
         }
         base.sudoCommands = { _ in ["/usr/bin/systemctl poweroff", "/usr/sbin/shutdown"] }
     }

@@ -267,6 +267,8 @@ enum Network {
         overlay.script("/etc/NetworkManager/dispatcher.d/90-liteqube-tor")
         overlay.script("/etc/NetworkManager/dispatcher.d/80-liteqube-signal")
         overlay.script("/etc/qubes-rpc/liteqube.WifiSetState")
+        overlay.script(Overlay.programFolder + "/liteqube-wifi-signal")
+        overlay.file("/etc/systemd/system/liteqube-wifi-signal.service")
         macAddresses(&overlay)
         overlay.script(net + "/config/rc.local")
         savedNetworks(&overlay, tree: net, whitelist: netList)

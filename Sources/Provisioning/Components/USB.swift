@@ -31,6 +31,7 @@ enum USB {
         overlay.directory("/etc/udev/rules.d")
         overlay.file("/etc/udev/rules.d/99-liteqube-storage.rules")
         overlay.file("/etc/systemd/system/liteqube-storage@.service")
+        overlay.script("/etc/qubes-rpc/liteqube.StorageConfig")
     }
 }
 
