@@ -88,6 +88,39 @@ import Testing
         #expect(try system.root.snapshot() == original)
     }
 
+    /// Stopped before each step that lays out a file of `files:` or a settings file, apply resumes to
+    /// the uninterrupted result, and destroy from the partial state gives the original template back.
+    @Test func interruptedWhileLayingOutFilesResumesOrUndoes() throws {
+        let reference = try TemplateTests.System(store: TemplateTests.provisionedStore)
+        let plan = try Self.plan(reference, Self.manifest, try Trees(in: reference.scratch.directory + "/custom").read())
+        let steps = plan.operations.indices.filter {
+            let summary = plan.operations[$0].summary
+            return ["/etc/protect/settings.", "/etc/protect/template.core-net/config/extra", "/etc/vim"].contains { summary.contains($0) }
+        }
+        #expect(steps.count == 6, "\(steps.map { plan.operations[$0].summary })")
+        try reference.applier.apply(plan)
+        let final = try reference.root.snapshot()
+        for step in steps {
+            for undo in [false, true] {
+                let system = try TemplateTests.System(store: TemplateTests.provisionedStore)
+                let trees = try Trees(in: system.scratch.directory + "/custom")
+                let original = try system.root.snapshot()
+                #expect(throws: ProvisioningError.self) {
+                    try system.applier.apply(try Self.plan(system, Self.manifest, try trees.read())) { event in
+                        if case .starting(let index, _, _) = event, index == step { throw ProvisioningError(.ioFailure, "interrupted at \(index)") }
+                    }
+                }
+                if undo {
+                    try system.applier.destroy()
+                    #expect(try system.root.snapshot() == original, "destroy after step \(step)")
+                } else {
+                    try system.applier.apply(try Self.plan(system, Self.manifest, try trees.read()))
+                    #expect(try system.root.snapshot() == final, "resume after step \(step)")
+                }
+            }
+        }
+    }
+
     /// A file changed in dom0 after the plan is refused by apply; a changed tree is planned again.
     @Test func aTreeChangedSinceThePlanIsRefused() throws {
         let system = try TemplateTests.System(store: TemplateTests.provisionedStore)

@@ -57,7 +57,11 @@ import Testing
             #expect(program.mode == 0o755 && program.owner == "root")
             let placed = steps.firstIndex { if case .entry(let entry) = $0 { entry.path == Self.policyPath } else { false } }
             #expect(try #require(placed) < packages)
-            #expect(steps.filter { if case .command = $0 { true } else { false } }.count == 1)
+            let commands = steps.compactMap { if case .command(let command) = $0 { command.run } else { nil } }
+            #expect(commands.filter { $0.hasPrefix("/usr/lib/liteqube/slim ") }.count == 1)
+            // The autostart entries are turned off once the slimming has removed what it removes.
+            let slim = try #require(commands.firstIndex { $0.hasPrefix("/usr/lib/liteqube/slim ") })
+            #expect(try #require(commands.firstIndex(of: "/usr/lib/liteqube/autostart apply")) > slim)
         }
     }
 

@@ -28,6 +28,8 @@ import Testing
                     manifest.wiredOnly = firewall == .mirage && !input
                     // dom0's password prompt comes with password clients.
                     manifest.passwordClients = disposable ? ["work"] : []
+                    // Intel's Wi-Fi firmware brings the suspend blacklist.
+                    manifest.firmware = disposable ? ["firmware-iwlwifi"] : nil
                     all.append(manifest)
                 }
             }
@@ -76,6 +78,17 @@ import Testing
         for (key, text) in TemplateTexts.files {
             let plain = text.split(separator: "\n").filter { !$0.contains("{{") && !$0.isEmpty }
             #expect(plain.allSatisfy { rendered.contains($0) }, "\(key) is used by no component")
+        }
+    }
+
+    /// core-net unloads Intel's Wi-Fi modules before suspend only when it has an Intel chip's firmware.
+    @Test func theSuspendBlacklistFollowsTheWifiChip() throws {
+        let path = "/etc/protect/template.core-net/config/suspend-module-blacklist"
+        for (firmware, wired, expected) in [(["firmware-iwlwifi"], false, "iwlmvm\niwlwifi\n"), (["firmware-realtek"], false, ""), ([], false, ""), (["firmware-iwlwifi"], true, "")] {
+            var manifest = Manifest(components: [.base, .network])
+            manifest.firmware = firmware
+            manifest.wiredOnly = wired
+            #expect(try Self.texts(manifest).first { $0.path == path }?.text == expected, "\(firmware) wired \(wired)")
         }
     }
 

@@ -191,7 +191,9 @@ enum Network {
         overlay.link("/etc/resolv.conf", "/run/resolv.conf")
 
         let net = overlay.qubeTemplate(.net, rcLocal: false)
-        overlay.file(net + "/config/suspend-module-blacklist")
+        // Intel's Wi-Fi modules are unloaded before suspend (Qubes' advice for them); other chips need none.
+        let intelWifi = !manifest.wiredOnly && manifest.effectiveFirmware.contains("firmware-iwlwifi")
+        overlay.file(net + "/config/suspend-module-blacklist", content: intelWifi ? overlay.text(net + "/config/suspend-module-blacklist") : "")
         let netList = "\(protect)/whitelist.{{net}}"
         overlay.directory(netList)
         // How liteqube-tell-tor names the network that is up.
