@@ -14,7 +14,7 @@ public struct StorageTool: ParsableCommand {
             Exit status: 0 done, 1 refused, 2 usage.
             """)
 
-    @Argument(help: "add, remove or config.") var event: StorageTool.Event
+    @Argument(help: "add, remove or config.") var request: Request
     @Argument(help: "The kernel's device name: sdX, sdXN, xvdX or xvdXN.") var device: String
     @Option(help: ArgumentHelp("sysfs block devices.", valueName: "dir")) var blockFolder = "/sys/class/block"
     @Option(help: ArgumentHelp("blkid.", valueName: "path")) var blkid = "/sbin/blkid"
@@ -27,15 +27,11 @@ public struct StorageTool: ParsableCommand {
             blockFolder: blockFolder, blkid: blkid, signals: QrexecNotifier(service: "liteqube.SignalStorage", client: client),
             errors: QrexecNotifier(service: "liteqube.Error", client: client))
         try Tool.refusing { () throws(SplitError) in
-            let seen: StorageSignal.Event
-            switch event {
-            case .add: seen = .add
-            case .remove: seen = .remove
-            case .config:
+            guard case .event(let event) = request else {
                 print(try signal.describe(device: device))
                 return
             }
-            switch try signal.handle(seen, device: device) {
+            switch try signal.handle(event, device: device) {
             case .signal(let argument): Tool.error("liteqube.SignalStorage+\(argument)")
             case .error(let message): Tool.error("liteqube.Error: \(message)")
             case .silent: break
@@ -46,7 +42,20 @@ public struct StorageTool: ParsableCommand {
 
 extension StorageTool {
     /// What udev saw (`add`, `remove`), or dom0 asking what a device holds (`config`).
-    public enum Event: String, Sendable, CaseIterable, ExpressibleByArgument {
-        case add, remove, config
+    enum Request: ExpressibleByArgument {
+        case event(StorageSignal.Event)
+        case config
+
+        init?(argument: String) {
+            if argument == "config" {
+                self = .config
+            } else if let event = StorageSignal.Event(rawValue: argument) {
+                self = .event(event)
+            } else {
+                return nil
+            }
+        }
+
+        static var allValueStrings: [String] { StorageSignal.Event.allCases.map(\.rawValue) + ["config"] }
     }
 }

@@ -119,11 +119,13 @@ public enum Tool {
         try refusing { () throws(SplitError) in
             let name = try validateArgument(Array(name.utf8), what: what)
             let client = QrexecClient(client: options.client)
+            func call(_ qube: String) throws(SplitError) -> [UInt8] { try client.call(qube, service, argument: name, limit: limit) }
             let bytes: [UInt8]
             do throws(SplitError) {
-                bytes = try client.call(options.from, service, argument: name, limit: limit)
-            } catch where error.code == .remote && fallback != nil {
-                bytes = try client.call(fallback ?? "", service, argument: name, limit: limit)
+                bytes = try call(options.from)
+            } catch {
+                guard error.code == .remote, let fallback else { throw error }
+                bytes = try call(fallback)
             }
             guard let path else { return output(bytes) }
             let system = HostSystem()

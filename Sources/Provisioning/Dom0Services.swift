@@ -23,17 +23,17 @@ struct Dom0Service: Sendable, Hashable {
         self.body = body
     }
 
-    /// The service script.
+    /// The service script. Every script may include `{{desktop}}`: the lookup of the desktop user and
+    /// the `desktop` function that runs a command as that user (`base/dom0/desktop`).
     func script(_ manifest: Manifest) throws -> String {
+        var values = ["desktop": TemplateTexts.fragment(of: try TemplateTexts.text("base/dom0/desktop"))]
         switch body {
         case .notification(let urgency, let milliseconds, let icon, let text):
-            let values = [
-                "urgency": urgency, "milliseconds": String(milliseconds), "icon": icon,
-                "text": TemplateTexts.fragment(of: try TemplateTexts.text(text)),
-            ]
+            values.merge(["urgency": urgency, "milliseconds": String(milliseconds), "icon": icon,
+                          "text": TemplateTexts.fragment(of: try TemplateTexts.text(text))]) { $1 }
             return TemplateTexts.render(try TemplateTexts.text("base/dom0/notification"), manifest: manifest, values: values)
         case .script(let resource):
-            return TemplateTexts.render(try TemplateTexts.text(resource), manifest: manifest, values: [:])
+            return TemplateTexts.render(try TemplateTexts.text(resource), manifest: manifest, values: values)
         }
     }
 

@@ -68,7 +68,7 @@ struct KillCampaign {
             let state = try scratch.snapshot(orderFree: orderFree)
             for path in Set(state.keys).union(old.keys).union(new.keys).sorted() where !ScratchFolder.isTemp(path) {
                 if stepped.contains(path), let content = state[path] {
-                    #expect(ScratchFolder.isComplete(path, content), "\(context): \(path) is torn")
+                    #expect(ScratchFolder.isComplete(path, content, from: [old[path], new[path]]), "\(context): \(path) is torn")
                 } else {
                     #expect(state[path] == old[path] || state[path] == new[path], "\(context): \(path) is neither old nor new")
                 }
@@ -144,11 +144,13 @@ struct ScratchFolder {
         return entries
     }
 
-    /// Whether `content` is a whole XML or JSON document (by the name's extension; other files: yes).
-    static func isComplete(_ path: String, _ content: String) -> Bool {
+    /// Whether `content` is a whole XML or JSON document (by the name's extension), else whole lines each
+    /// found in one of `versions` (a list saved a line more or less at each step).
+    static func isComplete(_ path: String, _ content: String, from versions: [String?]) -> Bool {
         if path.hasSuffix(".xml") { return XMLParser(data: Data(content.utf8)).parse() }
         if path.hasSuffix(".json") { return (try? JSONSerialization.jsonObject(with: Data(content.utf8))) != nil }
-        return true
+        let known = Set(versions.compactMap { $0 }.flatMap { $0.split(separator: "\n") })
+        return content.hasSuffix("\n") && content.split(separator: "\n").allSatisfy(known.contains)
     }
 
     /// What each run draws at random: uuids of new qubes, the dispid qubesd draws at every save.

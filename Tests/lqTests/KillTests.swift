@@ -26,8 +26,11 @@ import Testing
         try "components: [base, network, usb]\n".write(toFile: scratch("liteqube.yaml"), atomically: false, encoding: .utf8)
     }
 
-    /// What apply and destroy save after every step.
-    static let stepped: Set<String> = ["qubes.xml", "liteqube.journal.json"]
+    /// What apply and destroy save after every step: the store, the journal, and each template's lists of
+    /// the packages it installed and the commands it ran.
+    static let stepped: Set<String> = [
+        "qubes.xml", "liteqube.journal.json", "root/var/lib/liteqube/commands", "root/var/lib/liteqube/packages",
+    ]
 
     static func provisioningArguments(_ command: String) -> (ScratchFolder) -> [String] {
         { scratch in
