@@ -26,14 +26,16 @@ struct Dom0Service: Sendable, Hashable {
     /// The service script. Every script may include `{{desktop}}`: the lookup of the desktop user and
     /// the `desktop` function that runs a command as that user (`base/dom0/desktop`).
     func script(_ manifest: Manifest) throws -> String {
-        var values = ["desktop": TemplateTexts.fragment(of: try TemplateTexts.text("base/dom0/desktop"))]
+        let desktop = TemplateTexts.fragment(of: try TemplateTexts.text("base/dom0/desktop"))
         switch body {
         case .notification(let urgency, let milliseconds, let icon, let text):
-            values.merge(["urgency": urgency, "milliseconds": String(milliseconds), "icon": icon,
-                          "text": TemplateTexts.fragment(of: try TemplateTexts.text(text))]) { $1 }
+            let values = [
+                "desktop": desktop, "urgency": urgency, "milliseconds": String(milliseconds), "icon": icon,
+                "text": TemplateTexts.fragment(of: try TemplateTexts.text(text)),
+            ]
             return TemplateTexts.render(try TemplateTexts.text("base/dom0/notification"), manifest: manifest, values: values)
         case .script(let resource):
-            return TemplateTexts.render(try TemplateTexts.text(resource), manifest: manifest, values: values)
+            return TemplateTexts.render(try TemplateTexts.text(resource), manifest: manifest, values: ["desktop": desktop])
         }
     }
 
