@@ -37,6 +37,12 @@ public struct ClientOptions: ParsableArguments {
     public init() {}
 }
 
+/// A value `Tool.keepUntilExit` keeps.
+private final class Kept<Value> {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
 /// A command that failed or refused its input: the message (naming the file, qube, field and
 /// value it concerns) is printed once, on stderr, and the exit status is 1.
 public struct CommandFailure: Error, Sendable, CustomStringConvertible {
@@ -59,6 +65,13 @@ public enum Tool {
             status = (error as? ExitCode)?.rawValue ?? usage(error, command)
         }
         Glibc.exit(status)
+    }
+
+    /// Keeps `value` until the process exits: a command's large results (a store of a thousand
+    /// qubes, a policy and its calls) are dropped with the process, not freed object by object
+    /// just before it exits (docs/qubes-xml.md, "Checking").
+    public static func keepUntilExit<Value>(_ value: Value) {
+        _ = Unmanaged.passRetained(Kept(value))
     }
 
     /// Runs `body`; an error from a library becomes a `CommandFailure` after `context` (the file or

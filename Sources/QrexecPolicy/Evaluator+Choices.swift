@@ -35,18 +35,16 @@ extension PolicyEvaluator {
                 if adminVM >= 0 { state.offer(rank: slots.qube(adminVM), include) }
             case .qube(let index):
                 state.offer(rank: slots.qube(index), include)
-            case .type, .tag:
-                for index in 0..<Int32(system.qubes.count) where matchesTarget(bound.offer, .qube(index), source: source.index) {
-                    state.offer(rank: slots.qube(index), include)
-                }
+            case .type(let type):
+                state.offer(slots.typed[Int(type)], include)
+            case .tag(let tag):
+                state.offer(slots.tagged[Int(tag)], include)
             case .dispVM:
                 state.offerDispVM(include)
             case .dispVMTemplate(let index):
                 if system.qubes[Int(index)].templateForDispVMs { state.offer(rank: slots.dispVM(index), include) }
             case .dispVMTag(let tag):
-                for index in 0..<Int32(system.qubes.count) where isDispVMTemplate(index, tagged: tag) {
-                    state.offer(rank: slots.dispVM(index), include)
-                }
+                state.offer(slots.dispVMTagged[Int(tag)], include)
             case .default, .never, .unknownQube, .missingDispVMTemplate:
                 break
             }
@@ -72,10 +70,17 @@ struct ChoiceSlots: Sendable {
     /// What `@anyvm` offers (every qube but dom0, and `@dispvm:` of the disposable templates),
     /// what `*` offers (the same with dom0), and the ranks a prompt may show (not `internal`).
     let anyVM: [UInt64], any: [UInt64], shown: [UInt64]
+    /// What `@tag:T` offers (the qubes tagged T), `@type:T` (the qubes of type T) and
+    /// `@dispvm:@tag:T` (`@dispvm:` of the disposable templates tagged T), by tag or type number:
+    /// for the tokens some rule offers, empty for the others.
+    let tagged: [[UInt64]], typed: [[UInt64]], dispVMTagged: [[UInt64]]
     /// How many slots a rule can decide, `@dispvm` included.
     let offerable: Int
 
-    init(_ qubes: [QubeInfo], adminVM: Int32) {
+    /// The slots of `qubes`, whose tags and types the evaluator numbered (`tagsOf`, `typeOf`:
+    /// `tagCount` and `typeCount` numbers), for rules offering `offers`.
+    init(_ qubes: [QubeInfo], adminVM: Int32, tagsOf: [[Int32]], tagCount: Int, typeOf: [Int32], typeCount: Int,
+         offers: Set<PolicyEvaluator.Matcher>) {
         let count = qubes.count
         let texts = qubes.map { Array($0.name.utf8) } + qubes.map { Array(("@dispvm:" + $0.name).utf8) }
         let order = (0..<2 * count).sorted { texts[$0].lexicographicallyPrecedes(texts[$1]) }
@@ -85,6 +90,17 @@ struct ChoiceSlots: Sendable {
         self.rankOf = rankOf
         let words = (2 * count + 63) / 64
         var any = [UInt64](repeating: 0, count: words), shown = any
+        var tagged = [[UInt64]](repeating: [], count: tagCount), dispVMTagged = tagged
+        var typed = [[UInt64]](repeating: [], count: typeCount)
+        for offer in offers {
+            switch offer {
+            case .tag(let tag): tagged[Int(tag)] = any
+            case .type(let type): typed[Int(type)] = any
+            case .dispVMTag(let tag): dispVMTagged[Int(tag)] = any
+            default: break
+            }
+        }
+        func setIfOffered(_ bits: inout [UInt64], _ slot: Int) { if !bits.isEmpty { set(&bits, slot) } }
         func set(_ bits: inout [UInt64], _ slot: Int) {
             let rank = Int(rankOf[slot])
             bits[rank >> 6] |= 1 << UInt64(rank & 63)
@@ -92,9 +108,12 @@ struct ChoiceSlots: Sendable {
         var offerable = 1
         for (index, qube) in qubes.enumerated() {
             set(&any, index)
+            setIfOffered(&typed[Int(typeOf[index])], index)
+            for tag in tagsOf[index] { setIfOffered(&tagged[Int(tag)], index) }
             offerable += 1
             if qube.templateForDispVMs {
                 set(&any, count + index)
+                for tag in tagsOf[index] { setIfOffered(&dispVMTagged[Int(tag)], count + index) }
                 offerable += 1
             }
             if !qube.isInternal {
@@ -108,6 +127,7 @@ struct ChoiceSlots: Sendable {
             anyVM[rank >> 6] &= ~(1 << UInt64(rank & 63))
         }
         (self.any, self.anyVM, self.shown, self.offerable) = (any, anyVM, shown, offerable)
+        (self.tagged, self.typed, self.dispVMTagged) = (tagged, typed, dispVMTagged)
     }
 
     func qube(_ index: Int32) -> Int { Int(rankOf[Int(index)]) }

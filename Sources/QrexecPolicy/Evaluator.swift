@@ -79,7 +79,6 @@ public struct PolicyEvaluator: Sendable {
         adminVM = system.adminVM.map(Int32.init) ?? -1
         self.tagIDs = tagIDs
         self.typeIDs = typeIDs
-        slots = ChoiceSlots(system.qubes, adminVM: adminVM)
 
         var arguments: [ExactString: Int32] = [:]
         var byService: [ExactString: [Int32]] = [:]
@@ -101,6 +100,8 @@ public struct PolicyEvaluator: Sendable {
                 isDeny: { if case .deny = rule.action { return true } else { return false } }()))
         }
         self.rules = bound
+        slots = ChoiceSlots(system.qubes, adminVM: adminVM, tagsOf: tagsOf, tagCount: tagIDs.count, typeOf: typeOf,
+                            typeCount: typeIDs.count, offers: Set(bound.map(\.offer)))
         self.byService = byService
         self.anyService = anyService
         self.arguments = arguments

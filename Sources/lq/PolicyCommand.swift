@@ -5,6 +5,7 @@ import LQCommon
 import QubesAdmin
 import QrexecPolicy
 import QubesStore
+import SystemLayer
 
 /// `lq policy …`: evaluate, lint, tabulate and generate qrexec policy.
 struct PolicyCommand: ParsableCommand {
@@ -29,8 +30,10 @@ struct PolicyLocation: ParsableArguments {
     }
 
     /// The policy, or the error that makes dom0 deny every call (each error printed).
-    func load() -> Result<Policy, PolicyError> {
-        let result = loader.load()
+    func load() -> Result<Policy, PolicyError> { policy(loader.load()) }
+
+    /// The policy of `result`, or the error that makes dom0 deny every call (each error printed).
+    func policy(_ result: PolicyLoad) -> Result<Policy, PolicyError> {
         for error in result.errors { Terminal.error("error: \(error)") }
         return result.errors.first.map { .failure($0) } ?? .success(result.policy)
     }
@@ -116,36 +119,23 @@ extension PolicyCommand {
         }
 
         func run() throws {
-            let info = try system.load()
-            let requests: [Call]
-            if let calls {
-                requests = try PolicyInput.orExit { try Call.list(json: try PolicyInput.read(calls), file: calls) }
-            } else {
-                requests = [Call(serviceAndArgument: call[0], source: call[1], target: call.count == 3 ? call[2] : "",
-                                 requestedSource: requestedSource)]
-            }
-            let policy = location.load()
-            let evaluator = try? PolicyEvaluator(policy: policy.get(), system: info)
-            var failed = evaluator == nil
-            // The answers go out in large writes, not one per call.
-            var output: [UInt8] = []
-            output.reserveCapacity(1 << 20)
-            for request in requests {
-                let decision: Decision
-                switch policy {
-                case .success: decision = evaluator!.evaluate(request)
-                case .failure(let error): decision = .loadFailure(error)
-                }
-                if case .error = decision.outcome { failed = true }
-                if json { decision.appendJSON(to: &output) } else { output += decision.summary.utf8 }
-                output.append(0x0A)
-                if output.count >= 1 << 20 {
-                    Terminal.write(output)
-                    output.removeAll(keepingCapacity: true)
-                }
-            }
-            Terminal.write(output)
+            // The policy loads on a second thread while the system and the calls are read
+            // (docs/qrexec-policy.md, "Whole-process speed").
+            let loader = location.loader
+            let (load, (info, requests)) = try concurrently({ loader.load() }, { () throws in (try system.load(), try readCalls()) })
+            let policy = location.policy(load)
+            let answers = PolicyAnswers(evaluator: policy.map { PolicyEvaluator(policy: $0, system: info) }, json: json)
+            let failed = answers.write(requests)
+            Tool.keepUntilExit((load, info, requests, answers))
             if failed { throw ExitCode(1) }
+        }
+
+        private func readCalls() throws -> [Call] {
+            guard let calls else {
+                return [Call(serviceAndArgument: call[0], source: call[1], target: call.count == 3 ? call[2] : "",
+                             requestedSource: requestedSource)]
+            }
+            return try PolicyInput.orExit { try Call.list(json: try PolicyInput.read(calls), file: calls) }
         }
     }
 }

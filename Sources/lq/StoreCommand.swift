@@ -61,6 +61,7 @@ extension StoreCommand {
                     Terminal.write(StoreSummary.text(file, loaded.store, warnings: report.warnings.count))
                 }
             }
+            Tool.keepUntilExit((bytes, loaded, report))
             if !report.errors.isEmpty { throw ExitCode(1) }
         }
     }
