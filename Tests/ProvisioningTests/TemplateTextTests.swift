@@ -18,7 +18,7 @@ import Testing
         for disposable in [true, false] {
             for firewall in Manifest.Firewall.allCases {
                 for input in [true, false] {
-                    var manifest = Manifest(components: [.base, .network, .usb])
+                    var manifest = Manifest(components: [.base, .network, .usb, .vpn])
                     manifest.disposableNetVM = disposable
                     manifest.firewall = firewall
                     manifest.usbInputDevices = input
@@ -30,6 +30,10 @@ import Testing
                     manifest.passwordClients = disposable ? ["work"] : []
                     // Intel's Wi-Fi firmware brings the suspend blacklist.
                     manifest.firmware = disposable ? ["firmware-iwlwifi"] : nil
+                    // Both tunnels, the OpenVPN one with a user.
+                    manifest.vpnKind = input ? .openvpn : .wireguard
+                    manifest.vpnProfile = "office"
+                    manifest.vpnUser = input ? "alice" : nil
                     all.append(manifest)
                 }
             }

@@ -31,6 +31,18 @@ extension Setting where Value == Bool {
 extension Setting where Value == String? {
     /// Any text; absent means `nil`.
     static func text(_ key: String) -> Setting { Setting(key, default: nil) { node, key in try SettingReader.text(node, key) } }
+
+    /// A text that `problem` passes (it names what is wrong, or returns `nil`); absent means `nil`.
+    static func text(_ key: String, problem: @escaping @Sendable (String) -> String?) -> Setting {
+        Setting(key, default: nil) { node, key in try SettingReader.text(node, key, problem: problem) }
+    }
+}
+
+extension Setting where Value == String {
+    /// A text that `problem` passes, `defaultValue` when absent.
+    static func text(_ key: String, default defaultValue: String, problem: @escaping @Sendable (String) -> String?) -> Setting {
+        Setting(key, default: defaultValue) { node, key in try SettingReader.text(node, key, problem: problem) }
+    }
 }
 
 extension Setting where Value: RawRepresentable & CaseIterable, Value.RawValue == String {
@@ -67,6 +79,13 @@ enum SettingReader {
     static func text(_ node: Node, _ key: String) throws -> String {
         guard case .scalar(let scalar) = node else { throw Manifest.Error(line: node.mark?.line, message: "\(key) must be text") }
         return scalar.string
+    }
+
+    /// The text, refused with its line when `problem` names something wrong with it.
+    static func text(_ node: Node, _ key: String, problem: (String) -> String?) throws -> String {
+        let value = try text(node, key)
+        if let problem = problem(value) { throw Manifest.Error(line: node.mark?.line, message: "\(key): '\(value)' \(problem)") }
+        return value
     }
 
     static func qubeName(_ node: Node, _ key: String) throws -> String {
@@ -114,11 +133,7 @@ extension Setting where Value == [String] {
             guard (minimum...limit).contains(items.count) else {
                 throw Manifest.Error(line: node.mark?.line, message: "\(key) must hold \(minimum) to \(limit) entries, not \(items.count)")
             }
-            return try items.map { item in
-                let text = try SettingReader.text(item, key)
-                if let problem = problem(text) { throw Manifest.Error(line: item.mark?.line, message: "\(key): '\(text)' \(problem)") }
-                return text
-            }
+            return try items.map { item in try SettingReader.text(item, key, problem: problem) }
         }
     }
 }
