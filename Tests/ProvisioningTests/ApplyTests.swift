@@ -34,8 +34,26 @@ struct Scratch {
         try FileManager.default.contentsOfDirectory(atPath: policy).sorted() + FileManager.default.contentsOfDirectory(atPath: rpc).sorted()
     }
 
+    /// dom0's evaluator of the policy folder on the store's system, after expecting the folder to load
+    /// without errors and to lint clean.
+    func policyEvaluator() throws -> PolicyEvaluator {
+        let system = try SystemInfo(store: try Store.load(xml: [UInt8](try bytes(store))).store)
+        let load = PolicyLoader(directories: [policy], legacyDirectory: "/nonexistent").load()
+        #expect(load.errors.isEmpty)
+        #expect(PolicyLint.findings(load, system: system).isEmpty, "\(PolicyLint.findings(load, system: system))")
+        return PolicyEvaluator(policy: load.policy, system: system)
+    }
+
     /// The store in canonical form (what `lq store fmt` writes).
     func canonical() throws -> [UInt8] { try XMLWriter.write(try Store.load(xml: [UInt8](try bytes(store))).store) }
+}
+
+/// Expects `evaluator` to decide each call (`service[+argument]`, source, target) as the decision named.
+func expectDecisions(_ evaluator: PolicyEvaluator, _ expectations: [(String, String, String, String)], _ context: String = "") {
+    for (service, source, target, expected) in expectations {
+        let decision = evaluator.evaluate(Call(serviceAndArgument: service, source: source, target: target))
+        #expect(decision.name == expected, "\(context)\(service) \(source) → \(target): \(decision.summary)")
+    }
 }
 
 @Suite struct ApplyTests {
@@ -174,12 +192,7 @@ struct Scratch {
     @Test func generatedPolicyDecidesAsIntended() throws {
         let scratch = try Scratch()
         try apply(scratch, OfflineBackend(path: scratch.store, random: .seeded(7)))
-        let store = try Store.load(xml: [UInt8](try scratch.bytes(scratch.store))).store
-        let system = try SystemInfo(store: store)
-        let load = PolicyLoader(directories: [scratch.policy], legacyDirectory: "/nonexistent").load()
-        #expect(load.errors.isEmpty)
-        #expect(PolicyLint.findings(load, system: system).isEmpty, "\(PolicyLint.findings(load, system: system))")
-        let evaluator = PolicyEvaluator(policy: load.policy, system: system)
+        let evaluator = try scratch.policyEvaluator()
         let expectations: [(String, String, String, String)] = [
             ("liteqube.SplitFile", "core-net", "core-keys", "allow"),
             ("liteqube.SplitFile", "core-tor", "core-keys", "deny"),
@@ -200,10 +213,7 @@ struct Scratch {
             ("qubes.UpdatesProxy", "debian-core", "@default", "allow"),
             ("qubes.UpdatesProxy", "work", "@default", "deny"),
         ]
-        for (service, source, target, expected) in expectations {
-            let decision = evaluator.evaluate(Call(service: service, source: source, target: target))
-            #expect(decision.name == expected, "\(service) \(source) → \(target): \(decision.summary)")
-        }
+        expectDecisions(evaluator, expectations)
         let proxy = evaluator.evaluate(Call(service: "qubes.UpdatesProxy", source: "debian-core", target: "@default"))
         guard case .allow(let target, _, _, _) = proxy.outcome else { return #expect(Bool(false), "\(proxy.summary)") }
         #expect(target == "core-update")

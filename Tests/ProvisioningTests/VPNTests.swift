@@ -81,11 +81,7 @@ import Testing
         for (manifest, passwords) in [(Self.manifest(), true), (Self.manifest(.wireguard, user: nil), false)] {
             let scratch = try Scratch()
             try apply(scratch, manifest)
-            let system = try SystemInfo(store: try Store.load(xml: [UInt8](try scratch.bytes(scratch.store))).store)
-            let load = PolicyLoader(directories: [scratch.policy], legacyDirectory: "/nonexistent").load()
-            #expect(load.errors.isEmpty)
-            #expect(PolicyLint.findings(load, system: system).isEmpty, "\(PolicyLint.findings(load, system: system))")
-            let evaluator = PolicyEvaluator(policy: load.policy, system: system)
+            let evaluator = try scratch.policyEvaluator()
             let expectations: [(String, String, String, String)] = [
                 ("liteqube.SplitFile+office", "core-vpn", "core-keys", "ask"),
                 ("liteqube.SplitPassword+office", "core-vpn", "core-keys", passwords ? "ask" : "deny"),
@@ -98,10 +94,7 @@ import Testing
                 ("liteqube.Message", "core-vpn", "dom0", "allow"),
                 ("liteqube.SplitSSH", "core-vpn", "core-keys", "deny"),
             ]
-            for (service, source, target, decision) in expectations {
-                let answer = evaluator.evaluate(Call(serviceAndArgument: service, source: source, target: target))
-                #expect(answer.name == decision, "\(manifest.vpnKind) \(service) \(source) → \(target): \(answer.summary)")
-            }
+            expectDecisions(evaluator, expectations, "\(manifest.vpnKind): ")
         }
     }
 
