@@ -88,13 +88,15 @@ enum VPN {
     static func trees(_ overlay: inout Overlay) {
         let manifest = overlay.manifest
         overlay.values["vpn_dns"] = manifest.vpnDNS
+        // The script holds the chosen tunnel only: it names no program the template lacks.
+        overlay.values["vpn_tunnel"] = overlay.fragment("/fragments/" + manifest.vpnKind.rawValue)
         overlay.script(Overlay.programFolder + "/liteqube-vpn")
         overlay.file(Overlay.programFolder + "/liteqube-vpn.nft")
         overlay.directory("/etc/systemd/system/qubes-iptables.service.d")
         overlay.file("/etc/systemd/system/qubes-iptables.service.d/50-liteqube-vpn.conf")
         overlay.file("/etc/systemd/system/liteqube-vpn.service")
         let tree = overlay.qubeTemplate(.vpn)
-        let settings = ["kind=\(manifest.vpnKind.rawValue)", "profile=\(manifest.vpnProfile ?? "")", "user=\(manifest.vpnUser ?? "")"]
+        let settings = ["profile=\(manifest.vpnProfile ?? "")", "user=\(manifest.vpnUser ?? "")"]
         overlay.file(tree + "/config/liteqube-vpn.conf", content: settings.joined(separator: "\n") + "\n", mode: 0o600)
     }
 
