@@ -50,14 +50,15 @@ extension SplitFileTool {
     struct Save: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "save", abstract: "In core-keys, for dom0 only: store a file read from stdin after two lines: qube, file name.",
-            discussion: "Replaces <store>/<qube>/<name> atomically (folder 0700, file 0600) and prints its pin: sha256 and sha512 lines.")
+            discussion: "Replaces <store>[/<subfolder>]/<qube>/<name> atomically (folders 0700, file 0600) and prints its pin: sha256 and sha512 lines.")
 
         @Option(help: ArgumentHelp("The folder holding one folder per qube.", valueName: "dir")) var store = "/home/user"
+        @OptionGroup var subfolder: SubfolderOption
         @Option(help: ArgumentHelp("Owner of the folder and file.", valueName: "uid:gid")) var owner = Owner(argument: "1000:1000")!
         @Option(help: ArgumentHelp("The largest file stored, in bytes.", valueName: "bytes")) var maxSize = 16 << 20
 
         func run() throws {
-            let saver = FileSaver(store: store, owner: owner.user, group: owner.group, maxSize: maxSize)
+            let saver = FileSaver(store: store, subfolder: subfolder.subfolder, owner: owner.user, group: owner.group, maxSize: maxSize)
             try Tool.refusing { () throws(SplitError) in
                 Tool.output(try saver.save(Tool.input(lines: .max, limit: maxSize + 256)).fileBytes)
             }
@@ -68,13 +69,28 @@ extension SplitFileTool {
         static let configuration = CommandConfiguration(
             commandName: "pin",
             abstract: "In the template, for dom0 only: record a file's pin read from stdin as four lines: qube, file name, sha256, sha512.",
-            discussion: "Writes <rules>/checksum.<keys-qube>/home/user/<qube>/<name> and prints its path.")
+            discussion: "Writes <rules>/checksum.<keys-qube>/home/user[/<subfolder>]/<qube>/<name> and prints its path.")
 
         @OptionGroup var pins: PinOptions
+        @OptionGroup var subfolder: SubfolderOption
 
         func run() throws {
-            let writer = pins.writer
+            var writer = pins.writer
+            writer.subfolder = subfolder.subfolder
             try Tool.refusing { () throws(SplitError) in Tool.output(Array((try writer.writeFile(Tool.input(lines: 4)) + "\n").utf8)) }
+        }
+    }
+}
+
+/// `--subfolder`: the folder between the store and the qube's folder (`.ssh` for the split SSH keys).
+struct SubfolderOption: ParsableArguments {
+    @Option(help: ArgumentHelp("A folder between the store and the qube's folder (.ssh: split SSH keys).", valueName: "name"))
+    var subfolder: String?
+
+    func validate() throws {
+        guard let subfolder else { return }
+        guard !subfolder.isEmpty, subfolder != ".", subfolder != "..", !subfolder.contains("/") else {
+            throw ValidationError("--subfolder must be one folder name, not '\(subfolder)'")
         }
     }
 }

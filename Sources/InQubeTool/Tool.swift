@@ -92,6 +92,7 @@ public enum Tool {
         case .protect: ProtectTool.self
         case .splitFile: SplitFileTool.self
         case .splitPassword: SplitPasswordTool.self
+        case .splitSSH: SplitSSHTool.self
         case .storage: StorageTool.self
         case .torSetAP: TorSetAPTool.self
         }

@@ -52,6 +52,7 @@ public enum InQubeToolName: String, Sendable, CaseIterable {
     case protect = "lq-protect"
     case splitFile = "lq-splitfile"
     case splitPassword = "lq-splitpassword"
+    case splitSSH = "lq-splitssh"
     case storage = "lq-storage"
     case torSetAP = "lq-torsetap"
 }

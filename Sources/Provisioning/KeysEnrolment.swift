@@ -44,6 +44,23 @@ public struct KeysEnrolment: Sendable {
             pin: "liteqube.SplitFileChecksum", pinPrefix: "\(qube)\n\(name)\n")
     }
 
+    /// Saves an OpenSSH private key without passphrase as `qube`'s key `name` (the keys qube's
+    /// `/home/user/.ssh/<qube>/<name>`, which only `liteqube.SplitSSH` reads); returns the pin's two lines.
+    public func saveSSHKey(qube: String, name: String, key: [UInt8]) throws -> [String] {
+        try checkArgument(name, what: "key name")
+        if let problem = OpenSSHKey.problem(key) { throw ProvisioningError(.invalidArgument, problem, path: name) }
+        return try enrol(
+            qube: qube, save: "liteqube.SplitSSHSave", input: Array("\(qube)\n\(name)\n".utf8) + key,
+            pin: "liteqube.SplitSSHChecksum", pinPrefix: "\(qube)\n\(name)\n")
+    }
+
+    /// Runs `installer` (the split SSH client side) as the user in `qube`, the script on stdin.
+    public func installSSHClient(qube: String, installer: String) throws {
+        if let problem = QubeName.problem(qube) { throw ProvisioningError(.invalidArgument, "qube '\(qube)': \(problem)") }
+        _ = try runProgram(
+            qvmRun, ["--pass-io", "--no-gui", "--user", "user", qube, "sh -s"], input: Array(installer.utf8), failure: "\(qube): the split SSH client")
+    }
+
     private func checkArgument(_ text: String, what: String) throws {
         guard isValidArgumentName(Array(text.utf8)) else {
             throw ProvisioningError(.invalidArgument, "\(what) '\(text)': want 1 to 64 of A-Z a-z 0-9 _ . + -, not starting with '.' or '-'")

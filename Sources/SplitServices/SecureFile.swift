@@ -11,13 +11,8 @@ struct SecureFile {
         var opened: [Descriptor] = []
         defer { opened.forEach(system.close) }
         do {
-            var dir = try system.openDirectory(currentDirectory, Array(root.utf8), followSymlink: true)
-            opened.append(dir)
-            for component in components.dropLast() {
-                dir = try system.openDirectory(dir, component, followSymlink: false)
-                opened.append(dir)
-            }
-            let fd = try system.openFile(dir, components.last ?? [])
+            opened = try openFolders(root, components.dropLast())
+            let fd = try system.openFile(opened[opened.count - 1], components.last ?? [])
             opened.append(fd)
             let info = try system.status(fd)
             guard info.type == .regular else { throw SplitError(.unsafe, "\(path): a \(info.type.rawValue), not a file; refused") }
@@ -33,6 +28,32 @@ struct SecureFile {
         } catch {
             throw SplitError(.system, "\(path): \(error)")
         }
+    }
+
+    /// The names in the folder `root/components…` (opened as `read` opens them), sorted; dot-files left out.
+    func names(_ root: String, _ components: [Name]) throws(SplitError) -> [Name] {
+        let path = ([root] + components.map(shown)).joined(separator: "/")
+        var opened: [Descriptor] = []
+        defer { opened.forEach(system.close) }
+        do {
+            opened = try openFolders(root, components[...])
+            return try system.entries(opened[opened.count - 1]).filter { $0.first != UInt8(ascii: ".") }.sorted { $0.lexicographicallyPrecedes($1) }
+        } catch {
+            throw Self.refusal(error, path)
+        }
+    }
+
+    /// `root` (trusted: it may be a link), then each of `components` below it without following a
+    /// symlink: the open folders, the deepest last. On a failure, none stays open.
+    private func openFolders(_ root: String, _ components: ArraySlice<Name>) throws(SystemError) -> [Descriptor] {
+        var opened = [try system.openDirectory(currentDirectory, Array(root.utf8), followSymlink: true)]
+        do {
+            for component in components { opened.append(try system.openDirectory(opened[opened.count - 1], component, followSymlink: false)) }
+        } catch {
+            opened.forEach(system.close)
+            throw error
+        }
+        return opened
     }
 
     /// Replaces `dir/name` atomically: a new file `.name.new` (0600), owner and group, then the mode,

@@ -28,16 +28,23 @@ public struct SplitFileServer: Sendable {
 
 /// `liteqube.SplitFileSave` in core-keys (called by dom0 only): stores a file that a qube gets with
 /// SplitFile, `<store>/<qube>/<name>` (the folder 0700 and the file 0600, both `owner`), and returns its
-/// pin, which dom0 hands to `PinWriter.writeFile` in the template.
+/// pin, which dom0 hands to `PinWriter.writeFile` in the template. With a `subfolder` (`.ssh`: the split
+/// SSH keys), the file is `<store>/<subfolder>/<qube>/<name>`, out of SplitFile's reach (a caller's name
+/// never starts with `.`).
 public struct FileSaver: Sendable {
     public var store: String
+    public var subfolder: String?
     public var owner: UInt32
     public var group: UInt32
     public var maxSize: Int
     public var system: any SystemCalls
 
-    public init(store: String = "/home/user", owner: UInt32, group: UInt32, maxSize: Int = 16 << 20, system: any SystemCalls = HostSystem()) {
+    public init(
+        store: String = "/home/user", subfolder: String? = nil, owner: UInt32, group: UInt32, maxSize: Int = 16 << 20,
+        system: any SystemCalls = HostSystem()
+    ) {
         self.store = store
+        self.subfolder = subfolder
         self.owner = owner
         self.group = group
         self.maxSize = maxSize
@@ -52,9 +59,10 @@ public struct FileSaver: Sendable {
         let name = try validateArgument(Array(parts[1]), what: "file name")
         let content = Array(parts[2])
         guard content.count <= maxSize else { throw SplitError(.tooLarge, "refused: \(content.count) bytes, over the limit of \(maxSize)") }
+        let folders = (subfolder.map { [$0] } ?? []) + [qube]
         try SecureFile(system: system).write(
-            store, folders: [SecureFile.Folder(name: Array(qube.utf8), owner: owner, group: group, mode: 0o700)], name: Array(name.utf8),
-            bytes: content, owner: owner, group: group, mode: 0o600, path: "\(store)/\(qube)/\(name)")
+            store, folders: folders.map { SecureFile.Folder(name: Array($0.utf8), owner: owner, group: group, mode: 0o700) }, name: Array(name.utf8),
+            bytes: content, owner: owner, group: group, mode: 0o600, path: ([store] + folders + [name]).joined(separator: "/"))
         return ChecksumPin(of: content)
     }
 }

@@ -101,16 +101,22 @@ public struct PasswordSaver: Sendable {
 /// password store into `checksum.<keys>/home/user/password-<qube>`, so BootProtect verifies the store at
 /// boot. The folders get the owner and modes the `/rw` folders must have (`home` 0755 root, `home/user`
 /// 0700 user); the pin file says the store must be `owner` 0600 (data, so never executable).
+/// File pins go under `subfolder` (`.ssh`) when the file was saved there (`FileSaver.subfolder`).
 public struct PinWriter: Sendable {
     public var rules: String
     public var keysQube: String
+    public var subfolder: String?
     public var owner: UInt32
     public var group: UInt32
     public var system: any SystemCalls
 
-    public init(rules: String = "/etc/protect", keysQube: String = "core-keys", owner: UInt32, group: UInt32, system: any SystemCalls = HostSystem()) {
+    public init(
+        rules: String = "/etc/protect", keysQube: String = "core-keys", subfolder: String? = nil, owner: UInt32, group: UInt32,
+        system: any SystemCalls = HostSystem()
+    ) {
         self.rules = rules
         self.keysQube = keysQube
+        self.subfolder = subfolder
         self.owner = owner
         self.group = group
         self.system = system
@@ -153,8 +159,9 @@ public struct PinWriter: Sendable {
         var relative = "checksum.\(keysQube)/home/user/"
         let name: String
         if let file {
-            folders.append(SecureFile.Folder(name: Array(qube.utf8), owner: owner, group: group, mode: 0o700))
-            relative += "\(qube)/\(file)"
+            let names = (subfolder.map { [$0] } ?? []) + [qube]
+            folders += names.map { SecureFile.Folder(name: Array($0.utf8), owner: owner, group: group, mode: 0o700) }
+            relative += (names + [file]).joined(separator: "/")
             name = file
         } else {
             name = PasswordStore.fileName(qube)

@@ -23,17 +23,21 @@ extension HostSystem {
         try check("umount2", umount2(target, Int32(MNT_FORCE | MNT_DETACH)))
     }
 
-    public func run(_ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int) throws(SystemError) -> ProcessOutput {
-        try run(executable, arguments, input: input, outputLimit: outputLimit, passing: [:])
+    public func run(
+        _ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int, environment: [String: String]
+    ) throws(SystemError) -> ProcessOutput {
+        try run(executable, arguments, input: input, outputLimit: outputLimit, passing: [:], environment: environment)
     }
 
     /// Runs `executable` with `arguments` (no `PATH` search; the child's `PATH` is fixed), `input` on its
     /// standard input, its standard output captured up to `outputLimit` bytes, its standard error inherited;
-    /// `descriptors` maps a descriptor number of the child to an open descriptor of ours (`posix_spawn_file_actions_adddup2`).
+    /// `descriptors` maps a descriptor number of the child to an open descriptor of ours (`posix_spawn_file_actions_adddup2`);
+    /// the child's environment is `PATH` (fixed) and `environment`.
     /// The child gets no other descriptor: every one above those is closed in it, whether or not it was
     /// opened with `O_CLOEXEC` (docs/system-layer.md, "Processes").
     public func run(
-        _ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int, passing descriptors: [Int32: Descriptor]
+        _ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int, passing descriptors: [Int32: Descriptor],
+        environment: [String: String] = [:]
     ) throws(SystemError) -> ProcessOutput {
         var toChild: [Int32] = [0, 0]
         var fromChild: [Int32] = [0, 0]
@@ -52,7 +56,8 @@ extension HostSystem {
         for fd in 3..<max(3, passed) where descriptors[fd] == nil { posix_spawn_file_actions_addclose(&actions, fd) }
         _ = Spawn.closeFrom(&actions, max(3, passed + 1))
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = [strdup("PATH=/usr/local/bin:/usr/bin:/bin"), nil]
+        let variables = ["PATH=/usr/local/bin:/usr/bin:/bin"] + environment.filter { $0.key != "PATH" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let envp = variables.map { strdup($0) } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
         var pid = pid_t()
         var spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)

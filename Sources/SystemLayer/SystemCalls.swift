@@ -67,9 +67,22 @@ public protocol SystemCalls: Sendable {
     func mount(_ device: String, at target: String) throws(SystemError)
     /// `umount2(target, MNT_FORCE|MNT_DETACH)`.
     func unmount(_ target: String) throws(SystemError)
-    /// Runs `executable` (an absolute path, no shell, empty environment but `PATH`) with `arguments`,
-    /// feeds it `input` and returns its status and at most `outputLimit + 1` bytes of its stdout.
-    func run(_ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int) throws(SystemError) -> ProcessOutput
+    /// Runs `executable` (an absolute path, no shell, an environment of `PATH` and `environment` only)
+    /// with `arguments`, feeds it `input` and returns its status and at most `outputLimit + 1` bytes of its stdout.
+    func run(
+        _ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int, environment: [String: String]
+    ) throws(SystemError) -> ProcessOutput
+    /// Connects to the Unix stream socket at `path`.
+    func connect(socket path: String) throws(SystemError) -> Descriptor
+    /// Reads `count` bytes from a stream, fewer only when it ends first.
+    func read(_ fd: Descriptor, exactly count: Int) throws(SystemError) -> [UInt8]
+}
+
+extension SystemCalls {
+    /// `run` with no environment but `PATH`.
+    public func run(_ executable: String, _ arguments: [String], input: [UInt8], outputLimit: Int) throws(SystemError) -> ProcessOutput {
+        try run(executable, arguments, input: input, outputLimit: outputLimit, environment: [:])
+    }
 }
 
 /// The directory `openat` resolves relative names against: use it with absolute paths.

@@ -4,10 +4,10 @@ import Glibc
 import Provisioning
 import SystemLayer
 
-/// `lq addkey`: put secrets into the offline keys qube (docs/split-services.md, "Split password", "Split file").
+/// `lq addkey`: put secrets into the offline keys qube (docs/split-services.md, "Split password", "Split file", "Split SSH").
 struct AddKeyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "addkey", abstract: "Put secrets for a qube into the offline keys qube.", subcommands: [Password.self, File.self])
+        commandName: "addkey", abstract: "Put secrets for a qube into the offline keys qube.", subcommands: [Password.self, File.self, SSH.self])
 
     /// Where the keys qube and its template are, and the dom0 programs that reach them.
     struct KeysOptions: ParsableArguments {
@@ -41,6 +41,39 @@ struct AddKeyCommand: ParsableCommand {
             let enrolment = try keys.enrolment()
             let pin = try Tool.failing("\(qube): ") { try enrolment.saveFile(qube: qube, name: name, content: content) }
             Terminal.write("saved in \(enrolment.keysQube), sha256 \(pin[0])\n")
+        }
+    }
+
+    struct SSH: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ssh", abstract: "Save an SSH key that QUBE's agent socket uses through the keys qube (liteqube.SplitSSH).",
+            discussion: """
+                The key (an OpenSSH private key without passphrase, at most 16 KiB) comes from --from or stdin; \
+                the template records its checksum and both qubes shut down. Then QUBE gets its agent socket \
+                ($XDG_RUNTIME_DIR/liteqube-ssh-agent, SSH_AUTH_SOCK) unless --no-client; `ssh-add -L` there \
+                lists the public keys. QUBE must be in the manifest's ssh_clients for the policy to let it in.
+                """)
+
+        @Argument(help: "The qube the key is for.") var qube: String
+        @Option(help: ArgumentHelp("The key's name in the keys qube.", valueName: "name")) var name = "id"
+        @Option(help: ArgumentHelp("The private key file (default: stdin).", valueName: "path")) var from: String?
+        @Flag(help: "Do not set up the agent socket in QUBE.") var noClient = false
+        @OptionGroup var keys: KeysOptions
+
+        func run() throws {
+            let key = try Tool.failing("\(from ?? "stdin"): ") { () throws -> [UInt8] in
+                try from.map { try StoreInput.read($0) } ?? HostSystem().read(stream: 0, limit: 1 << 20)
+            }
+            let manifest = try keys.manifest.loadIfPresent()
+            let enrolment = try keys.enrolment()
+            let pin = try Tool.failing("\(qube): ") { try enrolment.saveSSHKey(qube: qube, name: name, key: key) }
+            Terminal.write("saved in \(enrolment.keysQube), sha256 \(pin[0])\n")
+            if !manifest.includes(.splitSSH) || !manifest.sshClients.contains(qube) {
+                Tool.error("\(keys.manifest.path): \(qube) is not in ssh_clients of the split-ssh component: the policy denies its agent until it is and lq apply ran")
+            }
+            guard !noClient else { return }
+            try Tool.failing("\(qube): ") { try enrolment.installSSHClient(qube: qube, installer: try SplitSSH.clientInstaller(manifest)) }
+            Terminal.write("\(qube): agent socket set up; new shells there have SSH_AUTH_SOCK\n")
         }
     }
 

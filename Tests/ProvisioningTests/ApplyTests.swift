@@ -44,6 +44,16 @@ struct Scratch {
         return PolicyEvaluator(policy: load.policy, system: system)
     }
 
+    /// Applies `manifest` offline (uuids from a seeded generator); with `stopAt`, fails before that operation.
+    @discardableResult
+    func apply(_ manifest: Manifest, backend: OfflineBackend? = nil, stopAt: Int? = nil) throws -> OfflineBackend {
+        let backend = backend ?? OfflineBackend(path: store, random: .seeded(7))
+        try Applier(backend: backend, journalPath: journal).apply(try planner(backend).plan(manifest)) { event in
+            if case .starting(let index, _, _) = event, index == stopAt { throw ProvisioningError(.ioFailure, "interrupted at \(index)") }
+        }
+        return backend
+    }
+
     /// The store in canonical form (what `lq store fmt` writes).
     func canonical() throws -> [UInt8] { try XMLWriter.write(try Store.load(xml: [UInt8](try bytes(store))).store) }
 }
@@ -257,13 +267,17 @@ func expectDecisions(_ evaluator: PolicyEvaluator, _ expectations: [(String, Str
         #expect(try partial.policyFiles() == ["30-user.policy"])
     }
 
-    @Test func socketAndOfflineEndInTheSameStore() throws {
+    /// Each component's manifest: applied through the Admin API socket and offline, the same qubes.xml.
+    @Test(arguments: ["network, usb", "vpn", "split-ssh"])
+    func socketAndOfflineEndInTheSameStore(_ components: String) throws {
+        let manifest = ["network, usb": Self.manifest, "vpn": VPNTests.manifest(), "split-ssh": SplitSSHComponentTests.manifest()][components]!
         let offline = try Scratch()
-        try apply(offline, OfflineBackend(path: offline.store, random: .seeded(9)))
+        try offline.apply(manifest, backend: OfflineBackend(path: offline.store, random: .seeded(9)))
         let viaSocket = try Scratch()
         let server = try AdminSocketServer(directory: viaSocket.directory, backend: OfflineBackend(path: viaSocket.store, random: .seeded(9)))
         defer { server.stop() }
-        try apply(viaSocket, AdminAPIBackend(transport: AdminTransport(socketPath: server.socketPath, timeout: 10)))
+        let backend = AdminAPIBackend(transport: AdminTransport(socketPath: server.socketPath, timeout: 10))
+        try Applier(backend: backend, journalPath: viaSocket.journal).apply(try viaSocket.planner(backend).plan(manifest))
         #expect(try viaSocket.bytes(viaSocket.store) == (try offline.bytes(offline.store)))
     }
 

@@ -19,19 +19,10 @@ import Testing
         return manifest
     }
 
-    @discardableResult
-    func apply(_ scratch: Scratch, _ manifest: Manifest, backend: OfflineBackend? = nil, stopAt: Int? = nil) throws -> OfflineBackend {
-        let backend = backend ?? OfflineBackend(path: scratch.store, random: .seeded(7))
-        try Applier(backend: backend, journalPath: scratch.journal).apply(try scratch.planner(backend).plan(manifest)) { event in
-            if case .starting(let index, _, _) = event, index == stopAt { throw ProvisioningError(.ioFailure, "interrupted at \(index)") }
-        }
-        return backend
-    }
-
     @Test func offlineApplyMakesCoreVPNThenNothingAndDestroyRestores() throws {
         let scratch = try Scratch()
         let original = try scratch.canonical()
-        let backend = try apply(scratch, Self.manifest())
+        let backend = try scratch.apply(Self.manifest())
         let store = try Store.load(xml: [UInt8](try scratch.bytes(scratch.store))).store
         let vpn = try #require(store["core-vpn"])
         #expect(vpn.vmClass == .dispVM)
@@ -57,7 +48,7 @@ import Testing
     /// backend for both runs, so the uuids continue the same sequence), and destroy the original.
     @Test func interruptedApplyResumesOrIsUndone() throws {
         let reference = try Scratch()
-        try apply(reference, Self.manifest())
+        try reference.apply(Self.manifest())
         let final = try reference.canonical()
         let operations = try reference.planner(OfflineBackend(path: Scratch().store)).plan(Self.manifest()).operations
         let steps = operations.indices.filter { "\(operations[$0])".contains("core-vpn") }
@@ -65,13 +56,13 @@ import Testing
         for step in steps {
             let scratch = try Scratch()
             let backend = OfflineBackend(path: scratch.store, random: .seeded(7))
-            #expect(throws: ProvisioningError.self) { try apply(scratch, Self.manifest(), backend: backend, stopAt: step) }
-            try apply(scratch, Self.manifest(), backend: backend)
+            #expect(throws: ProvisioningError.self) { try scratch.apply(Self.manifest(), backend: backend, stopAt: step) }
+            try scratch.apply(Self.manifest(), backend: backend)
             #expect(try scratch.canonical() == final, "resumed after step \(step)")
 
             let partial = try Scratch()
             let original = try partial.canonical()
-            #expect(throws: ProvisioningError.self) { try apply(partial, Self.manifest(), stopAt: step) }
+            #expect(throws: ProvisioningError.self) { try partial.apply(Self.manifest(), stopAt: step) }
             try Applier(backend: OfflineBackend(path: partial.store), journalPath: partial.journal).destroy()
             #expect(try partial.canonical() == original, "destroy after step \(step)")
         }
@@ -80,7 +71,7 @@ import Testing
     @Test func policyLetsCoreVPNReachItsSecretsAndDom0Only() throws {
         for (manifest, passwords) in [(Self.manifest(), true), (Self.manifest(.wireguard, user: nil), false)] {
             let scratch = try Scratch()
-            try apply(scratch, manifest)
+            try scratch.apply(manifest)
             let evaluator = try scratch.policyEvaluator()
             let expectations: [(String, String, String, String)] = [
                 ("liteqube.SplitFile+office", "core-vpn", "core-keys", "ask"),

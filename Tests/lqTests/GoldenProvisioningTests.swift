@@ -14,7 +14,7 @@ import Testing
     /// Every setting away from its default (the mirage firewall needs a dom0
     /// kernel, so it is left to the library's tests).
     static let everySetting = """
-        components: [base, network, usb]
+        components: [base, network, usb, vpn, split-ssh]
         base_template: debian-12-minimal
         profile: low-memory
         firewall: linux
@@ -22,9 +22,9 @@ import Testing
         usb_input_devices: false
         no_strict_reset: false
         networks: saved
-        names: {core: lite-core, dvm: lite-dvm, xorg: lite-xorg, keys: lite-keys, net: lite-net, tor: lite-tor, update: lite-update, usb: lite-usb, fw-net: lite-fw, fw-tor: lite-fwtor}
+        names: {core: lite-core, dvm: lite-dvm, xorg: lite-xorg, keys: lite-keys, net: lite-net, tor: lite-tor, update: lite-update, usb: lite-usb, fw-net: lite-fw, fw-tor: lite-fwtor, vpn: lite-vpn}
         labels: {template: purple, workers: orange}
-        memory: {core: 900, dvm: 400, xorg: 300, keys: 150, net: 250, tor: 200, update: 2000, usb: 220, fw-net: 100, fw-tor: 90}
+        memory: {core: 900, dvm: 400, xorg: 300, keys: 150, net: 250, tor: 200, update: 2000, usb: 220, fw-net: 100, fw-tor: 90, vpn: 190}
         packages: [vim-tiny]
         firmware: [firmware-realtek]
         idle_time: 600
@@ -32,6 +32,11 @@ import Testing
         settings: {net: {quarantine: false, debug: true}}
         files: {net: {folder: custom/net, permissions: custom/net.permissions}}
         password_clients: [work, vault]
+        vpn_kind: wireguard
+        vpn_profile: office-wg
+        vpn_dns: 9.9.9.9
+        ssh_clients: [work, vault]
+        ssh_ask: false
 
         """
 

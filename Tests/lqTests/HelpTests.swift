@@ -1,4 +1,5 @@
 import Foundation
+import LQCommon
 import Testing
 
 /// Every command's `--help`, pinned as text: a change to an option, its
@@ -36,7 +37,7 @@ import Testing
         return link
     }
 
-    @Test(arguments: ["lq", "lq-protect", "lq-splitfile", "lq-splitpassword", "lq-storage", "lq-torsetap"])
+    @Test(arguments: ["lq"] + InQubeToolName.allCases.map(\.rawValue))
     func helpIsUnchanged(_ program: String) throws {
         let tree = try Self.helpTree(program == "lq" ? LQ.binary.path : try Self.link(program))
         if program == "lq" { #expect(tree.count > 30, "\(tree.map(\.name))") }

@@ -11,7 +11,31 @@ let serviceTargets = [
     FuzzTarget(
         name: "password-store",
         property: "a password store that parses writes back to the same bytes", run: passwordStore),
+    FuzzTarget(
+        name: "ssh-agent",
+        property: "of the frames a client sends, only a bare key list or a sign request whose three fields fill "
+            + "the body exactly passes; every other body is refused with its type", run: sshAgent),
 ]
+
+/// The input as a client's stream: frames read as the keys qube reads them, until one is out of range.
+func sshAgent(_ bytes: [UInt8]) {
+    var rest = bytes[...]
+    while rest.count >= 4, let length = SSHAgentRequest.length(header: Array(rest.prefix(4))) {
+        require((1...SSHAgentRequest.maxLength).contains(length), "a frame of \(length) bytes accepted")
+        let body = Array(rest.dropFirst(4).prefix(length))
+        rest = rest.dropFirst(4 + length)
+        switch SSHAgentRequest(body: body) {
+        case .listKeys:
+            require(body == [11], "a key list request with data passed")
+        case .sign(let key, let dataCount, _):
+            require(body.first == 13 && key.count <= SSHAgentRequest.maxKeyBlob, "a sign request with a key blob of \(key.count) bytes")
+            require(body.count == 1 + 4 + key.count + 4 + dataCount + 4, "a sign request that does not fill its body exactly")
+            require(Array(body[5..<(5 + key.count)]) == key, "the key blob passed is not the one sent")
+        case .refused(let type, _):
+            require(type == body.first, "a refusal names type \(String(describing: type)), not the body's first byte")
+        }
+    }
+}
 
 func serviceRequest(_ bytes: [UInt8]) {
     if let name = try? validateArgument(bytes, what: "network name") {

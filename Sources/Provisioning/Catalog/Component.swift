@@ -98,7 +98,7 @@ public struct Catalog: Sendable, Hashable {
     public init(components: [Component]) { self.components = components }
 
     /// Liteqube's components.
-    public static let liteqube = Catalog(components: [.base, .network, .usb, .vpn])
+    public static let liteqube = Catalog(components: [.base, .network, .usb, .vpn, .splitSSH])
 
     /// Every role of every component.
     public var roles: [RoleSpec] { components.flatMap(\.roles) }
