@@ -5,7 +5,7 @@ import SystemLayer
 /// `lq-inqube_<version>_amd64.deb`: the static program the template runs
 /// (the boot guard, the split services and the Tor qube's per-network state,
 /// called through links named `lq-protect`, `lq-splitfile`,
-/// `lq-splitpassword`, `lq-storage` and `lq-torsetap`) in
+/// `lq-splitpassword`, `lq-splitssh`, `lq-storage` and `lq-torsetap`) in
 /// `/usr/lib/liteqube`. Apply copies it from dom0 into that folder and
 /// installs it with dpkg; destroy purges it (docs/liteqube.md, "Template overlay").
 public struct TemplatePackage: Sendable, Hashable {

@@ -70,7 +70,7 @@ enum Echo {
         #expect(throws: Manifest.Error(line: 2, message: "unknown names entry 'echo'")) {
             try Manifest.parse("components: [base]\nnames: {echo: my-echo}\n")
         }
-        #expect(throws: Manifest.Error(line: 1, message: "unknown component 'echo' (known: base, network, usb, vpn)")) {
+        #expect(throws: Manifest.Error(line: 1, message: "unknown component 'echo' (known: \(Catalog.liteqube.components.map(\.id).joined(separator: ", ")))")) {
             try Manifest.parse("components: [base, echo]\n")
         }
     }

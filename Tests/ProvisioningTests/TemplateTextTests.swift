@@ -18,7 +18,7 @@ import Testing
         for disposable in [true, false] {
             for firewall in Manifest.Firewall.allCases {
                 for input in [true, false] {
-                    var manifest = Manifest(components: [.base, .network, .usb, .vpn])
+                    var manifest = Manifest(components: Catalog.liteqube.components)
                     manifest.disposableNetVM = disposable
                     manifest.firewall = firewall
                     manifest.usbInputDevices = input
@@ -34,6 +34,7 @@ import Testing
                     manifest.vpnKind = input ? .openvpn : .wireguard
                     manifest.vpnProfile = "office"
                     manifest.vpnUser = input ? "alice" : nil
+                    manifest.sshClients = ["work"]
                     all.append(manifest)
                 }
             }
@@ -48,7 +49,9 @@ import Testing
         let files = steps.compactMap { step -> (String, String)? in
             if case .entry(let entry) = step, case .file(let text) = entry.kind { (entry.path, text) } else { nil }
         }
-        return files + (try Dom0Service.all(manifest).map { ("dom0:" + $0.name, $0.content) })
+        // The split SSH client's installer, which `lq addkey ssh` runs in a client qube.
+        let clients = manifest.includes(.splitSSH) ? [("client:split-ssh/install", try SplitSSH.clientInstaller(manifest))] : []
+        return files + (try Dom0Service.all(manifest).map { ("dom0:" + $0.name, $0.content) }) + clients
     }
 
     static func shellAccepts(_ text: String) throws -> Bool {

@@ -111,7 +111,7 @@ extension ProtectCommandTests {
 
         // The template's one program, through links named after the tools.
         let inQube = Bundle.main.bundleURL.appendingPathComponent("lq-inqube").path
-        for tool in ["lq-protect", "lq-splitfile", "lq-splitpassword", "lq-storage", "lq-torsetap"] {
+        for tool in ["lq-protect", "lq-splitfile", "lq-splitpassword", "lq-splitssh", "lq-storage", "lq-torsetap"] {
             try FileManager.default.createSymbolicLink(atPath: folder.appendingPathComponent(tool).path, withDestinationPath: inQube)
             let help = try InQubeTools.run(folder.appendingPathComponent(tool).path, ["--help"])
             #expect(help.status == 0 && help.stdout.contains("USAGE: \(tool)"), "\(tool): \(help.stdout)")
@@ -120,7 +120,7 @@ extension ProtectCommandTests {
         #expect(linked.status == 0)
         #expect(linked.stdout == standalone.stdout)
         let bare = try InQubeTools.run(inQube, [])
-        #expect(bare.status == 2 && bare.stderr.contains("call it through a link named lq-protect, lq-splitfile, lq-splitpassword, lq-storage, lq-torsetap"))
+        #expect(bare.status == 2 && bare.stderr.contains("call it through a link named lq-protect, lq-splitfile, lq-splitpassword, lq-splitssh, lq-storage, lq-torsetap"))
 
         // The Tor qube's per-network state refuses a name that could leave its folder, before touching Tor.
         let torSetAP = folder.appendingPathComponent("lq-torsetap").path
